@@ -1,0 +1,62 @@
+//! Plain log lines on stderr: `2026-11-25T03:53:44Z INFO message`.
+//! Under systemd (`JOURNAL_STREAM` set) the timestamp is left out because
+//! journald adds its own. `RUST_LOG` overrides the -v/-q level.
+
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::LevelFilter;
+
+pub fn init(verbosity: i32) {
+    let level = match verbosity {
+        i32::MIN..=-1 => LevelFilter::Warn,
+        0 => LevelFilter::Info,
+        1 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    let stamp = std::env::var_os("JOURNAL_STREAM").is_none();
+    let mut b = env_logger::Builder::new();
+    // Other crates (ureq, rustls) stay at warn unless RUST_LOG says otherwise.
+    b.filter_level(LevelFilter::Warn).filter_module("ysync", level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    b.format(move |buf, r| {
+        if stamp {
+            write!(buf, "{} ", utc_now())?;
+        }
+        writeln!(buf, "{} {}", r.level(), r.args())
+    });
+    b.init();
+}
+
+/// RFC 3339 UTC time of now, without pulling in a date crate.
+fn utc_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    utc(secs)
+}
+
+fn utc(secs: u64) -> String {
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc(1_795_578_824), "2026-11-25T03:53:44Z");
+    }
+}

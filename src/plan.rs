@@ -1,0 +1,401 @@
+//! The planner: scan + state → ordered actions. Pure: no I/O, no clock
+//! (the caller passes `now`), so every rule is a unit test away.
+//!
+//! Order: kind changes (a file that became a folder or back) are deleted
+//! first, then `remote_dir`, new folders (parents first), uploads, and the
+//! remaining deletions last, so a failed upload never leaves the remote with
+//! less than it had.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::config::{DeleteMode, MaxDelete};
+use crate::scan::{Entry, Kind, Scan};
+use crate::state::State;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create `remote_dir` itself, with its parents.
+    MkdirRoot,
+    Mkdir(String),
+    /// Upload a file that is new or whose size changed.
+    Upload(Entry),
+    /// Same size, other metadata: hash it, upload only if the sha256 differs
+    /// from `old_sha256`, else just refresh the state.
+    Check { entry: Entry, old_sha256: String },
+    /// Delete a file, or a whole folder with one request.
+    Delete { path: String, kind: Kind, files: u64 },
+    /// `delete = keep`: drop from the state, leave the remote copy.
+    Forget { path: String, kind: Kind },
+}
+
+impl Action {
+    pub fn path(&self) -> &str {
+        match self {
+            Action::MkdirRoot => "",
+            Action::Mkdir(p) => p,
+            Action::Upload(e) | Action::Check { entry: e, .. } => &e.path,
+            Action::Delete { path, .. } | Action::Forget { path, .. } => path,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Action::MkdirRoot => write!(f, "mkdir (remote_dir)"),
+            Action::Mkdir(p) => write!(f, "mkdir {p}"),
+            Action::Upload(e) => write!(f, "upload {} ({})", e.path, human_bytes(e.size)),
+            Action::Check { entry, .. } => write!(f, "upload-if-changed {} ({})", entry.path, human_bytes(entry.size)),
+            Action::Delete { path, kind: Kind::Dir, files } => write!(f, "delete folder {path} ({files} files)"),
+            Action::Delete { path, .. } => write!(f, "delete {path}"),
+            Action::Forget { path, .. } => write!(f, "forget {path} (delete = keep: the remote copy stays)"),
+        }
+    }
+}
+
+pub struct Options {
+    pub delete: DeleteMode,
+    pub max_delete: MaxDelete,
+    /// Files modified less than this many nanoseconds before `now_ns` wait.
+    pub min_age_ns: i64,
+    pub now_ns: i64,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// Files left for a later cycle because they are younger than `min_age`.
+    pub deferred: Vec<String>,
+}
+
+/// Why a cycle deletes nothing and stops. Never lose data on a guess.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// `local_dir` is empty although the state tracks files (unmounted disk?).
+    EmptySource { tracked: u64 },
+    TooManyDeletes { count: u64, tracked: u64, limit: MaxDelete },
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Stop::EmptySource { tracked } => write!(
+                f,
+                "local_dir is empty but {tracked} files were synced from it (is the disk unmounted?); nothing was deleted"
+            ),
+            Stop::TooManyDeletes { count, tracked, limit } => write!(
+                f,
+                "this cycle would delete {count} of {tracked} synced files, more than max_delete = {limit}; nothing was deleted. \
+                 If that is intended, raise max_delete in the config for one run"
+            ),
+        }
+    }
+}
+
+/// A percentage limit never stops a cycle that deletes fewer files than this,
+/// so removing 2 of 3 files is not a safety stop.
+pub const PERCENT_FLOOR: u64 = 10;
+
+pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
+    let seen: HashMap<&str, &Entry> = scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let kept = |p: &str| scan.kept.iter().any(|k| p == k || (p.starts_with(k.as_str()) && p.as_bytes().get(k.len()) == Some(&b'/')));
+    let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
+
+    let tracked = state.files.len() as u64;
+    if scan.entries.is_empty() && scan.kept.is_empty() && (tracked > 0 || state.dirs.iter().any(|d| !d.is_empty())) {
+        return Err(Stop::EmptySource { tracked });
+    }
+
+    // Deletions: topmost vanished folders, then files outside them.
+    let gone_dirs: Vec<&str> =
+        state.dirs.iter().map(String::as_str).filter(|d| !d.is_empty() && !exists_as(d, Kind::Dir) && !kept(d)).collect();
+    let is_gone_dir = |d: &str| gone_dirs.binary_search(&d).is_ok();
+    let under_gone_dir = |p: &str| ancestors(p).any(is_gone_dir);
+    let mut deletes = Vec::new();
+    for d in gone_dirs.iter().filter(|d| !under_gone_dir(d)) {
+        deletes.push((d.to_string(), Kind::Dir, files_under(state, d)));
+    }
+    for p in state.files.keys() {
+        if !exists_as(p, Kind::File) && !kept(p) && !under_gone_dir(p) {
+            deletes.push((p.clone(), Kind::File, 1));
+        }
+    }
+    deletes.sort();
+
+    let keep = opts.delete == DeleteMode::Keep;
+    let count: u64 = deletes.iter().map(|d| d.2).sum();
+    let limit = opts.max_delete.limit(tracked);
+    let floor_ok = matches!(opts.max_delete, MaxDelete::Percent(_)) && count < PERCENT_FLOOR;
+    if !keep && count > limit && !floor_ok {
+        return Err(Stop::TooManyDeletes { count, tracked, limit: opts.max_delete });
+    }
+
+    let mut p = Plan::default();
+    let mut late = Vec::new();
+    for (path, kind, files) in deletes {
+        let action = if keep { Action::Forget { path, kind } } else { Action::Delete { path, kind, files } };
+        // Something new now stands at (or under) this path: clear it first.
+        let blocks_new = seen.contains_key(action.path()) || has_entry_under(scan, action.path());
+        if blocks_new { p.actions.push(action) } else { late.push(action) }
+    }
+    if !state.dirs.contains("") {
+        p.actions.push(Action::MkdirRoot);
+    }
+    for e in scan.entries.iter().filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path)) {
+        p.actions.push(Action::Mkdir(e.path.clone()));
+    }
+    for e in scan.entries.iter().filter(|e| e.kind == Kind::File) {
+        let old = state.files.get(&e.path);
+        if old.is_some_and(|r| (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode)) {
+            continue;
+        }
+        if opts.min_age_ns > 0 && opts.now_ns - e.mtime_ns < opts.min_age_ns {
+            p.deferred.push(e.path.clone());
+            continue;
+        }
+        p.actions.push(match old {
+            Some(r) if r.size == e.size => Action::Check { entry: e.clone(), old_sha256: r.sha256.clone() },
+            _ => Action::Upload(e.clone()),
+        });
+    }
+    p.actions.extend(late);
+    Ok(p)
+}
+
+/// `a/b/c` → `a/b`, `a`.
+fn ancestors(p: &str) -> impl Iterator<Item = &str> {
+    p.match_indices('/').map(move |(i, _)| &p[..i]).collect::<Vec<_>>().into_iter().rev()
+}
+
+fn files_under(state: &State, dir: &str) -> u64 {
+    let prefix = format!("{dir}/");
+    state.files.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).count() as u64
+}
+
+fn has_entry_under(scan: &Scan, dir: &str) -> bool {
+    let prefix = format!("{dir}/");
+    let i = scan.entries.partition_point(|e| e.path.as_str() < prefix.as_str());
+    scan.entries.get(i).is_some_and(|e| e.path.starts_with(&prefix))
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::FileRec;
+
+    // Test data stays visible: a file is (path, size, mtime, ctime, inode).
+    fn file(path: &str, size: u64, mtime: i64, ctime: i64, ino: u64) -> Entry {
+        Entry { path: path.into(), kind: Kind::File, size, mtime_ns: mtime, ctime_ns: ctime, inode: ino }
+    }
+
+    fn scan_of(entries: Vec<Entry>) -> Scan {
+        let mut entries = entries;
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Scan { entries, ..Scan::default() }
+    }
+
+    fn rec_of(e: &Entry, sha: &str) -> FileRec {
+        FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: sha.into() }
+    }
+
+    /// The state after a perfect sync of `entries`.
+    fn synced(entries: &[Entry]) -> State {
+        let mut s = State::new("/r");
+        s.dirs.insert(String::new());
+        for e in entries {
+            match e.kind {
+                Kind::Dir => drop(s.dirs.insert(e.path.clone())),
+                Kind::File => drop(s.files.insert(e.path.clone(), rec_of(e, "old"))),
+            }
+        }
+        s
+    }
+
+    fn opts() -> Options {
+        Options { delete: DeleteMode::Trash, max_delete: MaxDelete::Percent(50), min_age_ns: 0, now_ns: 0 }
+    }
+
+    fn run(scan: &Scan, state: &State) -> Vec<String> {
+        plan(scan, state, &opts()).unwrap().actions.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn first_run_creates_root_folders_parents_first_then_uploads() {
+        let s = scan_of(vec![
+            Entry::dir("a"),
+            Entry::dir("a/b"),
+            Entry::dir("a/b/c"),
+            Entry::dir("empty"),
+            file("a/b/c/deep.txt", 3, 1, 1, 10),
+            file("top.txt", 0, 1, 1, 11),
+        ]);
+        assert_eq!(
+            run(&s, &State::new("/r")),
+            ["mkdir (remote_dir)", "mkdir a", "mkdir a/b", "mkdir a/b/c", "mkdir empty", "upload a/b/c/deep.txt (3 B)", "upload top.txt (0 B)"]
+        );
+    }
+
+    #[test]
+    fn idle_when_nothing_changed() {
+        let entries = vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7)];
+        assert!(run(&scan_of(entries.clone()), &synced(&entries)).is_empty());
+    }
+
+    #[test]
+    fn new_file_in_known_folder() {
+        let before = vec![Entry::dir("a")];
+        let s = scan_of(vec![Entry::dir("a"), file("a/new.txt", 4, 1, 1, 8)]);
+        assert_eq!(run(&s, &synced(&before)), ["upload a/new.txt (4 B)"]);
+    }
+
+    #[test]
+    fn new_empty_folder_is_created() {
+        let s = scan_of(vec![Entry::dir("a"), Entry::dir("a/empty")]);
+        assert_eq!(run(&s, &synced(&[Entry::dir("a")])), ["mkdir a/empty"]);
+    }
+
+    #[test]
+    fn size_change_uploads_without_hashing_first() {
+        let old = file("f", 5, 1, 1, 7);
+        let s = scan_of(vec![file("f", 6, 2, 2, 7)]);
+        assert_eq!(run(&s, &synced(&[old])), ["upload f (6 B)"]);
+    }
+
+    #[test]
+    fn same_size_with_other_metadata_is_checked_by_hash() {
+        // A touch (mtime), a same-size edit with mtime put back (ctime), and
+        // a replacement by rename (inode) are all caught.
+        let old = vec![file("touched", 5, 1, 1, 7), file("mtime-restored", 5, 1, 1, 8), file("replaced", 5, 1, 1, 9)];
+        let s = scan_of(vec![file("touched", 5, 2, 2, 7), file("mtime-restored", 5, 1, 3, 8), file("replaced", 5, 1, 1, 99)]);
+        let p = plan(&s, &synced(&old), &opts()).unwrap();
+        assert_eq!(p.actions.len(), 3);
+        for a in &p.actions {
+            assert!(matches!(a, Action::Check { old_sha256, .. } if old_sha256 == "old"), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn deleted_file_is_deleted() {
+        let old = vec![file("a.txt", 1, 1, 1, 1), file("b.txt", 1, 1, 1, 2), file("c.txt", 1, 1, 1, 3)];
+        let s = scan_of(vec![file("a.txt", 1, 1, 1, 1), file("c.txt", 1, 1, 1, 3)]);
+        assert_eq!(run(&s, &synced(&old)), ["delete b.txt"]);
+    }
+
+    #[test]
+    fn deleted_folder_is_one_request_for_the_whole_tree() {
+        let mut old = vec![Entry::dir("keep"), file("keep/k", 1, 1, 1, 1), Entry::dir("gone"), Entry::dir("gone/sub")];
+        for i in 0..5 {
+            old.push(file(&format!("gone/sub/f{i}"), 1, 1, 1, 10 + i));
+        }
+        let s = scan_of(vec![Entry::dir("keep"), file("keep/k", 1, 1, 1, 1)]);
+        let mut o = opts();
+        o.max_delete = MaxDelete::Percent(100);
+        let p = plan(&s, &synced(&old), &o).unwrap();
+        assert_eq!(p.actions, [Action::Delete { path: "gone".into(), kind: Kind::Dir, files: 5 }]);
+    }
+
+    #[test]
+    fn deletes_come_after_uploads() {
+        let old = vec![file("old.txt", 1, 1, 1, 1), file("stay", 1, 1, 1, 3)];
+        let s = scan_of(vec![file("new.txt", 1, 1, 1, 2), file("stay", 1, 1, 1, 3)]);
+        assert_eq!(run(&s, &synced(&old)), ["upload new.txt (1 B)", "delete old.txt"]);
+    }
+
+    #[test]
+    fn file_becoming_a_folder_is_deleted_first() {
+        let old = vec![file("x", 1, 1, 1, 1), file("y", 1, 1, 1, 2)];
+        let s = scan_of(vec![Entry::dir("x"), file("x/inner", 1, 1, 1, 5), file("y", 1, 1, 1, 2)]);
+        assert_eq!(run(&s, &synced(&old)), ["delete x", "mkdir x", "upload x/inner (1 B)"]);
+    }
+
+    #[test]
+    fn folder_becoming_a_file_is_deleted_first() {
+        let old = vec![Entry::dir("x"), file("x/inner", 1, 1, 1, 1), file("y", 1, 1, 1, 2)];
+        let s = scan_of(vec![file("x", 1, 1, 1, 5), file("y", 1, 1, 1, 2)]);
+        assert_eq!(run(&s, &synced(&old)), ["delete folder x (1 files)", "upload x (1 B)"]);
+    }
+
+    #[test]
+    fn keep_mode_forgets_instead_of_deleting_and_ignores_max_delete() {
+        let old = vec![Entry::dir("d"), file("d/a", 1, 1, 1, 1), file("b", 1, 1, 1, 2)];
+        let mut o = opts();
+        o.delete = DeleteMode::Keep;
+        o.max_delete = MaxDelete::Count(0);
+        let s = scan_of(vec![file("c", 1, 1, 1, 3)]);
+        let p = plan(&s, &synced(&old), &o).unwrap();
+        let shown: Vec<String> = p.actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(shown, ["upload c (1 B)", "forget b (delete = keep: the remote copy stays)", "forget d (delete = keep: the remote copy stays)"]);
+    }
+
+    #[test]
+    fn empty_source_is_a_safety_stop() {
+        let old = vec![file("a", 1, 1, 1, 1)];
+        assert_eq!(plan(&scan_of(vec![]), &synced(&old), &opts()), Err(Stop::EmptySource { tracked: 1 }));
+        // An empty folder on a fresh state is fine: it just creates remote_dir.
+        assert_eq!(run(&scan_of(vec![]), &State::new("/r")), ["mkdir (remote_dir)"]);
+    }
+
+    #[test]
+    fn too_many_deletions_is_a_safety_stop() {
+        let old: Vec<Entry> = (0..40).map(|i| file(&format!("f{i:02}"), 1, 1, 1, i)).collect();
+        let left: Vec<Entry> = old[..15].to_vec();
+        let err = plan(&scan_of(left.clone()), &synced(&old), &opts()).unwrap_err();
+        assert_eq!(err, Stop::TooManyDeletes { count: 25, tracked: 40, limit: MaxDelete::Percent(50) });
+        let mut o = opts();
+        o.max_delete = MaxDelete::Count(25);
+        assert_eq!(plan(&scan_of(left), &synced(&old), &o).unwrap().actions.len(), 25);
+    }
+
+    #[test]
+    fn small_deletions_never_trip_the_percentage() {
+        let old = vec![file("a", 1, 1, 1, 1), file("b", 1, 1, 1, 2), file("c", 1, 1, 1, 3)];
+        assert_eq!(run(&scan_of(vec![file("c", 1, 1, 1, 3)]), &synced(&old)), ["delete a", "delete b"]);
+    }
+
+    #[test]
+    fn kept_paths_are_never_deleted() {
+        // An unreadable folder and an excluded file keep their remote copies.
+        let old = vec![Entry::dir("locked"), file("locked/secret", 1, 1, 1, 1), file("x.tmp", 1, 1, 1, 2), file("ok", 1, 1, 1, 3)];
+        let mut s = scan_of(vec![file("ok", 1, 1, 1, 3)]);
+        s.kept = vec!["locked".into(), "x.tmp".into()];
+        assert!(run(&s, &synced(&old)).is_empty());
+    }
+
+    #[test]
+    fn min_age_defers_young_files() {
+        let s = scan_of(vec![file("old", 1, 100, 100, 1), file("young", 1, 950, 950, 2)]);
+        let mut o = opts();
+        o.min_age_ns = 100;
+        o.now_ns = 1000;
+        let p = plan(&s, &synced(&[Entry::dir("x")]), &o).unwrap();
+        assert_eq!(p.actions, [Action::Upload(file("old", 1, 100, 100, 1)), Action::Delete { path: "x".into(), kind: Kind::Dir, files: 0 }]);
+        assert_eq!(p.deferred, ["young"]);
+    }
+
+    #[test]
+    fn similar_prefixes_do_not_confuse_folders() {
+        // `ab` is not under `a`; removing folder `a` leaves `ab/x` alone.
+        let old = vec![Entry::dir("a"), file("a/x", 1, 1, 1, 1), Entry::dir("ab"), file("ab/x", 1, 1, 1, 2), file("a.txt", 1, 1, 1, 3)];
+        let s = scan_of(vec![Entry::dir("ab"), file("ab/x", 1, 1, 1, 2), file("a.txt", 1, 1, 1, 3)]);
+        assert_eq!(run(&s, &synced(&old)), ["delete folder a (1 files)"]);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 20), "5.0 MiB");
+    }
+}

@@ -1,0 +1,161 @@
+//! What the executor needs from a remote, and the one error type for it.
+//!
+//! Paths are absolute Disk paths without a scheme: `/Backups/a+b.txt`.
+
+use std::fmt;
+use std::io::{self, Read};
+
+pub trait Remote {
+    /// Creates one folder; an existing folder is success.
+    fn mkdir(&mut self, path: &str) -> Result<(), Error>;
+
+    /// Uploads exactly `size` bytes from `body` to `path`, replacing a file there.
+    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<(), Error>;
+
+    /// Deletes a file or a whole folder tree; a missing path is success.
+    fn delete(&mut self, path: &str, permanently: bool) -> Result<(), Error>;
+
+    /// `mkdir -p`: tries the folder, then creates the missing ancestors.
+    fn mkdir_all(&mut self, path: &str) -> Result<(), Error> {
+        match self.mkdir(path) {
+            Err(Error::ParentMissing) => {
+                for (i, _) in path.match_indices('/').skip(1) {
+                    self.mkdir(&path[..i])?;
+                }
+                self.mkdir(path)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Joins `remote_dir` (`/` or `/a/b`) and a relative path.
+pub fn join(remote_dir: &str, rel: &str) -> String {
+    match (remote_dir, rel) {
+        (d, "") => d.to_string(),
+        ("/", r) => format!("/{r}"),
+        (d, r) => format!("{d}/{r}"),
+    }
+}
+
+/// Every way a remote call can fail. API errors are typed by the `error`
+/// name the Disk sends; unknown names fall back to their HTTP status.
+#[derive(Debug)]
+pub enum Error {
+    /// 401: the token is wrong, expired or revoked.
+    Unauthorized,
+    /// 403 with the Disk's error name: the account cannot use the API.
+    Forbidden(String),
+    /// 404 `DiskNotFoundError`.
+    NotFound,
+    /// 409 `DiskPathDoesntExistsError`: the parent folder is missing.
+    ParentMissing,
+    /// 409 `DiskPathPointsToExistentDirectoryError`.
+    IsFolder,
+    /// 409 `DiskResourceAlreadyExistsError`.
+    AlreadyExists,
+    /// 409 `MD5DifferError`: the remote file is not the one expected.
+    Md5Differs,
+    /// 423: busy (`DiskResourceLockedError`) or the upload traffic limit.
+    Locked(String),
+    /// 429: slow down; `Retry-After` seconds when the server said so.
+    TooManyRequests(Option<u64>),
+    /// 413: the file is larger than the account allows.
+    TooLarge,
+    /// 507: the Disk is full.
+    InsufficientStorage,
+    /// 5xx.
+    Server(u16),
+    /// Any other status, with the Disk's error name and description.
+    Http { status: u16, name: String, description: String },
+    /// A server-side operation (HTTP 202) ended `failed`.
+    OperationFailed(String),
+    /// Connection refused, reset, DNS, TLS…
+    Network(String),
+    Timeout(String),
+    /// Reading the local file failed while uploading it.
+    Local(io::Error),
+    /// The server answered something ysync cannot understand.
+    Protocol(String),
+}
+
+impl Error {
+    /// Worth trying again in this cycle (after a pause)?
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::TooManyRequests(_) | Error::Server(_) | Error::Network(_) | Error::Timeout(_) | Error::Locked(_))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Unauthorized => write!(
+                f,
+                "the token was rejected (401 UnauthorizedError): it is wrong, expired or revoked; get a new one (see README, \"Getting a token\") and put it in `token`/`token_file`"
+            ),
+            Error::Forbidden(name) => write!(f, "the Disk refused access (403 {name}); check that the token has the Disk read/write permissions and that the account can use the API"),
+            Error::NotFound => write!(f, "not found on the Disk (404 DiskNotFoundError)"),
+            Error::ParentMissing => write!(f, "the parent folder does not exist on the Disk (409 DiskPathDoesntExistsError)"),
+            Error::IsFolder => write!(f, "a folder stands at that path on the Disk (409 DiskPathPointsToExistentDirectoryError)"),
+            Error::AlreadyExists => write!(f, "something already exists at that path on the Disk (409 DiskResourceAlreadyExistsError)"),
+            Error::Md5Differs => write!(f, "the remote file is not the one ysync uploaded (409 MD5DifferError)"),
+            Error::Locked(name) => write!(f, "the Disk says the path is busy (423 {name}); will retry"),
+            Error::TooManyRequests(_) => write!(f, "the Disk asks to slow down (429)"),
+            Error::TooLarge => write!(f, "the file is larger than the account allows (413)"),
+            Error::InsufficientStorage => write!(f, "the Disk is full (507); free some space or empty the Disk's trash"),
+            Error::Server(s) => write!(f, "the Disk had an internal error (HTTP {s})"),
+            Error::Http { status, name, description } => write!(f, "HTTP {status} {name}: {description}"),
+            Error::OperationFailed(what) => write!(f, "the Disk reported that the operation failed ({what})"),
+            Error::Network(e) => write!(f, "network error: {e}"),
+            Error::Timeout(e) => write!(f, "timed out: {e}"),
+            Error::Local(e) => write!(f, "reading the local file failed: {e}"),
+            Error::Protocol(e) => write!(f, "unexpected answer from the Disk: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_paths() {
+        assert_eq!(join("/", "a/b"), "/a/b");
+        assert_eq!(join("/r d", "a"), "/r d/a");
+        assert_eq!(join("/r", ""), "/r");
+        assert_eq!(join("/", ""), "/");
+    }
+
+    /// Records mkdir calls; parents exist only once created.
+    struct Dirs(Vec<String>, Vec<String>);
+
+    impl Remote for Dirs {
+        fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+            self.1.push(path.to_string());
+            let parent = &path[..path.rfind('/').unwrap()];
+            if !parent.is_empty() && !self.0.iter().any(|d| d == parent) {
+                return Err(Error::ParentMissing);
+            }
+            self.0.push(path.to_string());
+            Ok(())
+        }
+        fn upload(&mut self, _: &str, _: &mut dyn Read, _: u64) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn delete(&mut self, _: &str, _: bool) -> Result<(), Error> {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn mkdir_all_tries_the_leaf_first_then_creates_ancestors() {
+        let mut r = Dirs(vec!["/a".into()], vec![]);
+        r.mkdir_all("/a/b").unwrap();
+        assert_eq!(r.1, ["/a/b"]);
+        let mut r = Dirs(vec![], vec![]);
+        r.mkdir_all("/x/y/z").unwrap();
+        assert_eq!(r.1, ["/x/y/z", "/x", "/x/y", "/x/y/z"]);
+    }
+}

@@ -1,0 +1,278 @@
+//! Walks `local_dir` with `std::fs` into a sorted list of entries.
+//!
+//! Edge cases, all deliberate:
+//! - Symlinks are never followed (a link to a folder outside the tree, a
+//!   dangling link or a loop is skipped with one warning).
+//! - Only regular files and folders are kept. FIFOs, sockets and devices are
+//!   skipped by their type, without being opened, so a FIFO cannot hang a scan.
+//! - Names that are not UTF-8, hold control characters or are longer than
+//!   the Disk allows (255 characters) are skipped: the Disk cannot store them.
+//! - A folder or file that cannot be read is reported in `kept`: the plan
+//!   keeps everything tracked under it instead of deleting it remotely.
+//! - Excluded paths are also `kept`: excluding something never deletes it.
+//! - No file is opened or hashed here; that is the executor's job.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::glob::Glob;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+/// What the scan saw of a file (folders only fill `path` and `kind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to `local_dir`, `/`-separated, never empty.
+    pub path: String,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+}
+
+impl Entry {
+    pub fn dir(path: &str) -> Entry {
+        Entry { path: path.into(), kind: Kind::Dir, size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0 }
+    }
+}
+
+/// Something the scan did not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Sorted by `path`, so parents come before their children.
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skipped>,
+    /// Relative paths whose tracked state must be kept as it is (unreadable
+    /// or excluded): nothing at or below them is deleted remotely.
+    pub kept: Vec<String>,
+}
+
+/// Why `local_dir` itself could not be scanned. Never a reason to delete.
+#[derive(Debug)]
+pub enum RootError {
+    Missing,
+    NotADir,
+    Unreadable(io::Error),
+}
+
+impl std::fmt::Display for RootError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            RootError::Missing => write!(f, "does not exist (unmounted?)"),
+            RootError::NotADir => write!(f, "is not a folder"),
+            RootError::Unreadable(e) => write!(f, "cannot be read: {e}"),
+        }
+    }
+}
+
+/// Longest name the Disk accepts, in characters.
+const MAX_NAME_CHARS: usize = 255;
+
+pub fn scan(root: &Path, exclude: &[Glob]) -> Result<Scan, RootError> {
+    match fs::metadata(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RootError::Missing),
+        Err(e) => return Err(RootError::Unreadable(e)),
+        Ok(m) if !m.is_dir() => return Err(RootError::NotADir),
+        Ok(_) => {}
+    }
+    let mut out = Scan::default();
+    // Read the root before anything else: an unreadable root is a root error,
+    // not an empty tree.
+    let first = fs::read_dir(root).map_err(RootError::Unreadable)?;
+    let mut pending = vec![(String::new(), first)];
+    while let Some((prefix, dir)) = pending.pop() {
+        for item in dir {
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    skip(&mut out, root.join(&prefix), format!("folder listing failed: {e}"));
+                    out.kept.push(prefix.clone());
+                    break;
+                }
+            };
+            let full = item.path();
+            let Some(name) = item.file_name().to_str().map(str::to_string) else {
+                skip(&mut out, full, "name is not valid UTF-8".into());
+                continue;
+            };
+            if let Some(why) = bad_name(&name) {
+                skip(&mut out, full, why);
+                continue;
+            }
+            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let ft = match item.file_type() {
+                Ok(ft) => ft,
+                Err(e) => {
+                    skip(&mut out, full, format!("cannot read its type: {e}"));
+                    out.kept.push(rel);
+                    continue;
+                }
+            };
+            if exclude.iter().any(|g| g.matches(&rel, ft.is_dir())) {
+                log::debug!("excluded {rel}");
+                out.kept.push(rel);
+                continue;
+            }
+            if ft.is_dir() {
+                match fs::read_dir(&full) {
+                    Ok(rd) => {
+                        out.entries.push(Entry::dir(&rel));
+                        pending.push((rel, rd));
+                    }
+                    Err(e) => {
+                        skip(&mut out, full, format!("folder cannot be read: {e}"));
+                        out.kept.push(rel);
+                    }
+                }
+            } else if ft.is_file() {
+                match fs::symlink_metadata(&full) {
+                    Ok(m) if m.is_file() => out.entries.push(file_entry(rel, &m)),
+                    Ok(_) => skip(&mut out, full, "changed type during the scan".into()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {} // vanished: gone next cycle
+                    Err(e) => {
+                        skip(&mut out, full, format!("cannot be read: {e}"));
+                        out.kept.push(rel);
+                    }
+                }
+            } else {
+                skip(&mut out, full, special_kind(&ft).into());
+            }
+        }
+    }
+    out.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    out.kept.sort_unstable();
+    Ok(out)
+}
+
+pub fn file_entry(path: String, m: &fs::Metadata) -> Entry {
+    Entry {
+        path,
+        kind: Kind::File,
+        size: m.len(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        inode: m.ino(),
+    }
+}
+
+fn bad_name(name: &str) -> Option<String> {
+    if name.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r') || c == '\u{7f}') {
+        return Some("name holds a control character, which the Disk rejects".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!("name is longer than {MAX_NAME_CHARS} characters, which the Disk rejects"));
+    }
+    None
+}
+
+fn special_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_symlink() {
+        "symbolic link (links are not followed)"
+    } else if ft.is_fifo() {
+        "named pipe (FIFO)"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device file"
+    } else {
+        "not a regular file or folder"
+    }
+}
+
+fn skip(out: &mut Scan, path: PathBuf, reason: String) {
+    out.skipped.push(Skipped { path, reason });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = t.path().join(f);
+            if f.ends_with('/') {
+                fs::create_dir_all(&p).unwrap();
+            } else {
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(&p, f.as_bytes()).unwrap();
+            }
+        }
+        t
+    }
+
+    fn paths(s: &Scan) -> Vec<&str> {
+        s.entries.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn sorted_with_parents_first_and_stat_recorded() {
+        let t = tree(&["b.txt", "a/x/y.txt", "a b.txt", "empty/"]);
+        let s = scan(t.path(), &[]).unwrap();
+        assert_eq!(paths(&s), ["a", "a b.txt", "a/x", "a/x/y.txt", "b.txt", "empty"]);
+        let f = s.entries.iter().find(|e| e.path == "b.txt").unwrap();
+        assert_eq!(f.size, 5);
+        assert!(f.mtime_ns > 0 && f.ctime_ns > 0 && f.inode > 0);
+        assert!(s.skipped.is_empty());
+    }
+
+    #[test]
+    fn special_files_are_skipped_without_opening() {
+        let t = tree(&["ok.txt", "d/"]);
+        symlink("/etc", t.path().join("to-etc")).unwrap();
+        symlink("missing", t.path().join("dangling")).unwrap();
+        symlink(".", t.path().join("d/loop")).unwrap();
+        let fifo = t.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let _sock = std::os::unix::net::UnixListener::bind(t.path().join("sock")).unwrap();
+        let s = scan(t.path(), &[]).unwrap();
+        assert_eq!(paths(&s), ["d", "ok.txt"]);
+        let mut reasons: Vec<_> = s.skipped.iter().map(|k| (k.path.file_name().unwrap().to_str().unwrap(), k.reason.as_str())).collect();
+        reasons.sort();
+        assert_eq!(reasons.len(), 5, "{reasons:?}");
+        assert!(reasons.contains(&("pipe", "named pipe (FIFO)")));
+        assert!(reasons.contains(&("sock", "socket")));
+        assert!(reasons.contains(&("loop", "symbolic link (links are not followed)")));
+    }
+
+    #[test]
+    fn non_utf8_and_control_names_are_skipped() {
+        use std::os::unix::ffi::OsStrExt;
+        let t = tree(&["ok.txt"]);
+        fs::write(t.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
+        fs::write(t.path().join("bell\u{7}.txt"), b"x").unwrap();
+        let s = scan(t.path(), &[]).unwrap();
+        assert_eq!(paths(&s), ["ok.txt"]);
+        assert_eq!(s.skipped.len(), 2);
+    }
+
+    #[test]
+    fn excluded_and_unreadable_are_kept() {
+        let t = tree(&["a.tmp", "cache/x", "keep.txt"]);
+        let g = vec![Glob::new("*.tmp").unwrap(), Glob::new("cache/").unwrap()];
+        let s = scan(t.path(), &g).unwrap();
+        assert_eq!(paths(&s), ["keep.txt"]);
+        assert_eq!(s.kept, ["a.tmp", "cache"]);
+    }
+
+    #[test]
+    fn root_problems() {
+        let t = tree(&["f"]);
+        assert!(matches!(scan(&t.path().join("nope"), &[]), Err(RootError::Missing)));
+        assert!(matches!(scan(&t.path().join("f"), &[]), Err(RootError::NotADir)));
+    }
+}

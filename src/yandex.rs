@@ -1,0 +1,247 @@
+//! `Remote` over the Yandex Disk REST API, with one keep-alive `ureq::Agent`.
+//!
+//! - Paths travel as `disk:/…`, percent-encoded except RFC 3986 unreserved
+//!   characters: the server decodes the query form-style, so a raw `+` would
+//!   become a space, and a name with `:` needs the explicit `disk:` prefix.
+//! - The token goes to the API host only, never to upload links.
+//! - HTTP 202 answers are polled until the operation ends.
+//! - 204 bodies are never parsed.
+
+use std::io::Read;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use ureq::http::Response;
+use ureq::{Agent, Body, SendBody};
+
+use crate::remote::{Error, Remote};
+
+/// How long one asynchronous server operation may take before ysync gives up
+/// on it for this cycle (deleting a huge folder can take minutes).
+const OPERATION_LIMIT: Duration = Duration::from_secs(600);
+const USER_AGENT: &str = concat!("ysync/", env!("CARGO_PKG_VERSION"));
+
+pub struct Yandex {
+    agent: Agent,
+    api: String,
+    auth: String,
+}
+
+#[derive(Deserialize)]
+struct Link {
+    href: String,
+    #[serde(default)]
+    operation_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Operation {
+    status: String,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    description: String,
+}
+
+impl Yandex {
+    pub fn new(api_url: &str, token: &str, timeout: Duration) -> Yandex {
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            .timeout_send_request(Some(timeout))
+            .user_agent(USER_AGENT)
+            .max_redirects(0)
+            .build()
+            .into();
+        Yandex { agent, api: api_url.trim_end_matches('/').to_string(), auth: format!("OAuth {token}") }
+    }
+
+    fn resource_url(&self, endpoint: &str, path: &str, extra: &str) -> String {
+        format!("{}/{endpoint}?path={}{extra}", self.api, encode(&format!("disk:{path}")))
+    }
+
+    /// Sends an API request (with the token) and maps error statuses.
+    fn api_call(&self, method: &str, url: &str) -> Result<Response<Body>, Error> {
+        log::trace!("{method} {url}");
+        let res = match method {
+            "GET" => self.agent.get(url).header("Authorization", &self.auth).call(),
+            "DELETE" => self.agent.delete(url).header("Authorization", &self.auth).call(),
+            "PUT" => self.agent.put(url).header("Authorization", &self.auth).send_empty(),
+            "POST" => self.agent.post(url).header("Authorization", &self.auth).send_empty(),
+            _ => unreachable!("no other method is used"),
+        };
+        check(res.map_err(transport)?)
+    }
+
+    /// Polls an operation href until it ends.
+    fn wait(&self, href: &str) -> Result<(), Error> {
+        let url = self.same_host(href)?;
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let mut resp = self.api_call("GET", &url)?;
+            let op: Operation = json(&mut resp)?;
+            match op.status.as_str() {
+                "success" => return Ok(()),
+                "failed" | "failure" => return Err(Error::OperationFailed(op.status)),
+                _ if start.elapsed() > OPERATION_LIMIT => {
+                    return Err(Error::Timeout(format!("operation still {} after {:?}", op.status, OPERATION_LIMIT)));
+                }
+                _ => {}
+            }
+            sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The token may only follow hrefs on the configured API host; an
+    /// `http://` href for an `https://` API is upgraded.
+    fn same_host(&self, href: &str) -> Result<String, Error> {
+        let (scheme, rest) = self.api.split_once("://").expect("api_url validated by config");
+        let authority = rest.split('/').next().unwrap_or(rest);
+        for s in ["https", "http"] {
+            if let Some(tail) = href.strip_prefix(&format!("{s}://{authority}/")) {
+                return Ok(format!("{scheme}://{authority}/{tail}"));
+            }
+        }
+        Err(Error::Protocol(format!("operation link on another host, not followed: {href}")))
+    }
+
+    fn put_body(&self, href: &str, body: &mut dyn Read, size: u64) -> Result<Response<Body>, Error> {
+        // No Authorization here: upload links are capability URLs on another host.
+        let res = self
+            .agent
+            .put(href)
+            .header("Content-Length", size.to_string())
+            .header("Content-Type", "application/octet-stream")
+            .send(SendBody::from_reader(body));
+        check(res.map_err(transport)?)
+    }
+}
+
+impl Remote for Yandex {
+    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        match self.api_call("PUT", &self.resource_url("resources", path, "")) {
+            Ok(_) | Err(Error::IsFolder) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<(), Error> {
+        let url = self.resource_url("resources/upload", path, "&overwrite=true");
+        let link: Link = json(&mut self.api_call("GET", &url)?)?;
+        let resp = self.put_body(&link.href, body, size)?;
+        if resp.status().as_u16() == 202 {
+            // Received but not yet placed on the Disk: wait for it.
+            match &link.operation_id {
+                Some(id) => self.wait(&format!("{}/operations/{id}", self.api))?,
+                None => return Err(Error::Protocol("upload answered 202 without an operation id".into())),
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, path: &str, permanently: bool) -> Result<(), Error> {
+        let url = self.resource_url("resources", path, &format!("&permanently={permanently}"));
+        match self.api_call("DELETE", &url) {
+            Ok(mut resp) if resp.status().as_u16() == 202 => {
+                let link: Link = json(&mut resp)?;
+                self.wait(&link.href)
+            }
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn json<T: serde::de::DeserializeOwned>(resp: &mut Response<Body>) -> Result<T, Error> {
+    let text = resp.body_mut().read_to_string().map_err(transport)?;
+    serde_json::from_str(&text).map_err(|e| Error::Protocol(format!("{e} in {:?}", truncate(&text, 200))))
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Maps an HTTP error status (and the Disk's `error` name) to `Error`.
+fn check(mut resp: Response<Body>) -> Result<Response<Body>, Error> {
+    let status = resp.status().as_u16();
+    if status < 400 {
+        return Ok(resp);
+    }
+    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let body = resp.body_mut().with_config().limit(64 * 1024).read_to_string().unwrap_or_default();
+    let ApiError { error: name, description } = serde_json::from_str(&body).unwrap_or_default();
+    Err(match (status, name.as_str()) {
+        (401, _) => Error::Unauthorized,
+        (403, _) => Error::Forbidden(if name.is_empty() { "Forbidden".into() } else { name }),
+        (404, _) => Error::NotFound,
+        (409, "DiskPathDoesntExistsError") => Error::ParentMissing,
+        (409, "DiskPathPointsToExistentDirectoryError") => Error::IsFolder,
+        (409, "DiskResourceAlreadyExistsError") => Error::AlreadyExists,
+        (409, "MD5DifferError") => Error::Md5Differs,
+        (413, _) => Error::TooLarge,
+        (423, _) => Error::Locked(if name.is_empty() { "Locked".into() } else { name }),
+        (429, _) => Error::TooManyRequests(retry_after),
+        (507, _) => Error::InsufficientStorage,
+        (500..=599, _) => Error::Server(status),
+        _ => Error::Http { status, name, description },
+    })
+}
+
+fn transport(e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::Timeout(t) => Error::Timeout(t.to_string()),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Error::Timeout(io.to_string()),
+        other => Error::Network(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_keeps_only_unreserved_characters() {
+        assert_eq!(encode("disk:/a+b.txt"), "disk%3A%2Fa%2Bb.txt");
+        assert_eq!(encode("100% done?#&=;"), "100%25%20done%3F%23%26%3D%3B");
+        assert_eq!(encode("time 10:30"), "time%2010%3A30");
+        assert_eq!(encode("Фото"), "%D0%A4%D0%BE%D1%82%D0%BE");
+        assert_eq!(encode("A-z_0.9~"), "A-z_0.9~");
+        assert_eq!(encode("\"'"), "%22%27");
+    }
+
+    #[test]
+    fn operation_links_are_followed_only_on_the_api_host() {
+        let y = Yandex::new("https://cloud-api.yandex.net/v1/disk", "t", Duration::from_secs(1));
+        assert_eq!(
+            y.same_host("http://cloud-api.yandex.net/v1/disk/operations/ab").unwrap(),
+            "https://cloud-api.yandex.net/v1/disk/operations/ab"
+        );
+        assert!(y.same_host("https://evil.example/v1/disk/operations/ab").is_err());
+        assert!(y.same_host("https://cloud-api.yandex.net.evil.example/x").is_err());
+    }
+}
