@@ -1,0 +1,841 @@
+//! A Yandex Disk emulator: real HTTP on 127.0.0.1, the REST endpoints ysync
+//! uses, with the status codes, error bodies and quirks of
+//! `shared/yandex-disk-api.md`:
+//!
+//! - the query is decoded form-style (`+` is a space), so a client that does
+//!   not escape `+` stores the wrong name, as on the real Disk;
+//! - a name with `:` needs the explicit `disk:/` prefix (else 400);
+//! - upload links live on a second port, are single-use, and must not
+//!   receive the token (a request that carries it is refused and counted);
+//! - uploads require `Content-Length` (411 otherwise);
+//! - deleting or moving a non-empty folder answers 202 and an operation that
+//!   locks its paths (423 for anyone touching them) until it completes;
+//! - trash entries get `_<40 hex>` appended; listings page with `limit`
+//!   (default 20) and `offset`; `fields` trims answers; 204s have empty bodies.
+//!
+//! Tests read the tree, the trash and per-endpoint counters directly, and
+//! inject faults (error statuses, connection resets, delays, 202 answers).
+
+#![allow(dead_code)]
+
+pub mod http;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, Read};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use http::{Head, Reply};
+
+/// What a test can ask the emulator to do to matching requests.
+#[derive(Debug, Clone)]
+pub enum FaultKind {
+    /// Answer with this status and `error` name (a JSON error body).
+    Status(u16, &'static str),
+    /// Close the connection without answering; for an upload PUT, after
+    /// half of the body arrived.
+    Reset,
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+    /// Upload PUT only: answer 202 and place the file when the operation ends.
+    Accepted,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// A counter key such as `PUT upload` or `GET /v1/disk/resources/upload`; `*` for all.
+    pub endpoint: String,
+    /// Only requests whose decoded `path` contains this (empty: any).
+    pub path_contains: String,
+    pub kind: FaultKind,
+    /// How many requests it hits.
+    pub times: u32,
+}
+
+impl Fault {
+    pub fn new(endpoint: &str, kind: FaultKind, times: u32) -> Fault {
+        Fault { endpoint: endpoint.into(), path_contains: String::new(), kind, times }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub token: String,
+    /// 0 picks a free port.
+    pub api_port: u16,
+    pub upload_port: u16,
+    /// How long an asynchronous operation (202) takes.
+    pub op_delay: Duration,
+    pub total_space: u64,
+    pub max_file_size: u64,
+    /// Print one line per request on stdout (for the standalone emulator).
+    pub verbose: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            token: "test-token".into(),
+            api_port: 0,
+            upload_port: 0,
+            op_delay: Duration::from_millis(150),
+            total_space: 10 << 30,
+            max_file_size: 1 << 30,
+            verbose: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Dir,
+    File(Arc<Vec<u8>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct TrashEntry {
+    /// `trash:/name_<40 hex>`
+    pub path: String,
+    pub origin_path: String,
+    /// The removed nodes, keyed by their original absolute paths.
+    pub nodes: BTreeMap<String, Node>,
+}
+
+enum Effect {
+    Delete { path: String, permanently: bool },
+    Move { from: String, to: String },
+    /// A 202 upload: the file appears when the operation ends.
+    Store { path: String, data: Arc<Vec<u8>> },
+    None,
+}
+
+struct Op {
+    done_at: Instant,
+    effect: Effect,
+    locks: Vec<String>,
+    done: bool,
+}
+
+struct Link {
+    path: String,
+    used: bool,
+    op_id: String,
+}
+
+#[derive(Default)]
+struct Disk {
+    /// Absolute paths (`/a/b`); the root `/` is implicit.
+    nodes: BTreeMap<String, Node>,
+    trash: Vec<TrashEntry>,
+    links: HashMap<String, Link>,
+    ops: HashMap<String, Op>,
+    counts: BTreeMap<String, u64>,
+    uploaded_bytes: u64,
+    token_leaks: u64,
+    faults: Vec<Fault>,
+    seq: u64,
+}
+
+struct Shared {
+    disk: Mutex<Disk>,
+    opts: Options,
+    api_url: String,
+    upload_base: String,
+    stop: AtomicBool,
+}
+
+pub struct FakeDisk {
+    shared: Arc<Shared>,
+    addrs: Vec<String>,
+}
+
+impl FakeDisk {
+    pub fn start() -> FakeDisk {
+        FakeDisk::with(Options::default())
+    }
+
+    pub fn with(opts: Options) -> FakeDisk {
+        let api = TcpListener::bind(("127.0.0.1", opts.api_port)).expect("bind the API port");
+        let up = TcpListener::bind(("127.0.0.1", opts.upload_port)).expect("bind the upload port");
+        let api_addr = api.local_addr().unwrap().to_string();
+        let up_addr = up.local_addr().unwrap().to_string();
+        let shared = Arc::new(Shared {
+            disk: Mutex::new(Disk::default()),
+            opts,
+            api_url: format!("http://{api_addr}/v1/disk"),
+            upload_base: format!("http://{up_addr}/upload-target/"),
+            stop: AtomicBool::new(false),
+        });
+        for (listener, upload) in [(api, false), (up, true)] {
+            let s = shared.clone();
+            thread::spawn(move || accept_loop(listener, s, upload));
+        }
+        FakeDisk { shared, addrs: vec![api_addr, up_addr] }
+    }
+
+    /// The `api_url` to put in ysync's config.
+    pub fn api_url(&self) -> String {
+        self.shared.api_url.clone()
+    }
+
+    pub fn token(&self) -> String {
+        self.shared.opts.token.clone()
+    }
+
+    fn disk(&self) -> MutexGuard<'_, Disk> {
+        let mut d = self.shared.disk.lock().unwrap();
+        d.settle();
+        d
+    }
+
+    /// Everything below `root` (absolute), keyed by relative path; folders map to `None`.
+    pub fn tree(&self, root: &str) -> BTreeMap<String, Option<Vec<u8>>> {
+        let d = self.disk();
+        let prefix = if root == "/" { "/".to_string() } else { format!("{root}/") };
+        d.nodes
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, n)| {
+                let rel = k[prefix.len()..].to_string();
+                (rel, if let Node::File(b) = n { Some(b.as_ref().clone()) } else { None })
+            })
+            .collect()
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        path == "/" || self.disk().nodes.contains_key(path)
+    }
+
+    pub fn file(&self, path: &str) -> Option<Vec<u8>> {
+        match self.disk().nodes.get(path) {
+            Some(Node::File(b)) => Some(b.as_ref().clone()),
+            _ => None,
+        }
+    }
+
+    /// Puts a file on the Disk directly (creating its folders), as if some
+    /// other client had uploaded it.
+    pub fn put_file(&self, path: &str, data: &[u8]) {
+        let mut d = self.disk();
+        for (i, _) in path.match_indices('/').skip(1) {
+            d.nodes.entry(path[..i].to_string()).or_insert(Node::Dir);
+        }
+        d.nodes.insert(path.to_string(), Node::File(Arc::new(data.to_vec())));
+    }
+
+    pub fn trash(&self) -> Vec<TrashEntry> {
+        self.disk().trash.clone()
+    }
+
+    /// Requests per endpoint, e.g. `GET /v1/disk/resources/upload` or `PUT upload`.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.disk().counts.clone()
+    }
+
+    pub fn count(&self, endpoint: &str) -> u64 {
+        self.disk().counts.get(endpoint).copied().unwrap_or(0)
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.disk().counts.values().sum()
+    }
+
+    pub fn reset_counts(&self) {
+        let mut d = self.disk();
+        d.counts.clear();
+        d.uploaded_bytes = 0;
+    }
+
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.disk().uploaded_bytes
+    }
+
+    /// Upload requests that carried an Authorization header (must stay 0).
+    pub fn token_leaks(&self) -> u64 {
+        self.disk().token_leaks
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.disk().faults.push(fault);
+    }
+
+    /// A human-readable listing of the whole Disk.
+    pub fn dump(&self) -> String {
+        self.shared.disk.lock().unwrap().dump()
+    }
+}
+
+impl Drop for FakeDisk {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for a in &self.addrs {
+            let _ = TcpStream::connect(a); // wake the accept loops
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>, upload: bool) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let s = shared.clone();
+        thread::spawn(move || {
+            let _ = serve(stream, &s, upload);
+        });
+    }
+}
+
+/// What the request loop does after a handler ran.
+enum Next {
+    Reply(Reply),
+    Reset,
+}
+
+fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()> {
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    while let Some(head) = http::read_head(&mut reader)? {
+        if shared.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let next = if upload { handle_upload(shared, &head, &mut reader) } else { handle_api(shared, &head, &mut reader) };
+        let close = head.wants_close();
+        match next {
+            Next::Reply(reply) => {
+                if shared.opts.verbose {
+                    let q = http::form_decode(&head.query).unwrap_or_default();
+                    println!("{} {}{}{} -> {}", head.method, head.path, if q.is_empty() { "" } else { "?" }, q, reply.status);
+                }
+                http::write_reply(&mut writer, &reply)?
+            }
+            Next::Reset => {
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+        }
+        if close {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn error(status: u16, name: &str, description: &str) -> Reply {
+    // `message` is localised on the real Disk; ysync must not read it.
+    Reply::json(status, json!({"message": "Ошибка (эмулятор)", "description": description, "error": name}))
+}
+
+fn not_found() -> Reply {
+    error(404, "DiskNotFoundError", "Resource not found.")
+}
+
+/// Counter key for a request: method and route, ids left out.
+fn route(method: &str, path: &str, upload: bool) -> String {
+    if upload {
+        return format!("{method} upload");
+    }
+    let p = path.trim_end_matches('/');
+    if p.starts_with("/v1/disk/operations") {
+        return format!("{method} /v1/disk/operations");
+    }
+    format!("{method} {p}")
+}
+
+/// Counts the request and applies the first matching fault.
+fn pre(shared: &Shared, key: &str, path: &str) -> Option<FaultKind> {
+    let mut d = shared.disk.lock().unwrap();
+    *d.counts.entry(key.to_string()).or_default() += 1;
+    d.settle();
+    let f = d.faults.iter_mut().find(|f| f.times > 0 && (f.endpoint == "*" || f.endpoint == key) && path.contains(&f.path_contains))?;
+    f.times -= 1;
+    let kind = f.kind.clone();
+    d.faults.retain(|f| f.times > 0);
+    Some(kind)
+}
+
+fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -> Next {
+    if head.content_length().unwrap_or(0) > 0 || head.chunked() {
+        let _ = http::read_body(reader, head);
+    }
+    if head.path == "/_emulator/tree" {
+        return Next::Reply(Reply::text(200, shared.disk.lock().unwrap().dump()));
+    }
+    let key = route(&head.method, &head.path, false);
+    let Some(query) = http::parse_query(&head.query) else {
+        return Next::Reply(error(400, "FieldValidationError", "Query is not valid UTF-8."));
+    };
+    let q = Query(query);
+    let raw_path = q.get("path").unwrap_or_default().to_string();
+    match pre(shared, &key, &raw_path) {
+        Some(FaultKind::Status(s, name)) => return Next::Reply(error(s, name, "Injected fault.")),
+        Some(FaultKind::Reset) => return Next::Reset,
+        Some(FaultKind::Delay(d)) => thread::sleep(d),
+        Some(FaultKind::Accepted) | None => {}
+    }
+    if head.header("authorization") != Some(&format!("OAuth {}", shared.opts.token)) {
+        return Next::Reply(error(401, "UnauthorizedError", "Unauthorized"));
+    }
+    let mut d = shared.disk.lock().unwrap();
+    d.settle();
+    Next::Reply(match (head.method.as_str(), head.path.trim_end_matches('/')) {
+        ("GET", "/v1/disk") => d.info(&shared.opts),
+        ("GET", "/v1/disk/resources") => with_path(&raw_path, |p| d.meta(p, &q)),
+        ("PUT", "/v1/disk/resources") => with_path(&raw_path, |p| d.mkdir(p, &raw_path)),
+        ("DELETE", "/v1/disk/resources") => with_path(&raw_path, |p| d.delete(shared, p, &q)),
+        ("POST", "/v1/disk/resources/move") => {
+            let from = q.get("from").unwrap_or_default().to_string();
+            with_path(&from, |f| with_path(&raw_path, |t| d.move_(shared, f, t, &q)))
+        }
+        ("GET", "/v1/disk/resources/upload") => with_path(&raw_path, |p| d.upload_link(shared, p, &raw_path, &q)),
+        ("GET", p) if p.starts_with("/v1/disk/operations/") => d.operation(&p["/v1/disk/operations/".len()..]),
+        ("GET", "/v1/disk/trash/resources") => d.trash_list(),
+        (_, p) if p.starts_with("/v1/disk") => error(405, "MethodNotAllowedError", "Method not allowed."),
+        _ => error(404, "NotFoundError", "Unknown endpoint."),
+    })
+}
+
+/// The decoded query parameters of one request.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Validates a `path` parameter as the Disk does and normalises it to `/a/b`.
+fn with_path(raw: &str, f: impl FnOnce(&str) -> Reply) -> Reply {
+    match normalize(raw) {
+        Ok(p) => f(&p),
+        Err(why) => error(400, "FieldValidationError", &why),
+    }
+}
+
+pub fn normalize(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("Parameter `path` is required.".into());
+    }
+    let rest = if let Some(r) = raw.strip_prefix("disk:") {
+        if !r.starts_with('/') {
+            return Err(format!("Invalid path \"{raw}\"."));
+        }
+        r.to_string()
+    } else if raw.contains(':') {
+        // The real Disk reads `/a:b` as a scheme and fails.
+        return Err(format!("Invalid path \"{raw}\": a name with ':' needs the disk:/ prefix."));
+    } else if raw.starts_with('/') {
+        raw.to_string()
+    } else {
+        format!("/{raw}")
+    };
+    let mut parts = Vec::new();
+    for part in rest.split('/').filter(|p| !p.is_empty()) {
+        if part == "." || part == ".." || part.chars().any(|c| (c.is_control() && !"\t\n\r".contains(c)) || c == '\u{7f}') {
+            return Err(format!("Invalid name \"{part}\"."));
+        }
+        if part.chars().count() > 255 {
+            return Err("Name is longer than 255 characters.".into());
+        }
+        parts.push(part);
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+fn parent(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
+}
+
+fn is_under(p: &str, dir: &str) -> bool {
+    dir == "/" || (p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/')
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Disk {
+    fn next_id(&mut self) -> String {
+        self.seq += 1;
+        hex(&Sha256::digest(self.seq.to_le_bytes()))
+    }
+
+    fn is_dir(&self, p: &str) -> bool {
+        p == "/" || matches!(self.nodes.get(p), Some(Node::Dir))
+    }
+
+    fn locked(&self, p: &str) -> bool {
+        self.ops.values().filter(|o| !o.done).flat_map(|o| &o.locks).any(|l| l == p || is_under(p, l) || is_under(l, p))
+    }
+
+    fn has_children(&self, p: &str) -> bool {
+        let prefix = format!("{p}/");
+        self.nodes.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    fn used(&self) -> u64 {
+        let live: usize = self.nodes.values().map(|n| if let Node::File(b) = n { b.len() } else { 0 }).sum();
+        let trash: usize = self.trash.iter().flat_map(|t| t.nodes.values()).map(|n| if let Node::File(b) = n { b.len() } else { 0 }).sum();
+        (live + trash) as u64
+    }
+
+    /// Completes operations whose time has come.
+    fn settle(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self.ops.iter().filter(|(_, o)| !o.done && o.done_at <= now).map(|(k, _)| k.clone()).collect();
+        for id in due {
+            let op = self.ops.get_mut(&id).unwrap();
+            op.done = true;
+            match std::mem::replace(&mut op.effect, Effect::None) {
+                Effect::Delete { path, permanently } => self.remove(&path, permanently),
+                Effect::Move { from, to } => self.relocate(&from, &to),
+                Effect::Store { path, data } => {
+                    self.nodes.insert(path, Node::File(data));
+                }
+                Effect::None => {}
+            }
+        }
+    }
+
+    fn take_subtree(&mut self, p: &str) -> BTreeMap<String, Node> {
+        let mut taken = BTreeMap::new();
+        if let Some(n) = self.nodes.remove(p) {
+            taken.insert(p.to_string(), n);
+        }
+        let keys: Vec<String> = self.nodes.keys().filter(|k| is_under(k, p)).cloned().collect();
+        for k in keys {
+            let n = self.nodes.remove(&k).unwrap();
+            taken.insert(k, n);
+        }
+        taken
+    }
+
+    fn remove(&mut self, p: &str, permanently: bool) {
+        let nodes = self.take_subtree(p);
+        if !permanently && !nodes.is_empty() {
+            let name = p.rsplit('/').next().unwrap_or(p);
+            let id = self.next_id();
+            self.trash.push(TrashEntry { path: format!("trash:/{name}_{}", &id[..40]), origin_path: format!("disk:{p}"), nodes });
+        }
+    }
+
+    fn relocate(&mut self, from: &str, to: &str) {
+        self.take_subtree(to);
+        for (k, n) in self.take_subtree(from) {
+            self.nodes.insert(format!("{to}{}", &k[from.len()..]), n);
+        }
+    }
+
+    fn resource(&self, p: &str) -> Value {
+        let name = if p == "/" { "disk" } else { p.rsplit('/').next().unwrap() };
+        let common = json!({
+            "name": name, "path": format!("disk:{p}"), "created": "2026-01-01T00:00:00+00:00",
+            "modified": "2026-01-01T00:00:00+00:00", "resource_id": format!("4000:{}", hex(&Sha256::digest(p.as_bytes()))),
+            "revision": 1767225600000000u64, "comment_ids": {}, "exif": {},
+        });
+        let mut v = common;
+        match self.nodes.get(p) {
+            Some(Node::File(b)) => {
+                let o = v.as_object_mut().unwrap();
+                o.insert("type".into(), json!("file"));
+                o.insert("size".into(), json!(b.len()));
+                o.insert("sha256".into(), json!(hex(&Sha256::digest(b.as_slice()))));
+                o.insert("md5".into(), json!(hex(&md5::Md5::digest(b.as_slice()))));
+                o.insert("mime_type".into(), json!("application/octet-stream"));
+                o.insert("media_type".into(), json!(media_type(name)));
+                o.insert("antivirus_status".into(), json!("clean"));
+            }
+            _ => {
+                v.as_object_mut().unwrap().insert("type".into(), json!("dir"));
+            }
+        }
+        v
+    }
+
+    fn info(&self, opts: &Options) -> Reply {
+        Reply::json(200, json!({
+            "total_space": opts.total_space, "used_space": self.used(), "trash_size": 0,
+            "max_file_size": opts.max_file_size, "paid_max_file_size": 53687091200u64, "is_paid": false,
+            "user": {"uid": "4000", "login": "emulator", "display_name": "Fake Disk", "country": "ru"},
+            "system_folders": {"downloads": "disk:/Загрузки/"},
+        }))
+    }
+
+    fn meta(&self, p: &str, q: &Query) -> Reply {
+        if !self.is_dir(p) && !self.nodes.contains_key(p) {
+            return not_found();
+        }
+        let mut v = self.resource(p);
+        if self.is_dir(p) {
+            let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
+            let offset: usize = q.get("offset").and_then(|l| l.parse().ok()).unwrap_or(0);
+            let prefix = if p == "/" { "/".to_string() } else { format!("{p}/") };
+            let mut kids: Vec<&String> = self.nodes.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k).filter(|k| !k[prefix.len()..].contains('/')).collect();
+            // Folders first, then files, each by name.
+            kids.sort_by_key(|k| (!self.is_dir(k), k.to_string()));
+            let total = kids.len();
+            let items: Vec<Value> = kids.into_iter().skip(offset).take(limit).map(|k| self.resource(k)).collect();
+            v.as_object_mut().unwrap().insert(
+                "_embedded".into(),
+                json!({"sort": "", "items": items, "limit": limit, "offset": offset, "path": format!("disk:{p}"), "total": total}),
+            );
+        }
+        if let Some(f) = q.get("fields") {
+            v = trim_fields(&v, &f.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>());
+        }
+        Reply::json(200, v)
+    }
+
+    fn mkdir(&mut self, p: &str, raw: &str) -> Reply {
+        if self.locked(p) {
+            return error(423, "DiskResourceLockedError", "Resource is locked.");
+        }
+        match self.nodes.get(p) {
+            _ if p == "/" => return error(409, "DiskPathPointsToExistentDirectoryError", &format!("Specified path \"{raw}\" points to existent directory.")),
+            Some(Node::Dir) => return error(409, "DiskPathPointsToExistentDirectoryError", &format!("Specified path \"{raw}\" points to existent directory.")),
+            Some(Node::File(_)) => return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"{raw}\" already exists.")),
+            None => {}
+        }
+        if !self.is_dir(parent(p)) {
+            return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"{raw}\" doesn't exists."));
+        }
+        self.nodes.insert(p.to_string(), Node::Dir);
+        Reply::json(201, json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{}", p.replace(' ', "+")), "method": "GET", "templated": false}))
+    }
+
+    fn async_op(&mut self, shared: &Shared, effect: Effect, locks: Vec<String>) -> Reply {
+        let id = self.next_id();
+        self.ops.insert(id.clone(), Op { done_at: Instant::now() + shared.opts.op_delay, effect, locks, done: false });
+        Reply::json(202, json!({"href": format!("{}/operations/{id}", shared.api_url), "method": "GET", "templated": false}))
+    }
+
+    fn delete(&mut self, shared: &Shared, p: &str, q: &Query) -> Reply {
+        if p == "/" {
+            return error(400, "FieldValidationError", "Cannot delete the root.");
+        }
+        if self.locked(p) {
+            return error(423, "DiskResourceLockedError", "Resource is locked.");
+        }
+        let permanently = q.get("permanently") == Some("true");
+        match self.nodes.get(p) {
+            None => return not_found(),
+            Some(Node::Dir) if q.get("md5").is_some() => return error(400, "FieldValidationError", "md5 is for files only."),
+            Some(Node::File(b)) => {
+                if let Some(want) = q.get("md5")
+                    && want != hex(&md5::Md5::digest(b.as_slice()))
+                {
+                    return error(409, "MD5DifferError", "MD5 differs.");
+                }
+            }
+            Some(Node::Dir) => {}
+        }
+        if self.has_children(p) || q.get("force_async") == Some("true") {
+            return self.async_op(shared, Effect::Delete { path: p.into(), permanently }, vec![p.into()]);
+        }
+        self.remove(p, permanently);
+        Reply::empty(204)
+    }
+
+    fn move_(&mut self, shared: &Shared, from: &str, to: &str, q: &Query) -> Reply {
+        if self.locked(from) || self.locked(to) {
+            return error(423, "DiskResourceLockedError", "Resource is locked.");
+        }
+        if !self.nodes.contains_key(from) {
+            return not_found();
+        }
+        if !self.is_dir(parent(to)) {
+            return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"disk:{to}\" doesn't exists."));
+        }
+        if self.nodes.contains_key(to) && q.get("overwrite") != Some("true") {
+            return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"disk:{to}\" already exists."));
+        }
+        if is_under(to, from) || to == from {
+            return error(409, "DiskResourceAlreadyExistsError", "Cannot move a folder into itself.");
+        }
+        if self.has_children(from) || q.get("force_async") == Some("true") {
+            return self.async_op(shared, Effect::Move { from: from.into(), to: to.into() }, vec![from.into(), to.into()]);
+        }
+        self.relocate(from, to);
+        Reply::json(201, json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{to}"), "method": "GET", "templated": false}))
+    }
+
+    fn upload_link(&mut self, shared: &Shared, p: &str, raw: &str, q: &Query) -> Reply {
+        if self.locked(p) {
+            return error(423, "DiskResourceLockedError", "Resource is locked.");
+        }
+        if !self.is_dir(parent(p)) {
+            return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"{raw}\" doesn't exists."));
+        }
+        match self.nodes.get(p) {
+            Some(Node::Dir) => return error(409, "DiskPathPointsToExistentDirectoryError", &format!("Specified path \"{raw}\" points to existent directory.")),
+            Some(Node::File(_)) if q.get("overwrite") != Some("true") => return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"{raw}\" already exists.")),
+            _ => {}
+        }
+        if self.used() >= shared.opts.total_space {
+            return error(507, "DiskNotEnoughSpaceError", "Insufficient storage.");
+        }
+        let id = self.next_id();
+        let op_id = self.next_id();
+        // In progress until the PUT arrives; the far deadline keeps `settle` off it.
+        self.ops.insert(op_id.clone(), Op { done_at: Instant::now() + Duration::from_secs(86400 * 365), effect: Effect::None, locks: vec![], done: false });
+        self.links.insert(id.clone(), Link { path: p.into(), used: false, op_id: op_id.clone() });
+        Reply::json(200, json!({"operation_id": op_id, "href": format!("{}{id}", shared.upload_base), "method": "PUT", "templated": false}))
+    }
+
+    fn operation(&self, id: &str) -> Reply {
+        match self.ops.get(id) {
+            None => error(404, "DiskOperationNotFoundError", "Operation not found."),
+            Some(o) => Reply::json(200, json!({"status": if o.done { "success" } else { "in-progress" }})),
+        }
+    }
+
+    fn trash_list(&self) -> Reply {
+        let items: Vec<Value> = self.trash.iter().map(|t| json!({"path": t.path, "origin_path": t.origin_path, "name": t.path.rsplit('/').next()})).collect();
+        Reply::json(200, json!({"type": "dir", "path": "trash:/", "_embedded": {"items": items, "total": items.len(), "limit": 20, "offset": 0}}))
+    }
+
+    fn dump(&self) -> String {
+        let mut out = String::from("/\n");
+        for (k, n) in &self.nodes {
+            let depth = k.matches('/').count();
+            let name = k.rsplit('/').next().unwrap();
+            match n {
+                Node::Dir => out.push_str(&format!("{}{name}/\n", "  ".repeat(depth))),
+                Node::File(b) => out.push_str(&format!("{}{name}  ({} bytes)\n", "  ".repeat(depth), b.len())),
+            }
+        }
+        if !self.trash.is_empty() {
+            out.push_str(&format!("trash: {} entries\n", self.trash.len()));
+        }
+        out
+    }
+}
+
+fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -> Next {
+    let key = route(&head.method, &head.path, true);
+    let id = head.path.strip_prefix("/upload-target/").unwrap_or("").to_string();
+    let link_path = shared.disk.lock().unwrap().links.get(&id).map(|l| l.path.clone()).unwrap_or_default();
+    let fault = pre(shared, &key, &link_path);
+    if head.header("authorization").is_some() {
+        shared.disk.lock().unwrap().token_leaks += 1;
+        let _ = drain(reader, head);
+        return Next::Reply(error(400, "BadRequestError", "Upload links must not receive the token."));
+    }
+    if head.method != "PUT" {
+        return Next::Reply(error(405, "MethodNotAllowedError", "Method not allowed."));
+    }
+    // Single use: the first request spends the link, whatever happens next.
+    let (path, op_id) = {
+        let mut d = shared.disk.lock().unwrap();
+        match d.links.get_mut(&id) {
+            None => return Next::Reply(error(404, "NotFoundError", "Unknown upload link.")),
+            Some(l) if l.used => {
+                drop(d);
+                let _ = drain(reader, head);
+                return Next::Reply(error(400, "BadRequestError", "Upload link already used."));
+            }
+            Some(l) => {
+                l.used = true;
+                (l.path.clone(), l.op_id.clone())
+            }
+        }
+    };
+    let Some(len) = head.content_length() else {
+        return Next::Reply(error(411, "LengthRequiredError", "Content-Length is required."));
+    };
+    if len > shared.opts.max_file_size {
+        return Next::Reply(Reply::empty(413));
+    }
+    if let Some(FaultKind::Delay(d)) = fault {
+        thread::sleep(d);
+    }
+    let mut data = vec![0u8; len as usize];
+    let half = if matches!(fault, Some(FaultKind::Reset)) { len as usize / 2 } else { data.len() };
+    if reader.read_exact(&mut data[..half]).is_err() {
+        return Next::Reset; // the client went away: nothing is stored
+    }
+    if half < data.len() {
+        return Next::Reset;
+    }
+    let mut d = shared.disk.lock().unwrap();
+    if let Some(FaultKind::Status(s, name)) = fault {
+        return Next::Reply(error(s, name, "Injected fault."));
+    }
+    d.settle();
+    if !d.is_dir(parent(&path)) {
+        return Next::Reply(error(409, "DiskPathDoesntExistsError", "Parent folder vanished."));
+    }
+    if d.is_dir(&path) {
+        return Next::Reply(error(409, "DiskPathPointsToExistentDirectoryError", "A folder is there."));
+    }
+    if d.used() + len > shared.opts.total_space {
+        return Next::Reply(Reply::empty(507));
+    }
+    d.uploaded_bytes += len;
+    let data = Arc::new(data);
+    if matches!(fault, Some(FaultKind::Accepted)) {
+        let op = d.ops.get_mut(&op_id).unwrap();
+        op.done_at = Instant::now() + shared.opts.op_delay;
+        op.effect = Effect::Store { path, data };
+        return Next::Reply(Reply::empty(202));
+    }
+    d.nodes.insert(path, Node::File(data));
+    if let Some(op) = d.ops.get_mut(&op_id) {
+        op.done = true;
+    }
+    Next::Reply(Reply::empty(201))
+}
+
+fn drain(reader: &mut BufReader<TcpStream>, head: &Head) -> std::io::Result<()> {
+    let n = head.content_length().unwrap_or(0);
+    std::io::copy(&mut reader.take(n), &mut std::io::sink()).map(|_| ())
+}
+
+fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "md" | "doc" | "pdf" => "document",
+        "db" | "dat" | "" => "data",
+        "zip" | "gz" | "tgz" | "rar" | "7z" => "compressed",
+        "mp4" | "avi" | "3gp" | "mkv" | "mov" => "video",
+        "jpg" | "jpeg" | "png" | "gif" => "image",
+        _ => "unknown",
+    }
+}
+
+/// Keeps only the listed dotted keys (`_embedded.items.path`); when only
+/// children of a key are listed, only those children survive.
+pub fn trim_fields(v: &Value, fields: &[&str]) -> Value {
+    if fields.is_empty() {
+        return v.clone();
+    }
+    match v {
+        Value::Array(items) => Value::Array(items.iter().map(|i| trim_fields(i, fields)).collect()),
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, val) in map {
+                if fields.contains(&k.as_str()) {
+                    out.insert(k.clone(), val.clone());
+                    continue;
+                }
+                let prefix = format!("{k}.");
+                let sub: Vec<&str> = fields.iter().filter_map(|f| f.strip_prefix(prefix.as_str())).collect();
+                if !sub.is_empty() {
+                    out.insert(k.clone(), trim_fields(val, &sub));
+                }
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,141 @@
+//! A temp folder, a config pointing at a fresh emulator, and a way to run
+//! the real `ysync` binary against it.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::emulator::FakeDisk;
+
+pub struct Fixture {
+    pub emu: FakeDisk,
+    pub tmp: tempfile::TempDir,
+    pub local: PathBuf,
+    pub conf: PathBuf,
+    pub state: PathBuf,
+    pub remote_dir: String,
+}
+
+impl Fixture {
+    /// Mirrors `<tmp>/local` to `/Backup` with the config lines in `extra`.
+    pub fn new(extra: &str) -> Fixture {
+        Fixture::with(FakeDisk::start(), "/Backup", extra)
+    }
+
+    pub fn with(emu: FakeDisk, remote_dir: &str, extra: &str) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = tmp.path().join("local");
+        fs::create_dir(&local).unwrap();
+        let conf = tmp.path().join("ysync.conf");
+        let state = tmp.path().join("state/ysync.json");
+        let text = format!(
+            "token = {}\nlocal_dir = {}\nremote_dir = disk:{remote_dir}\napi_url = {}\nstate_file = {}\ntimeout = 10\n{extra}\n",
+            emu.token(),
+            local.display(),
+            emu.api_url(),
+            state.display()
+        );
+        fs::write(&conf, text).unwrap();
+        fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        Fixture { emu, tmp, local, conf, state, remote_dir: remote_dir.into() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.local.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, data: impl AsRef<[u8]>) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    }
+
+    pub fn mkdir(&self, rel: &str) {
+        fs::create_dir_all(self.path(rel)).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ysync"));
+        c.arg("-c").arg(&self.conf).args(args);
+        for v in ["YSYNC_TOKEN", "YSYNC_API_URL", "YSYNC_CONFIG", "RUST_LOG", "JOURNAL_STREAM"] {
+            c.env_remove(v);
+        }
+        c.env("HOME", self.tmp.path());
+        c
+    }
+
+    pub fn ysync(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// `ysync once`, which must exit 0.
+    pub fn sync(&self) -> Output {
+        let out = self.ysync(&["once"]);
+        assert_eq!(out.status.code(), Some(0), "ysync once failed:\n{}", stderr(&out));
+        out
+    }
+
+    /// The remote folder equals the local one, byte for byte.
+    pub fn assert_mirror(&self) {
+        let remote = self.emu.tree(&self.remote_dir);
+        let local = local_tree(&self.local);
+        if remote != local {
+            let names = |t: &BTreeMap<String, Option<Vec<u8>>>| t.keys().cloned().collect::<Vec<_>>();
+            panic!(
+                "remote differs from local\nonly remote: {:?}\nonly local: {:?}\ndiffering content: {:?}",
+                names(&remote).into_iter().filter(|k| !local.contains_key(k)).collect::<Vec<_>>(),
+                names(&local).into_iter().filter(|k| !remote.contains_key(k)).collect::<Vec<_>>(),
+                local.iter().filter(|(k, v)| remote.get(*k).is_some_and(|r| r != *v)).map(|(k, _)| k).collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(self.emu.token_leaks(), 0, "the token was sent to an upload link");
+    }
+
+    pub fn remote(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.remote_dir.trim_end_matches('/'))
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Files and folders under `root` (relative paths; folders map to `None`).
+pub fn local_tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.insert(rel, None);
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.insert(rel, Some(fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Deterministic, incompressible-looking bytes.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
