@@ -73,8 +73,6 @@ impl fmt::Debug for Token {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The file this was read from.
-    pub path: PathBuf,
     pub token: Token,
     pub local_dir: PathBuf,
     /// Normalised remote folder: `/` or `/a/b` (no `disk:` prefix, no trailing slash).
@@ -158,9 +156,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let text = fs::read_to_string(path).map_err(|e| ConfigError {
         place: path.display().to_string(),
         key: String::new(),
-        message: format!(
-            "cannot read the config file: {e} (pass another one with -c FILE, or copy ysync.conf.example)"
-        ),
+        message: format!("cannot read the config file: {e} (pass another one with -c FILE, or copy ysync.conf.example)"),
     })?;
     let config = parse(path, &text, env)?;
     warn_if_token_readable(path, &text);
@@ -247,11 +243,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         }
     }
     let get = |key: &str| single.iter().find(|(o, _)| o.key == key).cloned();
-    let missing = |key: &str, hint: &str| ConfigError {
-        place: file.clone(),
-        key: key.into(),
-        message: format!("required but not set; {hint}"),
-    };
+    let missing =
+        |key: &str, hint: &str| ConfigError { place: file.clone(), key: key.into(), message: format!("required but not set; {hint}") };
 
     let token = match (get("token"), get("token_file")) {
         (Some((o, _)), Some((o2, _))) if !o.place.starts_with("environment") => {
@@ -260,10 +253,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         (Some((o, v)), _) => token_value(&o, v.trim())?,
         (None, Some((o, v))) => read_token_file(&o, &v)?,
         (None, None) => {
-            return Err(missing(
-                "token",
-                "set `token = …`, `token_file = /path`, or the environment variable YSYNC_TOKEN",
-            ));
+            return Err(missing("token", "set `token = …`, `token_file = /path`, or the environment variable YSYNC_TOKEN"));
         }
     };
 
@@ -328,7 +318,6 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     }
 
     Ok(Config {
-        path: path.to_path_buf(),
         token,
         local_dir,
         remote_dir,
@@ -375,11 +364,7 @@ fn warn_if_token_readable(path: &Path, text: &str) {
         && holds_token
         && meta.permissions().mode() & 0o077 != 0
     {
-        log::warn!(
-            "{} holds the token and can be read by other users; run: chmod 600 {}",
-            path.display(),
-            path.display()
-        );
+        log::warn!("{} holds the token and can be read by other users; run: chmod 600 {}", path.display(), path.display());
     }
 }
 
@@ -584,7 +569,10 @@ mod tests {
         assert!(parse_err(&format!("{BASE}api_url = ftp://x\n")).starts_with("/etc/y.conf:4: api_url: "));
         assert!(parse_err(&format!("{BASE}throttle_workaround = perhaps\n")).starts_with("/etc/y.conf:4: throttle_workaround: "));
         assert_eq!(parse_err(&format!("{BASE}no equals sign\n")), "/etc/y.conf:4: expected `key = value`, found `no equals sign`");
-        assert!(parse_err(&format!("{BASE}interval = 5\ninterval = 6\n")).starts_with("/etc/y.conf:5: interval: given twice (first at /etc/y.conf:4)"));
+        assert!(
+            parse_err(&format!("{BASE}interval = 5\ninterval = 6\n"))
+                .starts_with("/etc/y.conf:5: interval: given twice (first at /etc/y.conf:4)")
+        );
     }
 
     #[test]
@@ -627,6 +615,19 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("secretTOKEN"), "{dbg}");
         assert!(dbg.contains("***alue"));
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_documents_every_key() {
+        let text = include_str!("../ysync.conf.example");
+        let c = parse_ok(text);
+        assert_eq!(c.remote_dir, "/Backups/photos");
+        for key in KEYS {
+            assert!(
+                text.lines().any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
+                "{key} is not in ysync.conf.example"
+            );
+        }
     }
 
     #[test]

@@ -105,6 +105,10 @@ fn main() {
         exit(EXIT_USAGE)
     });
     log::debug!("config: {cfg:?}");
+    if cfg.bwlimit > 0 {
+        log::warn!("bwlimit is not implemented in this version yet; uploads run at full speed");
+    }
+    log::debug!("throttle_workaround = {} (not implemented in this version yet)", cfg.throttle_workaround);
 
     let store = state::Store::open(&cfg.state_file).unwrap_or_else(|e| {
         log::error!("{e}");

@@ -22,11 +22,21 @@ pub enum Action {
     Upload(Entry),
     /// Same size, other metadata: hash it, upload only if the sha256 differs
     /// from `old_sha256`, else just refresh the state.
-    Check { entry: Entry, old_sha256: String },
+    Check {
+        entry: Entry,
+        old_sha256: String,
+    },
     /// Delete a file, or a whole folder with one request.
-    Delete { path: String, kind: Kind, files: u64 },
+    Delete {
+        path: String,
+        kind: Kind,
+        files: u64,
+    },
     /// `delete = keep`: drop from the state, leave the remote copy.
-    Forget { path: String, kind: Kind },
+    Forget {
+        path: String,
+        kind: Kind,
+    },
 }
 
 impl Action {
@@ -73,17 +83,22 @@ pub struct Plan {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stop {
     /// `local_dir` is empty although the state tracks files (unmounted disk?).
-    EmptySource { tracked: u64 },
-    TooManyDeletes { count: u64, tracked: u64, limit: MaxDelete },
+    EmptySource {
+        tracked: u64,
+    },
+    TooManyDeletes {
+        count: u64,
+        tracked: u64,
+        limit: MaxDelete,
+    },
 }
 
 impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Stop::EmptySource { tracked } => write!(
-                f,
-                "local_dir is empty but {tracked} files were synced from it (is the disk unmounted?); nothing was deleted"
-            ),
+            Stop::EmptySource { tracked } => {
+                write!(f, "local_dir is empty but {tracked} files were synced from it (is the disk unmounted?); nothing was deleted")
+            }
             Stop::TooManyDeletes { count, tracked, limit } => write!(
                 f,
                 "this cycle would delete {count} of {tracked} synced files, more than max_delete = {limit}; nothing was deleted. \
@@ -243,7 +258,15 @@ mod tests {
         ]);
         assert_eq!(
             run(&s, &State::new("/r")),
-            ["mkdir (remote_dir)", "mkdir a", "mkdir a/b", "mkdir a/b/c", "mkdir empty", "upload a/b/c/deep.txt (3 B)", "upload top.txt (0 B)"]
+            [
+                "mkdir (remote_dir)",
+                "mkdir a",
+                "mkdir a/b",
+                "mkdir a/b/c",
+                "mkdir empty",
+                "upload a/b/c/deep.txt (3 B)",
+                "upload top.txt (0 B)"
+            ]
         );
     }
 
@@ -336,7 +359,10 @@ mod tests {
         let s = scan_of(vec![file("c", 1, 1, 1, 3)]);
         let p = plan(&s, &synced(&old), &o).unwrap();
         let shown: Vec<String> = p.actions.iter().map(|a| a.to_string()).collect();
-        assert_eq!(shown, ["upload c (1 B)", "forget b (delete = keep: the remote copy stays)", "forget d (delete = keep: the remote copy stays)"]);
+        assert_eq!(
+            shown,
+            ["upload c (1 B)", "forget b (delete = keep: the remote copy stays)", "forget d (delete = keep: the remote copy stays)"]
+        );
     }
 
     #[test]
@@ -380,7 +406,10 @@ mod tests {
         o.min_age_ns = 100;
         o.now_ns = 1000;
         let p = plan(&s, &synced(&[Entry::dir("x")]), &o).unwrap();
-        assert_eq!(p.actions, [Action::Upload(file("old", 1, 100, 100, 1)), Action::Delete { path: "x".into(), kind: Kind::Dir, files: 0 }]);
+        assert_eq!(
+            p.actions,
+            [Action::Upload(file("old", 1, 100, 100, 1)), Action::Delete { path: "x".into(), kind: Kind::Dir, files: 0 }]
+        );
         assert_eq!(p.deferred, ["young"]);
     }
 

@@ -67,7 +67,11 @@ pub enum Error {
     /// 5xx.
     Server(u16),
     /// Any other status, with the Disk's error name and description.
-    Http { status: u16, name: String, description: String },
+    Http {
+        status: u16,
+        name: String,
+        description: String,
+    },
     /// A server-side operation (HTTP 202) ended `failed`.
     OperationFailed(String),
     /// Connection refused, reset, DNS, TLS…
@@ -93,7 +97,10 @@ impl fmt::Display for Error {
                 f,
                 "the token was rejected (401 UnauthorizedError): it is wrong, expired or revoked; get a new one (see README, \"Getting a token\") and put it in `token`/`token_file`"
             ),
-            Error::Forbidden(name) => write!(f, "the Disk refused access (403 {name}); check that the token has the Disk read/write permissions and that the account can use the API"),
+            Error::Forbidden(name) => write!(
+                f,
+                "the Disk refused access (403 {name}); check that the token has the Disk read/write permissions and that the account can use the API"
+            ),
             Error::NotFound => write!(f, "not found on the Disk (404 DiskNotFoundError)"),
             Error::ParentMissing => write!(f, "the parent folder does not exist on the Disk (409 DiskPathDoesntExistsError)"),
             Error::IsFolder => write!(f, "a folder stands at that path on the Disk (409 DiskPathPointsToExistentDirectoryError)"),

@@ -77,12 +77,9 @@ impl std::fmt::Display for Error {
                 "state file {} is damaged ({e}); nothing was deleted. Move it away to start afresh (files already on the Disk are replaced, not duplicated)",
                 p.display()
             ),
-            Error::Locked(p) => write!(
-                f,
-                "another ysync is already running with the state file {} (lock {}.lock); stop it first",
-                p.display(),
-                p.display()
-            ),
+            Error::Locked(p) => {
+                write!(f, "another ysync is already running with the state file {} (lock {}.lock); stop it first", p.display(), p.display())
+            }
         }
     }
 }
@@ -108,10 +105,6 @@ impl Store {
             Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
         Ok(Store { path: path.to_path_buf(), _lock: lock })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The saved state, or a fresh one when there is none (or it describes

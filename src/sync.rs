@@ -269,7 +269,8 @@ impl<'a> Syncer<'a> {
     }
 
     fn save_soon(&mut self) {
-        if self.dirty && self.last_save.elapsed() >= Duration::from_secs(1)
+        if self.dirty
+            && self.last_save.elapsed() >= Duration::from_secs(1)
             && let Err(e) = self.save()
         {
             log::error!("{e}");

@@ -6,7 +6,7 @@ mod support;
 use std::fs::{self, File, FileTimes};
 use std::time::{Duration, SystemTime};
 
-use emulator::{Fault, FaultKind, FakeDisk, Options};
+use emulator::{FakeDisk, Fault, FaultKind, Options};
 use support::{Fixture, bytes, stderr, stdout};
 
 const LINK: &str = "GET /v1/disk/resources/upload";
@@ -82,7 +82,10 @@ fn second_idle_cycle_makes_no_request_and_keeps_the_state_file() {
 
     assert_eq!(fx.emu.total_requests(), 0, "{:?}", fx.emu.counts());
     let after = fs::metadata(&fx.state).unwrap();
-    assert_eq!((before.modified().unwrap(), std::os::unix::fs::MetadataExt::ino(&before)), (after.modified().unwrap(), std::os::unix::fs::MetadataExt::ino(&after)));
+    assert_eq!(
+        (before.modified().unwrap(), std::os::unix::fs::MetadataExt::ino(&before)),
+        (after.modified().unwrap(), std::os::unix::fs::MetadataExt::ino(&after))
+    );
     assert_eq!(fs::read(&fx.state).unwrap(), saved);
 }
 

@@ -108,10 +108,19 @@ pub struct TrashEntry {
 }
 
 enum Effect {
-    Delete { path: String, permanently: bool },
-    Move { from: String, to: String },
+    Delete {
+        path: String,
+        permanently: bool,
+    },
+    Move {
+        from: String,
+        to: String,
+    },
     /// A 202 upload: the file appears when the operation ends.
-    Store { path: String, data: Arc<Vec<u8>> },
+    Store {
+        path: String,
+        data: Arc<Vec<u8>>,
+    },
     None,
 }
 
@@ -563,12 +572,15 @@ impl Disk {
     }
 
     fn info(&self, opts: &Options) -> Reply {
-        Reply::json(200, json!({
-            "total_space": opts.total_space, "used_space": self.used(), "trash_size": 0,
-            "max_file_size": opts.max_file_size, "paid_max_file_size": 53687091200u64, "is_paid": false,
-            "user": {"uid": "4000", "login": "emulator", "display_name": "Fake Disk", "country": "ru"},
-            "system_folders": {"downloads": "disk:/Загрузки/"},
-        }))
+        Reply::json(
+            200,
+            json!({
+                "total_space": opts.total_space, "used_space": self.used(), "trash_size": 0,
+                "max_file_size": opts.max_file_size, "paid_max_file_size": 53687091200u64, "is_paid": false,
+                "user": {"uid": "4000", "login": "emulator", "display_name": "Fake Disk", "country": "ru"},
+                "system_folders": {"downloads": "disk:/Загрузки/"},
+            }),
+        )
     }
 
     fn meta(&self, p: &str, q: &Query) -> Reply {
@@ -580,7 +592,13 @@ impl Disk {
             let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(20);
             let offset: usize = q.get("offset").and_then(|l| l.parse().ok()).unwrap_or(0);
             let prefix = if p == "/" { "/".to_string() } else { format!("{p}/") };
-            let mut kids: Vec<&String> = self.nodes.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k).filter(|k| !k[prefix.len()..].contains('/')).collect();
+            let mut kids: Vec<&String> = self
+                .nodes
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, _)| k)
+                .filter(|k| !k[prefix.len()..].contains('/'))
+                .collect();
             // Folders first, then files, each by name.
             kids.sort_by_key(|k| (!self.is_dir(k), k.to_string()));
             let total = kids.len();
@@ -601,8 +619,20 @@ impl Disk {
             return error(423, "DiskResourceLockedError", "Resource is locked.");
         }
         match self.nodes.get(p) {
-            _ if p == "/" => return error(409, "DiskPathPointsToExistentDirectoryError", &format!("Specified path \"{raw}\" points to existent directory.")),
-            Some(Node::Dir) => return error(409, "DiskPathPointsToExistentDirectoryError", &format!("Specified path \"{raw}\" points to existent directory.")),
+            _ if p == "/" => {
+                return error(
+                    409,
+                    "DiskPathPointsToExistentDirectoryError",
+                    &format!("Specified path \"{raw}\" points to existent directory."),
+                );
+            }
+            Some(Node::Dir) => {
+                return error(
+                    409,
+                    "DiskPathPointsToExistentDirectoryError",
+                    &format!("Specified path \"{raw}\" points to existent directory."),
+                );
+            }
             Some(Node::File(_)) => return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"{raw}\" already exists.")),
             None => {}
         }
@@ -610,7 +640,10 @@ impl Disk {
             return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"{raw}\" doesn't exists."));
         }
         self.nodes.insert(p.to_string(), Node::Dir);
-        Reply::json(201, json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{}", p.replace(' ', "+")), "method": "GET", "templated": false}))
+        Reply::json(
+            201,
+            json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{}", p.replace(' ', "+")), "method": "GET", "templated": false}),
+        )
     }
 
     fn async_op(&mut self, shared: &Shared, effect: Effect, locks: Vec<String>) -> Reply {
@@ -666,7 +699,10 @@ impl Disk {
             return self.async_op(shared, Effect::Move { from: from.into(), to: to.into() }, vec![from.into(), to.into()]);
         }
         self.relocate(from, to);
-        Reply::json(201, json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{to}"), "method": "GET", "templated": false}))
+        Reply::json(
+            201,
+            json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{to}"), "method": "GET", "templated": false}),
+        )
     }
 
     fn upload_link(&mut self, shared: &Shared, p: &str, raw: &str, q: &Query) -> Reply {
@@ -677,8 +713,16 @@ impl Disk {
             return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"{raw}\" doesn't exists."));
         }
         match self.nodes.get(p) {
-            Some(Node::Dir) => return error(409, "DiskPathPointsToExistentDirectoryError", &format!("Specified path \"{raw}\" points to existent directory.")),
-            Some(Node::File(_)) if q.get("overwrite") != Some("true") => return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"{raw}\" already exists.")),
+            Some(Node::Dir) => {
+                return error(
+                    409,
+                    "DiskPathPointsToExistentDirectoryError",
+                    &format!("Specified path \"{raw}\" points to existent directory."),
+                );
+            }
+            Some(Node::File(_)) if q.get("overwrite") != Some("true") => {
+                return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"{raw}\" already exists."));
+            }
             _ => {}
         }
         if self.used() >= shared.opts.total_space {
@@ -687,7 +731,10 @@ impl Disk {
         let id = self.next_id();
         let op_id = self.next_id();
         // In progress until the PUT arrives; the far deadline keeps `settle` off it.
-        self.ops.insert(op_id.clone(), Op { done_at: Instant::now() + Duration::from_secs(86400 * 365), effect: Effect::None, locks: vec![], done: false });
+        self.ops.insert(
+            op_id.clone(),
+            Op { done_at: Instant::now() + Duration::from_secs(86400 * 365), effect: Effect::None, locks: vec![], done: false },
+        );
         self.links.insert(id.clone(), Link { path: p.into(), used: false, op_id: op_id.clone() });
         Reply::json(200, json!({"operation_id": op_id, "href": format!("{}{id}", shared.upload_base), "method": "PUT", "templated": false}))
     }
@@ -700,8 +747,12 @@ impl Disk {
     }
 
     fn trash_list(&self) -> Reply {
-        let items: Vec<Value> = self.trash.iter().map(|t| json!({"path": t.path, "origin_path": t.origin_path, "name": t.path.rsplit('/').next()})).collect();
-        Reply::json(200, json!({"type": "dir", "path": "trash:/", "_embedded": {"items": items, "total": items.len(), "limit": 20, "offset": 0}}))
+        let items: Vec<Value> =
+            self.trash.iter().map(|t| json!({"path": t.path, "origin_path": t.origin_path, "name": t.path.rsplit('/').next()})).collect();
+        Reply::json(
+            200,
+            json!({"type": "dir", "path": "trash:/", "_embedded": {"items": items, "total": items.len(), "limit": 20, "offset": 0}}),
+        )
     }
 
     fn dump(&self) -> String {

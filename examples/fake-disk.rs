@@ -1,0 +1,42 @@
+//! Runs the Yandex Disk emulator on its own, so anyone can try ysync
+//! without an account:
+//!
+//!     cargo run --example fake-disk -- --port 8765
+//!
+//! then point a config at it (`api_url = http://127.0.0.1:8765/v1/disk`,
+//! `token = demo-token`). `curl http://127.0.0.1:8765/_emulator/tree` shows
+//! what is on the fake Disk. Everything lives in memory.
+
+#[path = "../tests/emulator/mod.rs"]
+mod emulator;
+
+use std::time::Duration;
+
+const HELP: &str = "usage: fake-disk [--port N] [--upload-port N] [--token T] [--op-delay-ms N] [--quiet]";
+
+fn main() {
+    let mut opts = emulator::Options { token: "demo-token".into(), api_port: 8765, verbose: true, ..Default::default() };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().unwrap_or_else(|| panic!("{name} needs a value\n{HELP}"));
+        match a.as_str() {
+            "--port" => opts.api_port = value("--port").parse().expect("--port: a number"),
+            "--upload-port" => opts.upload_port = value("--upload-port").parse().expect("--upload-port: a number"),
+            "--token" => opts.token = value("--token"),
+            "--op-delay-ms" => opts.op_delay = Duration::from_millis(value("--op-delay-ms").parse().expect("a number")),
+            "--quiet" => opts.verbose = false,
+            _ => {
+                eprintln!("{HELP}");
+                std::process::exit(if a == "-h" || a == "--help" { 0 } else { 2 })
+            }
+        }
+    }
+    let disk = emulator::FakeDisk::with(opts);
+    println!("fake Yandex Disk listening; use in ysync.conf:\n");
+    println!("  api_url = {}\n  token = {}\n", disk.api_url(), disk.token());
+    println!("tree: curl {}", disk.api_url().replace("/v1/disk", "/_emulator/tree"));
+    println!("Ctrl-C stops it (everything is kept in memory only).\n");
+    loop {
+        std::thread::park();
+    }
+}
