@@ -6,6 +6,7 @@ mod glob;
 mod logging;
 mod plan;
 mod remote;
+mod retry;
 mod scan;
 mod state;
 mod sync;
@@ -110,7 +111,7 @@ fn main() {
     }
     log::debug!("throttle_workaround = {} (not implemented in this version yet)", cfg.throttle_workaround);
 
-    let store = state::Store::open(&cfg.state_file).unwrap_or_else(|e| {
+    let mut store = state::Store::open(&cfg.state_file).unwrap_or_else(|e| {
         log::error!("{e}");
         exit(if matches!(e, state::Error::Locked(_)) { EXIT_LOCKED } else { EXIT_USAGE })
     });
@@ -119,7 +120,7 @@ fn main() {
         exit(EXIT_USAGE)
     });
     let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
-    let mut syncer = sync::Syncer::new(&cfg, &mut disk, &store, state);
+    let mut syncer = sync::Syncer::new(&cfg, &mut disk, &mut store, state);
 
     let once = args.command == "once" || args.dry_run;
     loop {

@@ -131,7 +131,9 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
     for d in gone_dirs.iter().filter(|d| !under_gone_dir(d)) {
         deletes.push((d.to_string(), Kind::Dir, files_under(state, d)));
     }
-    for p in state.files.keys() {
+    // Uploads of unknown fate (pending) are deleted too if the file is gone.
+    let unconfirmed = state.pending.keys().filter(|p| !state.files.contains_key(*p));
+    for p in state.files.keys().chain(unconfirmed) {
         if !exists_as(p, Kind::File) && !kept(p) && !under_gone_dir(p) {
             deletes.push((p.clone(), Kind::File, 1));
         }
@@ -162,7 +164,9 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
     }
     for e in scan.entries.iter().filter(|e| e.kind == Kind::File) {
         let old = state.files.get(&e.path);
-        if old.is_some_and(|r| (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode)) {
+        // A pending upload may have left other content there: send it again.
+        let pending = state.pending.contains_key(&e.path);
+        if !pending && old.is_some_and(|r| (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode)) {
             continue;
         }
         if opts.min_age_ns > 0 && opts.now_ns - e.mtime_ns < opts.min_age_ns {
@@ -170,7 +174,7 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
             continue;
         }
         p.actions.push(match old {
-            Some(r) if r.size == e.size => Action::Check { entry: e.clone(), old_sha256: r.sha256.clone() },
+            Some(r) if r.size == e.size && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256.clone() },
             _ => Action::Upload(e.clone()),
         });
     }
@@ -222,7 +226,7 @@ mod tests {
     }
 
     fn rec_of(e: &Entry, sha: &str) -> FileRec {
-        FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: sha.into() }
+        FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: sha.into(), md5: String::new() }
     }
 
     /// The state after a perfect sync of `entries`.
@@ -419,6 +423,18 @@ mod tests {
         let old = vec![Entry::dir("a"), file("a/x", 1, 1, 1, 1), Entry::dir("ab"), file("ab/x", 1, 1, 1, 2), file("a.txt", 1, 1, 1, 3)];
         let s = scan_of(vec![Entry::dir("ab"), file("ab/x", 1, 1, 1, 2), file("a.txt", 1, 1, 1, 3)]);
         assert_eq!(run(&s, &synced(&old)), ["delete folder a (1 files)"]);
+    }
+
+    #[test]
+    fn an_upload_of_unknown_fate_is_sent_again_or_deleted() {
+        use crate::state::Pending;
+        let synced_a = file("a", 1, 1, 1, 1);
+        let mut state = synced(std::slice::from_ref(&synced_a));
+        // Killed mid-upload: `a` (unchanged since its record) and `b` (new,
+        // deleted locally since).
+        state.pending.insert("a".into(), Pending { size: 1, md5: String::new() });
+        state.pending.insert("b".into(), Pending { size: 7, md5: String::new() });
+        assert_eq!(run(&scan_of(vec![synced_a]), &state), ["upload a (1 B)", "delete b"]);
     }
 
     #[test]

@@ -5,15 +5,49 @@
 use std::fmt;
 use std::io::{self, Read};
 
+/// A file as the Disk describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub size: u64,
+    /// Empty while the Disk has not finished hashing a fresh upload.
+    pub sha256: String,
+    pub md5: String,
+}
+
+/// What ysync needs of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskInfo {
+    pub free: u64,
+    pub max_file_size: u64,
+}
+
+/// Where an upload stands when `upload` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Stored (HTTP 201).
+    Now,
+    /// Accepted (HTTP 202) and the operation ended, but the file's metadata
+    /// may still lag: confirm it with `stat` before trusting it.
+    Later,
+}
+
 pub trait Remote {
     /// Creates one folder; an existing folder is success.
     fn mkdir(&mut self, path: &str) -> Result<(), Error>;
 
-    /// Uploads exactly `size` bytes from `body` to `path`, replacing a file there.
-    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<(), Error>;
+    /// Uploads exactly `size` bytes from `body` to `path`, replacing a file
+    /// there. Not retried inside: a link is single-use and `body` is spent.
+    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<Placed, Error>;
 
     /// Deletes a file or a whole folder tree; a missing path is success.
-    fn delete(&mut self, path: &str, permanently: bool) -> Result<(), Error>;
+    /// With `md5`, a file is deleted only if its content still has that md5.
+    fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error>;
+
+    /// The file at `path`, or `None` when there is none (or a folder is there).
+    fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error>;
+
+    /// Free space and the per-file size limit.
+    fn disk_info(&mut self) -> Result<DiskInfo, Error>;
 
     /// `mkdir -p`: tries the folder, then creates the missing ancestors.
     fn mkdir_all(&mut self, path: &str) -> Result<(), Error> {
@@ -84,9 +118,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// Worth trying again in this cycle (after a pause)?
+    /// Worth trying again in this cycle (after a pause)? A busy path is;
+    /// the upload traffic limit (also 423) is not. A failed server operation
+    /// is: the docs say to repeat the request.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::TooManyRequests(_) | Error::Server(_) | Error::Network(_) | Error::Timeout(_) | Error::Locked(_))
+        match self {
+            Error::Locked(name) => name == "DiskResourceLockedError" || name == "Locked",
+            Error::TooManyRequests(_) | Error::Server(_) | Error::Network(_) | Error::Timeout(_) | Error::OperationFailed(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -106,7 +146,7 @@ impl fmt::Display for Error {
             Error::IsFolder => write!(f, "a folder stands at that path on the Disk (409 DiskPathPointsToExistentDirectoryError)"),
             Error::AlreadyExists => write!(f, "something already exists at that path on the Disk (409 DiskResourceAlreadyExistsError)"),
             Error::Md5Differs => write!(f, "the remote file is not the one ysync uploaded (409 MD5DifferError)"),
-            Error::Locked(name) => write!(f, "the Disk says the path is busy (423 {name}); will retry"),
+            Error::Locked(name) => write!(f, "the Disk refused for now (423 {name})"),
             Error::TooManyRequests(_) => write!(f, "the Disk asks to slow down (429)"),
             Error::TooLarge => write!(f, "the file is larger than the account allows (413)"),
             Error::InsufficientStorage => write!(f, "the Disk is full (507); free some space or empty the Disk's trash"),
@@ -148,10 +188,16 @@ mod tests {
             self.0.push(path.to_string());
             Ok(())
         }
-        fn upload(&mut self, _: &str, _: &mut dyn Read, _: u64) -> Result<(), Error> {
+        fn upload(&mut self, _: &str, _: &mut dyn Read, _: u64) -> Result<Placed, Error> {
             unreachable!()
         }
-        fn delete(&mut self, _: &str, _: bool) -> Result<(), Error> {
+        fn delete(&mut self, _: &str, _: bool, _: Option<&str>) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn stat(&mut self, _: &str) -> Result<Option<RemoteFile>, Error> {
+            unreachable!()
+        }
+        fn disk_info(&mut self) -> Result<DiskInfo, Error> {
             unreachable!()
         }
     }

@@ -1,7 +1,14 @@
-//! The JSON state file: what ysync uploaded, so the next cycle knows what
-//! changed. Saved atomically (temp file, fsync, rename, fsync of the folder),
-//! so a crash leaves either the old or the new state, never a torn one.
-//! A lock file next to it keeps a second instance away.
+//! The JSON state: what ysync uploaded, so the next cycle knows what changed.
+//!
+//! Two files: a snapshot (`state.json`, written atomically: temp file, fsync,
+//! rename, fsync of the folder) and a journal (`state.json.journal`, one JSON
+//! change per line, appended and fsynced after each completed action).
+//! Loading replays the journal over the snapshot; saving a snapshot empties
+//! the journal. Replaying is idempotent, so a crash between the two is
+//! harmless, and a torn last journal line (a kill mid-write) is ignored.
+//! An upload is announced in the journal (`Pending`) *before* it starts, so
+//! a crash at any moment leaves a trace of every object that may exist on the
+//! Disk. A lock file next to the state keeps a second instance away.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -21,6 +28,41 @@ pub struct FileRec {
     pub ctime: i64,
     pub ino: u64,
     pub sha256: String,
+    /// For the Disk's conditional delete (`md5=`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub md5: String,
+}
+
+/// An upload that started but was not confirmed: the Disk may or may not
+/// hold this content at this path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub size: u64,
+    /// Known once every byte was sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub md5: String,
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// A file is on the Disk with this content.
+    Put {
+        path: String,
+        rec: FileRec,
+    },
+    Dir {
+        path: String,
+    },
+    /// A path (and everything below it) is gone or no longer ysync's.
+    Forget {
+        path: String,
+    },
+    Pending {
+        path: String,
+        pending: Pending,
+    },
 }
 
 /// The last cycle, for `ysync status`.
@@ -41,22 +83,47 @@ pub struct State {
     /// Tracked folders, relative to `local_dir`; `""` is `remote_dir` itself.
     pub dirs: BTreeSet<String>,
     pub files: BTreeMap<String, FileRec>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastCycle>,
 }
 
 impl State {
     pub fn new(remote_dir: &str) -> State {
-        State { version: VERSION, remote_dir: remote_dir.into(), dirs: BTreeSet::new(), files: BTreeMap::new(), last: None }
+        State {
+            version: VERSION,
+            remote_dir: remote_dir.into(),
+            dirs: BTreeSet::new(),
+            files: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            last: None,
+        }
+    }
+
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Put { path, rec } => {
+                self.pending.remove(path);
+                self.files.insert(path.clone(), rec.clone());
+            }
+            Change::Dir { path } => {
+                self.dirs.insert(path.clone());
+            }
+            Change::Forget { path } => self.forget(path),
+            Change::Pending { path, pending } => {
+                self.pending.insert(path.clone(), pending.clone());
+            }
+        }
     }
 
     /// Forgets `path` and, if it was a folder, everything below it.
-    pub fn forget(&mut self, path: &str) {
-        self.files.remove(path);
-        self.dirs.remove(path);
+    fn forget(&mut self, path: &str) {
         let below = format!("{path}/");
-        self.files.retain(|p, _| !p.starts_with(&below));
-        self.dirs.retain(|p| !p.starts_with(&below));
+        let gone = |p: &String| p == path || p.starts_with(&below);
+        self.files.retain(|p, _| !gone(p));
+        self.dirs.retain(|p| !gone(p));
+        self.pending.retain(|p, _| !gone(p));
     }
 }
 
@@ -72,11 +139,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             Error::Io(p, e) => write!(f, "state file {}: {e}", p.display()),
-            Error::Corrupt(p, e) => write!(
-                f,
-                "state file {} is damaged ({e}); nothing was deleted. Move it away to start afresh (files already on the Disk are replaced, not duplicated)",
-                p.display()
-            ),
+            Error::Corrupt(p, e) => write!(f, "state file {} cannot be used ({e}); nothing was changed", p.display()),
             Error::Locked(p) => {
                 write!(f, "another ysync is already running with the state file {} (lock {}.lock); stop it first", p.display(), p.display())
             }
@@ -84,11 +147,18 @@ impl std::fmt::Display for Error {
     }
 }
 
-/// The state file on disk plus its lock.
+/// The state files on disk plus the lock.
 pub struct Store {
     path: PathBuf,
+    journal_path: PathBuf,
+    journal: Option<File>,
+    /// Lines in the journal; a long journal is folded into a snapshot.
+    journal_lines: usize,
     _lock: File,
 }
+
+/// Journal lines after which the executor saves a snapshot mid-cycle.
+pub const JOURNAL_LIMIT: usize = 10_000;
 
 impl Store {
     /// Takes the lock (without waiting) and creates the state folder if needed.
@@ -104,21 +174,31 @@ impl Store {
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(path.to_path_buf())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        Ok(Store { path: path.to_path_buf(), _lock: lock })
+        Ok(Store { path: path.to_path_buf(), journal_path: suffixed(path, ".journal"), journal: None, journal_lines: 0, _lock: lock })
     }
 
     /// The saved state, or a fresh one when there is none (or it describes
-    /// another `remote_dir`).
-    pub fn load(&self, remote_dir: &str) -> Result<State, Error> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::new(remote_dir)),
-            Err(e) => return Err(Error::Io(self.path.clone(), e)),
+    /// another `remote_dir`). A damaged state file is moved aside for
+    /// inspection and ysync starts afresh: with an empty state nothing is
+    /// deleted, and uploads overwrite, so the remote gains no duplicates.
+    pub fn load(&mut self, remote_dir: &str) -> Result<State, Error> {
+        let mut state = self.load_snapshot(remote_dir)?;
+        let text = match fs::read_to_string(&self.journal_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::Io(self.journal_path.clone(), e)),
         };
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(self.path.clone(), e.to_string()))?;
-        if state.version != VERSION {
-            return Err(Error::Corrupt(self.path.clone(), format!("version {} is not {VERSION}", state.version)));
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str::<Change>(line) {
+                Ok(c) => state.apply(&c),
+                // Killed while appending: the action it describes is either
+                // repeated (pending uploads) or harmless to repeat.
+                Err(_) if i + 1 == lines.len() => log::debug!("ignoring a torn last journal line"),
+                Err(e) => return Err(Error::Corrupt(self.journal_path.clone(), format!("line {}: {e}", i + 1))),
+            }
         }
+        self.journal_lines = lines.len();
         if state.remote_dir != remote_dir {
             log::warn!(
                 "remote_dir changed from {} to {}: starting with a fresh state; nothing is deleted from the old folder",
@@ -130,23 +210,81 @@ impl Store {
         Ok(state)
     }
 
-    pub fn save(&self, state: &State) -> Result<(), Error> {
+    fn load_snapshot(&self, remote_dir: &str) -> Result<State, Error> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::new(remote_dir)),
+            Err(e) => return Err(Error::Io(self.path.clone(), e)),
+        };
+        match serde_json::from_slice::<State>(&bytes) {
+            Ok(s) if s.version == VERSION => Ok(s),
+            Ok(s) => {
+                Err(Error::Corrupt(self.path.clone(), format!("version {} is not {VERSION}; was it written by a newer ysync?", s.version)))
+            }
+            Err(e) => {
+                let aside =
+                    self.set_aside().map_err(|io| Error::Corrupt(self.path.clone(), format!("{e}; moving it aside failed: {io}")))?;
+                log::error!(
+                    "state file {} is damaged ({e}); kept as {} for inspection. Starting afresh: nothing is deleted, files are uploaded again over their remote copies",
+                    self.path.display(),
+                    aside.display()
+                );
+                Ok(State::new(remote_dir))
+            }
+        }
+    }
+
+    /// Appends one change to the journal and makes it durable.
+    pub fn record(&mut self, change: &Change) -> Result<(), Error> {
+        let io_err = |e| Error::Io(self.journal_path.clone(), e);
+        if self.journal.is_none() {
+            self.journal = Some(OpenOptions::new().create(true).append(true).open(&self.journal_path).map_err(io_err)?);
+        }
+        let mut line = serde_json::to_vec(change).expect("changes serialise");
+        line.push(b'\n');
+        let f = self.journal.as_mut().expect("opened above");
+        f.write_all(&line).and_then(|()| f.sync_data()).map_err(|e| Error::Io(self.journal_path.clone(), e))?;
+        self.journal_lines += 1;
+        Ok(())
+    }
+
+    pub fn journal_lines(&self) -> usize {
+        self.journal_lines
+    }
+
+    fn set_aside(&self) -> io::Result<PathBuf> {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = suffixed(&self.path, &format!(".damaged-{secs}"));
+        fs::rename(&self.path, &aside)?;
+        Ok(aside)
+    }
+
+    /// Writes a snapshot of `state` and empties the journal it includes.
+    pub fn save(&mut self, state: &State) -> Result<(), Error> {
         let bytes = serde_json::to_vec(state).expect("state serialises");
-        write_atomically(&self.path, &bytes).map_err(|e| Error::Io(self.path.clone(), e))
+        write_atomically(&self.path, &bytes).map_err(|e| Error::Io(self.path.clone(), e))?;
+        self.journal = None;
+        self.journal_lines = 0;
+        match fs::remove_file(&self.journal_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io(self.journal_path.clone(), e)),
+            _ => Ok(()),
+        }
     }
 }
 
-fn lock_path(path: &Path) -> PathBuf {
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
-    s.push(".lock");
+    s.push(suffix);
     PathBuf::from(s)
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    suffixed(path, ".lock")
 }
 
 /// Temp file, fsync, rename over the target, fsync the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = suffixed(path, ".tmp");
     {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -171,14 +309,14 @@ mod tests {
     use super::*;
 
     fn rec(n: u64) -> FileRec {
-        FileRec { size: n, mtime: 1, ctime: 2, ino: 3, sha256: "ab".repeat(32) }
+        FileRec { size: n, mtime: 1, ctime: 2, ino: 3, sha256: "ab".repeat(32), md5: "cd".repeat(16) }
     }
 
     #[test]
     fn round_trip_and_atomic_save() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("sub/s.json");
-        let store = Store::open(&p).unwrap();
+        let mut store = Store::open(&p).unwrap();
         let mut s = store.load("/r").unwrap();
         assert_eq!(s, State::new("/r"));
         s.dirs.insert(String::new());
@@ -191,7 +329,7 @@ mod tests {
     #[test]
     fn other_remote_dir_starts_fresh() {
         let t = tempfile::tempdir().unwrap();
-        let store = Store::open(&t.path().join("s.json")).unwrap();
+        let mut store = Store::open(&t.path().join("s.json")).unwrap();
         let mut s = State::new("/a");
         s.files.insert("x".into(), rec(1));
         store.save(&s).unwrap();
@@ -199,13 +337,30 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_state_is_an_error_not_an_empty_state() {
+    fn damaged_state_is_kept_aside_and_replaced_by_an_empty_one() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("s.json");
-        fs::write(&p, b"{\"version\":1,\"remote_dir\":\"/r\",\"dirs\":[],\"fil").unwrap();
-        let store = Store::open(&p).unwrap();
-        let e = store.load("/r").unwrap_err().to_string();
-        assert!(e.contains("is damaged"), "{e}");
+        let torn = b"{\"version\":1,\"remote_dir\":\"/r\",\"dirs\":[],\"fil";
+        fs::write(&p, torn).unwrap();
+        let mut store = Store::open(&p).unwrap();
+        assert_eq!(store.load("/r").unwrap(), State::new("/r"));
+        let aside: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("s.json.damaged-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(fs::read(t.path().join(&aside[0])).unwrap(), torn);
+    }
+
+    #[test]
+    fn a_newer_version_is_refused_not_overwritten() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        fs::write(&p, br#"{"version":2,"remote_dir":"/r","dirs":[],"files":{}}"#).unwrap();
+        let e = Store::open(&p).unwrap().load("/r").unwrap_err().to_string();
+        assert!(e.contains("version 2"), "{e}");
+        assert!(p.exists());
     }
 
     #[test]
@@ -220,6 +375,72 @@ mod tests {
         Store::open(&p).unwrap();
     }
 
+    fn put(path: &str) -> Change {
+        Change::Put { path: path.into(), rec: rec(1) }
+    }
+
+    #[test]
+    fn the_journal_is_replayed_over_the_snapshot() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        let mut store = Store::open(&p).unwrap();
+        let mut s = State::new("/r");
+        s.files.insert("old".into(), rec(1));
+        store.save(&s).unwrap();
+        let changes = [
+            put("new"),
+            Change::Dir { path: "d".into() },
+            Change::Pending { path: "d/big".into(), pending: Pending { size: 9, md5: String::new() } },
+            Change::Forget { path: "old".into() },
+        ];
+        for c in &changes {
+            store.record(c).unwrap();
+            s.apply(c);
+        }
+        drop(store);
+        let mut store = Store::open(&p).unwrap();
+        assert_eq!(store.load("/r").unwrap(), s);
+        assert_eq!(store.journal_lines(), 4);
+        // A snapshot folds the journal in and removes it.
+        store.save(&s).unwrap();
+        assert!(!t.path().join("s.json.journal").exists());
+        assert_eq!(store.load("/r").unwrap(), s);
+    }
+
+    #[test]
+    fn a_torn_last_journal_line_is_ignored_but_a_torn_middle_is_not() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        let j = t.path().join("s.json.journal");
+        let good = serde_json::to_string(&put("a")).unwrap();
+        fs::write(&j, format!("{good}\n{{\"put\":{{\"pa")).unwrap();
+        let mut store = Store::open(&p).unwrap();
+        assert_eq!(store.load("/r").unwrap().files.keys().collect::<Vec<_>>(), ["a"]);
+        fs::write(&j, format!("{{\"put\":{{\"pa\n{good}\n")).unwrap();
+        assert!(store.load("/r").unwrap_err().to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn replaying_a_journal_already_in_the_snapshot_changes_nothing() {
+        // A crash between writing the snapshot and removing the journal.
+        let changes = [put("d/x"), Change::Forget { path: "d".into() }, Change::Dir { path: "d".into() }, put("d/y"), put("e")];
+        let mut once = State::new("/r");
+        once.files.insert("d/z".into(), rec(2));
+        changes.iter().for_each(|c| once.apply(c));
+        let mut twice = once.clone();
+        changes.iter().for_each(|c| twice.apply(c));
+        assert_eq!(once, twice);
+        assert_eq!(once.files.keys().collect::<Vec<_>>(), ["d/y", "e"]);
+    }
+
+    #[test]
+    fn put_settles_a_pending_upload() {
+        let mut s = State::new("/r");
+        s.apply(&Change::Pending { path: "a".into(), pending: Pending { size: 1, md5: String::new() } });
+        s.apply(&put("a"));
+        assert!(s.pending.is_empty());
+    }
+
     #[test]
     fn forget_removes_subtree_only() {
         let mut s = State::new("/r");
@@ -229,7 +450,7 @@ mod tests {
         for p in ["a/x", "a/b/y", "ab/z", "a.txt"] {
             s.files.insert(p.into(), rec(1));
         }
-        s.forget("a");
+        s.apply(&Change::Forget { path: "a".into() });
         assert_eq!(s.dirs.iter().collect::<Vec<_>>(), ["ab"]);
         assert_eq!(s.files.keys().collect::<Vec<_>>(), ["a.txt", "ab/z"]);
     }

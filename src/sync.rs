@@ -1,24 +1,26 @@
 //! One sync cycle: scan → plan → execute → save state.
 //!
-//! The state is updated in memory after every completed action and written
-//! at most once a second (and at the end of the cycle). A crash in between
-//! only repeats work: uploads use overwrite and deletions of missing paths
-//! succeed, so the remote never ends up with duplicates.
+//! Every completed action is journalled (fsynced) before the next starts, and
+//! every upload is announced before its first byte, so a crash at any moment
+//! only repeats work: uploads overwrite, deleting a missing path succeeds, and
+//! an upload of unknown fate is resolved by the next plan.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DeleteMode};
 use crate::plan::{self, Action, human_bytes};
-use crate::remote::{self, Error, Remote};
+use crate::remote::{self, DiskInfo, Error, Placed, Remote};
+use crate::retry::Backoff;
 use crate::scan::{self, Entry, Kind};
-use crate::state::{self, FileRec, LastCycle, State, Store};
+use crate::state::{self, Change, FileRec, LastCycle, Pending, State, Store};
 
 /// How a cycle ended; maps onto the exit codes of the contract.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,22 +57,42 @@ struct Tally {
     folders: u64,
     deleted: u64,
     failed: BTreeMap<String, String>,
+    /// The Disk answered 507: no more uploads in this cycle.
+    disk_full: bool,
 }
 
 /// A reader that hashes and counts what passes through it, and remembers
 /// whether a failure came from the local file rather than the network.
+/// sha256 identifies content; md5 is what the Disk's conditional delete takes.
 struct Hashing<R> {
     inner: R,
-    hasher: Sha256,
+    sha256: Sha256,
+    md5: Md5,
     count: u64,
     local_error: Option<io::Error>,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Hashing<R> {
+        Hashing { inner, sha256: Sha256::new(), md5: Md5::new(), count: 0, local_error: None }
+    }
+
+    fn digests(self) -> Digests {
+        Digests { sha256: state::hex(&self.sha256.finalize()), md5: state::hex(&self.md5.finalize()) }
+    }
+}
+
+struct Digests {
+    sha256: String,
+    md5: String,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
-                self.hasher.update(&buf[..n]);
+                self.sha256.update(&buf[..n]);
+                self.md5.update(&buf[..n]);
                 self.count += n as u64;
                 Ok(n)
             }
@@ -86,18 +108,23 @@ impl<R: Read> Read for Hashing<R> {
 pub struct Syncer<'a> {
     cfg: &'a Config,
     remote: &'a mut dyn Remote,
-    store: &'a Store,
+    store: &'a mut Store,
     state: State,
     /// Skipped paths already warned about in this process, so `run` does not
     /// repeat the same warning every interval.
     warned: HashSet<PathBuf>,
+    /// Files the Disk refused as too large (413), with the size refused, so
+    /// `run` does not send them again every cycle while they stay that size.
+    too_large: HashMap<String, u64>,
+    /// The state changed since the last snapshot.
     dirty: bool,
-    last_save: Instant,
+    /// Writing the journal failed: stop acting, nothing could be recorded.
+    journal_error: Option<String>,
 }
 
 impl<'a> Syncer<'a> {
-    pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a Store, state: State) -> Syncer<'a> {
-        Syncer { cfg, remote, store, state, warned: HashSet::new(), dirty: false, last_save: Instant::now() }
+    pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store, state: State) -> Syncer<'a> {
+        Syncer { cfg, remote, store, state, warned: HashSet::new(), too_large: HashMap::new(), dirty: false, journal_error: None }
     }
 
     pub fn cycle(&mut self, dry_run: bool) -> Outcome {
@@ -136,15 +163,47 @@ impl<'a> Syncer<'a> {
         let mut tally = Tally::default();
         let mut outcome = None;
         for action in &plan.actions {
-            if let Some(dir) = failed_ancestor(&tally.failed, action.path()) {
-                tally.failed.insert(action.path().to_string(), format!("its folder {dir} could not be created"));
+            if let Some(why) = self.skip_reason(action, &tally) {
+                tally.failed.insert(action.path().to_string(), why);
                 continue;
             }
-            match self.execute(action, &mut tally) {
-                Ok(()) => self.save_soon(),
+            let result = self.execute(action, &mut tally);
+            if let Some(e) = &self.journal_error {
+                outcome = Some(Outcome::StateError(e.clone()));
+                break;
+            }
+            if self.store.journal_lines() >= state::JOURNAL_LIMIT
+                && let Err(e) = self.save()
+            {
+                outcome = Some(Outcome::StateError(e.to_string()));
+                break;
+            }
+            match result {
+                Ok(()) => {}
                 Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => {
                     outcome = Some(Outcome::TokenRejected(e.to_string()));
                     break;
+                }
+                Err(Error::InsufficientStorage) => {
+                    tally.disk_full = true;
+                    let free = self.remote.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
+                    log::error!(
+                        "the Disk is full ({free} free; {} needs {}): no more uploads in this cycle, deletions go on. \
+                         Free some space or empty the Disk's trash",
+                        action.path(),
+                        action_size(action)
+                    );
+                    tally.failed.insert(action.path().to_string(), "the Disk is full".into());
+                }
+                Err(Error::TooLarge) => {
+                    let limit =
+                        self.remote.disk_info().map(|d: DiskInfo| human_bytes(d.max_file_size)).unwrap_or_else(|_| "unknown".into());
+                    let msg = format!("larger than the account allows per file ({limit}); skipped");
+                    log::error!("{} ({}) is {msg}", action.path(), action_size(action));
+                    if let Action::Upload(e) | Action::Check { entry: e, .. } = action {
+                        self.too_large.insert(e.path.clone(), e.size);
+                    }
+                    tally.failed.insert(action.path().to_string(), msg);
                 }
                 Err(e) => {
                     log::warn!("failed: {action}: {e}");
@@ -178,7 +237,7 @@ impl<'a> Syncer<'a> {
             log::debug!("cycle done: nothing to do ({:.3}s)", start.elapsed().as_secs_f64());
         }
         match saved {
-            Err(e) if outcome == Outcome::Clean => Outcome::StateError(e.to_string()),
+            Err(e) if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) => Outcome::StateError(e.to_string()),
             _ => outcome,
         }
     }
@@ -191,55 +250,134 @@ impl<'a> Syncer<'a> {
                     self.remote.mkdir_all(&remote_path)?;
                     log::info!("created remote folder {}", self.cfg.remote_dir);
                 }
-                self.state.dirs.insert(String::new());
+                self.change(Change::Dir { path: String::new() });
             }
             Action::Mkdir(p) => {
                 self.remote.mkdir(&remote_path)?;
                 log::info!("created folder {p}");
                 tally.folders += 1;
-                self.state.dirs.insert(p.clone());
+                self.change(Change::Dir { path: p.clone() });
             }
             Action::Upload(e) => self.upload(e, &remote_path, tally)?,
             Action::Check { entry, old_sha256 } => {
-                let sha = hash_file(&self.open(entry)?).map_err(Error::Local)?;
-                if &sha == old_sha256 {
+                let Some(file) = self.open(entry)? else { return Ok(()) };
+                let d = hash_file(&file).map_err(Error::Local)?;
+                if &d.sha256 == old_sha256 {
                     log::info!("unchanged {} (metadata only)", entry.path);
                     tally.unchanged += 1;
-                    self.state.files.insert(entry.path.clone(), record(entry, sha));
+                    self.change(Change::Put { path: entry.path.clone(), rec: record(entry, d) });
                 } else {
                     self.upload(entry, &remote_path, tally)?;
                 }
             }
             Action::Delete { path, kind, files } => {
-                self.remote.delete(&remote_path, self.cfg.delete == DeleteMode::Permanent)?;
                 let to = if self.cfg.delete == DeleteMode::Permanent { "permanently" } else { "to the trash" };
-                match kind {
-                    Kind::Dir => log::info!("deleted folder {path} ({files} files) {to}"),
-                    Kind::File => log::info!("deleted {path} {to}"),
+                let result = match kind {
+                    Kind::Dir => self.remote.delete(&remote_path, self.cfg.delete == DeleteMode::Permanent, None),
+                    Kind::File => self.delete_file(path, &remote_path),
+                };
+                match result {
+                    Ok(()) => {
+                        match kind {
+                            Kind::Dir => log::info!("deleted folder {path} ({files} files) {to}"),
+                            Kind::File => log::info!("deleted {path} {to}"),
+                        }
+                        tally.deleted += 1;
+                    }
+                    // Someone else put other content there: it is theirs now.
+                    Err(Error::Md5Differs) => log::warn!(
+                        "not deleted: {path} on the Disk is no longer the file ysync uploaded (changed by someone else); left alone"
+                    ),
+                    Err(e) => return Err(e),
                 }
-                tally.deleted += 1;
-                self.state.forget(path);
+                self.change(Change::Forget { path: path.clone() });
             }
             Action::Forget { path, .. } => {
                 log::info!("forgot {path} (delete = keep: the remote copy stays)");
-                self.state.forget(path);
+                self.change(Change::Forget { path: path.clone() });
             }
         }
-        self.dirty = true;
         Ok(())
     }
 
+    /// Deletes a file only if it holds what ysync put there: the md5 of the
+    /// recorded upload, or of an upload whose answer never came (pending).
+    fn delete_file(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
+        let permanently = self.cfg.delete == DeleteMode::Permanent;
+        let pending = self.state.pending.get(path).cloned();
+        let result = match self.state.files.get(path) {
+            Some(r) if r.md5.is_empty() => self.remote.delete(remote_path, permanently, None),
+            Some(r) => self.remote.delete(remote_path, permanently, Some(&r.md5.clone())),
+            None => Err(Error::Md5Differs),
+        };
+        let Some(p) = pending else { return result };
+        match result {
+            Err(Error::Md5Differs) => match self.remote.stat(remote_path)? {
+                None => Ok(()), // the unconfirmed upload never landed
+                // Without an md5 (killed mid-upload) the size is the best guard.
+                Some(f) if f.md5 == p.md5 || (p.md5.is_empty() && f.size == p.size) => {
+                    self.remote.delete(remote_path, permanently, Some(&f.md5))
+                }
+                Some(_) => Err(Error::Md5Differs),
+            },
+            other => other,
+        }
+    }
+
+    /// Applies a change to the state and journals it.
+    fn change(&mut self, c: Change) {
+        if let Err(e) = self.store.record(&c) {
+            log::error!("{e}; stopping this cycle");
+            self.journal_error.get_or_insert(e.to_string());
+        }
+        self.state.apply(&c);
+        self.dirty = true;
+    }
+
     /// Streams the file once, hashing as it goes; records what was sent.
+    /// A failed upload is tried again with a new link (links are single-use),
+    /// but first the Disk is asked whether the file landed anyway.
     fn upload(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<(), Error> {
         let started = Instant::now();
-        let file = self.open(e)?;
-        let mut body = Hashing { inner: file.take(e.size), hasher: Sha256::new(), count: 0, local_error: None };
-        if let Err(err) = self.remote.upload(remote_path, &mut body, e.size) {
-            return Err(body.local_error.map(Error::Local).unwrap_or(err));
+        let mut backoff = Backoff::new();
+        let mut announced = false;
+        loop {
+            let Some(file) = self.open(e)? else { return Ok(()) };
+            if !announced {
+                self.change(Change::Pending { path: e.path.clone(), pending: Pending { size: e.size, md5: String::new() } });
+                announced = true;
+            }
+            let mut body = Hashing::new(file.take(e.size));
+            let result = self.remote.upload(remote_path, &mut body, e.size);
+            if let Some(local) = body.local_error.take() {
+                return Err(Error::Local(local));
+            }
+            let sent_all = body.count == e.size;
+            let digests = body.digests();
+            let err = match result {
+                Ok(Placed::Now) => return self.uploaded(e, digests, started, tally),
+                Ok(Placed::Later) if self.confirm(remote_path, e.size, &digests.sha256)? => {
+                    return self.uploaded(e, digests, started, tally);
+                }
+                Ok(Placed::Later) => Error::OperationFailed("the Disk does not show the uploaded content".into()),
+                Err(err) => err,
+            };
+            if sent_all && err.is_transient() && self.landed(remote_path, e.size, &digests.sha256) {
+                log::debug!("{}: {err}, but the file landed", e.path);
+                return self.uploaded(e, digests, started, tally);
+            }
+            if sent_all && self.state.pending.get(&e.path).is_some_and(|p| p.md5 != digests.md5) {
+                // It may still land later: remember what it would be.
+                self.change(Change::Pending { path: e.path.clone(), pending: Pending { size: e.size, md5: digests.md5 } });
+            }
+            if !backoff.wait(&e.path, &err) {
+                return Err(err);
+            }
         }
-        let sha = state::hex(&body.hasher.finalize());
-        let secs = started.elapsed().as_secs_f64();
-        log::info!("uploaded {} ({}, {:.1}s)", e.path, human_bytes(e.size), secs);
+    }
+
+    fn uploaded(&mut self, e: &Entry, d: Digests, started: Instant, tally: &mut Tally) -> Result<(), Error> {
+        log::info!("uploaded {} ({}, {:.1}s)", e.path, human_bytes(e.size), started.elapsed().as_secs_f64());
         tally.uploaded += 1;
         tally.bytes += e.size;
         // The scan's stat goes with the bytes sent: if the file changed
@@ -247,20 +385,68 @@ impl<'a> Syncer<'a> {
         if self.stat_now(e).as_ref() != Some(e) {
             log::info!("{} changed while it was uploaded; it is checked again next cycle", e.path);
         }
-        self.state.files.insert(e.path.clone(), record(e, sha));
+        self.change(Change::Put { path: e.path.clone(), rec: record(e, d) });
         Ok(())
     }
 
+    /// Does the Disk hold exactly these bytes at `path` now?
+    fn landed(&mut self, path: &str, size: u64, sha256: &str) -> bool {
+        matches!(self.remote.stat(path), Ok(Some(f)) if f.size == size && f.sha256 == sha256)
+    }
+
+    /// After a 202 the Disk finalises asynchronously: the file may be
+    /// missing or unhashed for a while. Waits a bounded time for it.
+    fn confirm(&mut self, path: &str, size: u64, sha256: &str) -> Result<bool, Error> {
+        let mut pause = Duration::from_millis(250);
+        for _ in 0..CONFIRM_TRIES {
+            match self.remote.stat(path)? {
+                Some(f) if !f.sha256.is_empty() => return Ok(f.size == size && f.sha256 == sha256),
+                _ => std::thread::sleep(pause),
+            }
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+        Ok(false)
+    }
+
     /// Opens without blocking (in case the path became a FIFO since the scan)
-    /// and makes sure it is still a regular file.
-    fn open(&self, e: &Entry) -> Result<File, Error> {
+    /// and makes sure it is still a regular file. `None`: it vanished since
+    /// the scan (or cannot be read), which is not an error of this cycle.
+    fn open(&self, e: &Entry) -> Result<Option<File>, Error> {
         const O_NONBLOCK: i32 = if cfg!(any(target_arch = "mips", target_arch = "mips64")) { 0x80 } else { 0o4000 };
         let path = self.cfg.local_dir.join(&e.path);
-        let f = OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(&path).map_err(Error::Local)?;
+        let f = match OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(&path) {
+            Ok(f) => f,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                log::info!("{} vanished before it could be uploaded", e.path);
+                return Ok(None);
+            }
+            // Like an unreadable folder: a warning, the remote copy and the
+            // state stay as they are until the permissions are fixed.
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                log::warn!("skipped {}: cannot be read: {err}", path.display());
+                return Ok(None);
+            }
+            Err(err) => return Err(Error::Local(err)),
+        };
         if !f.metadata().map_err(Error::Local)?.is_file() {
             return Err(Error::Local(io::Error::other("is no longer a regular file")));
         }
-        Ok(f)
+        Ok(Some(f))
+    }
+
+    /// Why `action` is not even tried in this cycle, if it is not.
+    fn skip_reason(&self, action: &Action, tally: &Tally) -> Option<String> {
+        if let Some(dir) = failed_ancestor(&tally.failed, action.path()) {
+            return Some(format!("its folder {dir} could not be created"));
+        }
+        let (Action::Upload(e) | Action::Check { entry: e, .. }) = action else { return None };
+        if tally.disk_full {
+            return Some("the Disk is full".into());
+        }
+        if self.too_large.get(&e.path) == Some(&e.size) {
+            return Some("larger than the account allows per file; skipped".into());
+        }
+        None
     }
 
     fn stat_now(&self, e: &Entry) -> Option<Entry> {
@@ -268,39 +454,34 @@ impl<'a> Syncer<'a> {
         Some(scan::file_entry(e.path.clone(), &m))
     }
 
-    fn save_soon(&mut self) {
-        if self.dirty
-            && self.last_save.elapsed() >= Duration::from_secs(1)
-            && let Err(e) = self.save()
-        {
-            log::error!("{e}");
-        }
-    }
-
+    /// Writes a snapshot (which empties the journal) if anything changed.
     fn save(&mut self) -> Result<(), state::Error> {
         if !self.dirty {
             return Ok(());
         }
         self.store.save(&self.state)?;
         self.dirty = false;
-        self.last_save = Instant::now();
         Ok(())
     }
 }
 
-fn record(e: &Entry, sha256: String) -> FileRec {
-    FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256 }
+/// How often to ask for a fresh upload's metadata after a 202 (~10 s).
+const CONFIRM_TRIES: u32 = 8;
+
+fn record(e: &Entry, d: Digests) -> FileRec {
+    FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: d.sha256, md5: d.md5 }
 }
 
-fn hash_file(mut f: &File) -> io::Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(state::hex(&h.finalize()));
-        }
-        h.update(&buf[..n]);
+fn hash_file(f: &File) -> io::Result<Digests> {
+    let mut h = Hashing::new(f);
+    io::copy(&mut h, &mut io::sink())?;
+    Ok(h.digests())
+}
+
+fn action_size(a: &Action) -> String {
+    match a {
+        Action::Upload(e) | Action::Check { entry: e, .. } => human_bytes(e.size),
+        _ => "?".into(),
     }
 }
 

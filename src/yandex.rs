@@ -15,7 +15,8 @@ use serde::Deserialize;
 use ureq::http::Response;
 use ureq::{Agent, Body, SendBody};
 
-use crate::remote::{Error, Remote};
+use crate::remote::{DiskInfo, Error, Placed, Remote, RemoteFile};
+use crate::retry::retry;
 
 /// How long one asynchronous server operation may take before ysync gives up
 /// on it for this cycle (deleting a huge folder can take minutes).
@@ -38,6 +39,26 @@ struct Link {
 #[derive(Deserialize)]
 struct Operation {
     status: String,
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    md5: String,
+}
+
+#[derive(Deserialize)]
+struct Disk {
+    total_space: u64,
+    used_space: u64,
+    #[serde(default)]
+    max_file_size: u64,
 }
 
 #[derive(Deserialize, Default)]
@@ -67,8 +88,21 @@ impl Yandex {
         format!("{}/{endpoint}?path={}{extra}", self.api, encode(&format!("disk:{path}")))
     }
 
-    /// Sends an API request (with the token) and maps error statuses.
-    fn api_call(&self, method: &str, url: &str) -> Result<Response<Body>, Error> {
+    /// Sends an API request (with the token), retrying transient failures,
+    /// and returns the status and the body (small JSON; empty for 204).
+    /// Every call ysync makes to the API host is safe to repeat.
+    fn api_call(&self, method: &str, url: &str) -> Result<(u16, String), Error> {
+        retry(method, || {
+            let mut resp = self.api_call_once(method, url)?;
+            let status = resp.status().as_u16();
+            if status == 204 {
+                return Ok((status, String::new()));
+            }
+            Ok((status, resp.body_mut().read_to_string().map_err(transport)?))
+        })
+    }
+
+    fn api_call_once(&self, method: &str, url: &str) -> Result<Response<Body>, Error> {
         log::trace!("{method} {url}");
         let res = match method {
             "GET" => self.agent.get(url).header("Authorization", &self.auth).call(),
@@ -86,8 +120,7 @@ impl Yandex {
         let start = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
-            let mut resp = self.api_call("GET", &url)?;
-            let op: Operation = json(&mut resp)?;
+            let op: Operation = json(&self.api_call("GET", &url)?.1)?;
             match op.status.as_str() {
                 "success" => return Ok(()),
                 "failed" | "failure" => return Err(Error::OperationFailed(op.status)),
@@ -134,30 +167,58 @@ impl Remote for Yandex {
         }
     }
 
-    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<(), Error> {
+    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<Placed, Error> {
         let url = self.resource_url("resources/upload", path, "&overwrite=true");
-        let link: Link = json(&mut self.api_call("GET", &url)?)?;
+        let link: Link = json(&self.api_call("GET", &url)?.1)?;
         let resp = self.put_body(&link.href, body, size)?;
-        if resp.status().as_u16() == 202 {
-            // Received but not yet placed on the Disk: wait for it.
-            match &link.operation_id {
-                Some(id) => self.wait(&format!("{}/operations/{id}", self.api))?,
-                None => return Err(Error::Protocol("upload answered 202 without an operation id".into())),
-            }
+        if resp.status().as_u16() != 202 {
+            return Ok(Placed::Now);
         }
-        Ok(())
+        // Received but not yet placed on the Disk: wait for it.
+        match &link.operation_id {
+            Some(id) => self.wait(&format!("{}/operations/{id}", self.api))?,
+            None => log::debug!("upload of {path} answered 202 without an operation id"),
+        }
+        Ok(Placed::Later)
     }
 
-    fn delete(&mut self, path: &str, permanently: bool) -> Result<(), Error> {
-        let url = self.resource_url("resources", path, &format!("&permanently={permanently}"));
-        match self.api_call("DELETE", &url) {
-            Ok(mut resp) if resp.status().as_u16() == 202 => {
-                let link: Link = json(&mut resp)?;
-                self.wait(&link.href)
+    fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error> {
+        let guard = md5.map(|m| format!("&md5={m}")).unwrap_or_default();
+        let url = self.resource_url("resources", path, &format!("&permanently={permanently}{guard}"));
+        // A failed operation is repeated as a whole, as the docs advise.
+        let mut repeats = 0;
+        loop {
+            let result = match self.api_call("DELETE", &url) {
+                Ok((202, body)) => self.wait(&json::<Link>(&body)?.href),
+                Ok(_) | Err(Error::NotFound) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(Error::OperationFailed(s)) if repeats < 2 => {
+                    repeats += 1;
+                    log::debug!("deleting {path}: the operation ended {s}; repeating it");
+                }
+                other => return other,
             }
-            Ok(_) | Err(Error::NotFound) => Ok(()),
+        }
+    }
+
+    fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
+        let url = self.resource_url("resources", path, "&fields=type,size,sha256,md5");
+        match self.api_call("GET", &url) {
+            Ok((_, body)) => {
+                let m: Meta = json(&body)?;
+                Ok((m.kind == "file").then_some(RemoteFile { size: m.size, sha256: m.sha256, md5: m.md5 }))
+            }
+            Err(Error::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn disk_info(&mut self) -> Result<DiskInfo, Error> {
+        let url = format!("{}/?fields=total_space,used_space,max_file_size", self.api);
+        let d: Disk = json(&self.api_call("GET", &url)?.1)?;
+        Ok(DiskInfo { free: d.total_space.saturating_sub(d.used_space), max_file_size: d.max_file_size })
     }
 }
 
@@ -174,9 +235,8 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-fn json<T: serde::de::DeserializeOwned>(resp: &mut Response<Body>) -> Result<T, Error> {
-    let text = resp.body_mut().read_to_string().map_err(transport)?;
-    serde_json::from_str(&text).map_err(|e| Error::Protocol(format!("{e} in {:?}", truncate(&text, 200))))
+fn json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| Error::Protocol(format!("{e} in {:?}", truncate(text, 200))))
 }
 
 fn truncate(s: &str, n: usize) -> &str {

@@ -41,6 +41,9 @@ pub enum FaultKind {
     /// Close the connection without answering; for an upload PUT, after
     /// half of the body arrived.
     Reset,
+    /// Do the work, then close the connection without answering (the
+    /// "failed at the end although the file landed" case).
+    ResetAfter,
     /// Wait this long, then answer normally.
     Delay(Duration),
     /// Upload PUT only: answer 202 and place the file when the operation ends.
@@ -76,6 +79,14 @@ pub struct Options {
     pub max_file_size: u64,
     /// Print one line per request on stdout (for the standalone emulator).
     pub verbose: bool,
+    /// Added to every request.
+    pub latency: Duration,
+    /// Upload PUT bodies are read at this many bytes/s (0: no limit).
+    pub upload_rate: u64,
+    /// Share of requests (0.0–1.0) that get a random fault: 5xx, 429,
+    /// a reset before or after the work, or a slow answer.
+    pub fault_rate: f64,
+    pub seed: u64,
 }
 
 impl Default for Options {
@@ -88,6 +99,10 @@ impl Default for Options {
             total_space: 10 << 30,
             max_file_size: 1 << 30,
             verbose: false,
+            latency: Duration::ZERO,
+            upload_rate: 0,
+            fault_rate: 0.0,
+            seed: 1,
         }
     }
 }
@@ -148,6 +163,11 @@ struct Disk {
     uploaded_bytes: u64,
     token_leaks: u64,
     faults: Vec<Fault>,
+    /// Overrides `Options::fault_rate` when set.
+    fault_rate: Option<f64>,
+    /// Faults given out, explicit and random.
+    faults_injected: u64,
+    rng: u64,
     seq: u64,
 }
 
@@ -175,7 +195,7 @@ impl FakeDisk {
         let api_addr = api.local_addr().unwrap().to_string();
         let up_addr = up.local_addr().unwrap().to_string();
         let shared = Arc::new(Shared {
-            disk: Mutex::new(Disk::default()),
+            disk: Mutex::new(Disk { rng: opts.seed | 1, ..Disk::default() }),
             opts,
             api_url: format!("http://{api_addr}/v1/disk"),
             upload_base: format!("http://{up_addr}/upload-target/"),
@@ -270,6 +290,15 @@ impl FakeDisk {
         self.disk().token_leaks
     }
 
+    pub fn faults_injected(&self) -> u64 {
+        self.disk().faults_injected
+    }
+
+    /// Changes the share of randomly failing requests.
+    pub fn set_fault_rate(&self, rate: f64) {
+        self.shared.disk.lock().unwrap().fault_rate = Some(rate);
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.disk().faults.push(fault);
     }
@@ -339,7 +368,11 @@ fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()
 
 fn error(status: u16, name: &str, description: &str) -> Reply {
     // `message` is localised on the real Disk; ysync must not read it.
-    Reply::json(status, json!({"message": "Ошибка (эмулятор)", "description": description, "error": name}))
+    let mut r = Reply::json(status, json!({"message": "Ошибка (эмулятор)", "description": description, "error": name}));
+    if status == 429 {
+        r.headers.push(("Retry-After", "1".into()));
+    }
+    r
 }
 
 fn not_found() -> Reply {
@@ -358,15 +391,42 @@ fn route(method: &str, path: &str, upload: bool) -> String {
     format!("{method} {p}")
 }
 
-/// Counts the request and applies the first matching fault.
+/// Counts the request and picks its fault: the first matching injected
+/// one, else a random one at the configured rate.
 fn pre(shared: &Shared, key: &str, path: &str) -> Option<FaultKind> {
+    if !shared.opts.latency.is_zero() {
+        thread::sleep(shared.opts.latency);
+    }
     let mut d = shared.disk.lock().unwrap();
     *d.counts.entry(key.to_string()).or_default() += 1;
     d.settle();
-    let f = d.faults.iter_mut().find(|f| f.times > 0 && (f.endpoint == "*" || f.endpoint == key) && path.contains(&f.path_contains))?;
-    f.times -= 1;
-    let kind = f.kind.clone();
-    d.faults.retain(|f| f.times > 0);
+    let kind =
+        match d.faults.iter_mut().find(|f| f.times > 0 && (f.endpoint == "*" || f.endpoint == key) && path.contains(&f.path_contains)) {
+            Some(f) => {
+                f.times -= 1;
+                let kind = f.kind.clone();
+                d.faults.retain(|f| f.times > 0);
+                kind
+            }
+            None => {
+                let rate = d.fault_rate.unwrap_or(shared.opts.fault_rate);
+                if rate <= 0.0 || d.random() % 10_000 >= (rate * 10_000.0) as u64 {
+                    return None;
+                }
+                const RANDOM: [FaultKind; 8] = [
+                    FaultKind::Status(500, "InternalServerError"),
+                    FaultKind::Status(502, "BadGateway"),
+                    FaultKind::Status(503, "ServiceUnavailable"),
+                    FaultKind::Status(504, "GatewayTimeout"),
+                    FaultKind::Status(429, "TooManyRequestsError"),
+                    FaultKind::Reset,
+                    FaultKind::ResetAfter,
+                    FaultKind::Delay(Duration::from_millis(300)),
+                ];
+                RANDOM[(d.random() % RANDOM.len() as u64) as usize].clone()
+            }
+        };
+    d.faults_injected += 1;
     Some(kind)
 }
 
@@ -383,18 +443,19 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
     };
     let q = Query(query);
     let raw_path = q.get("path").unwrap_or_default().to_string();
-    match pre(shared, &key, &raw_path) {
+    let fault = pre(shared, &key, &raw_path);
+    match fault {
         Some(FaultKind::Status(s, name)) => return Next::Reply(error(s, name, "Injected fault.")),
         Some(FaultKind::Reset) => return Next::Reset,
         Some(FaultKind::Delay(d)) => thread::sleep(d),
-        Some(FaultKind::Accepted) | None => {}
+        Some(FaultKind::Accepted | FaultKind::ResetAfter) | None => {}
     }
     if head.header("authorization") != Some(&format!("OAuth {}", shared.opts.token)) {
         return Next::Reply(error(401, "UnauthorizedError", "Unauthorized"));
     }
     let mut d = shared.disk.lock().unwrap();
     d.settle();
-    Next::Reply(match (head.method.as_str(), head.path.trim_end_matches('/')) {
+    let reply = match (head.method.as_str(), head.path.trim_end_matches('/')) {
         ("GET", "/v1/disk") => d.info(&shared.opts),
         ("GET", "/v1/disk/resources") => with_path(&raw_path, |p| d.meta(p, &q)),
         ("PUT", "/v1/disk/resources") => with_path(&raw_path, |p| d.mkdir(p, &raw_path)),
@@ -408,7 +469,11 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
         ("GET", "/v1/disk/trash/resources") => d.trash_list(),
         (_, p) if p.starts_with("/v1/disk") => error(405, "MethodNotAllowedError", "Method not allowed."),
         _ => error(404, "NotFoundError", "Unknown endpoint."),
-    })
+    };
+    if matches!(fault, Some(FaultKind::ResetAfter)) {
+        return Next::Reset;
+    }
+    Next::Reply(reply)
 }
 
 /// The decoded query parameters of one request.
@@ -474,6 +539,13 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl Disk {
+    fn random(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
     fn next_id(&mut self) -> String {
         self.seq += 1;
         hex(&Sha256::digest(self.seq.to_le_bytes()))
@@ -812,7 +884,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     }
     let mut data = vec![0u8; len as usize];
     let half = if matches!(fault, Some(FaultKind::Reset)) { len as usize / 2 } else { data.len() };
-    if reader.read_exact(&mut data[..half]).is_err() {
+    if read_paced(reader, &mut data[..half], shared.opts.upload_rate).is_err() {
         return Next::Reset; // the client went away: nothing is stored
     }
     if half < data.len() {
@@ -844,7 +916,28 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     if let Some(op) = d.ops.get_mut(&op_id) {
         op.done = true;
     }
+    if matches!(fault, Some(FaultKind::ResetAfter)) {
+        return Next::Reset;
+    }
     Next::Reply(Reply::empty(201))
+}
+
+/// Reads `buf` full, at most `rate` bytes per second (0: as fast as it comes).
+fn read_paced(reader: &mut BufReader<TcpStream>, buf: &mut [u8], rate: u64) -> std::io::Result<()> {
+    if rate == 0 {
+        return reader.read_exact(buf);
+    }
+    let start = Instant::now();
+    let mut done = 0;
+    for chunk in buf.chunks_mut(16 * 1024) {
+        reader.read_exact(chunk)?;
+        done += chunk.len() as u64;
+        let due = Duration::from_secs_f64(done as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            thread::sleep(wait);
+        }
+    }
+    Ok(())
 }
 
 fn drain(reader: &mut BufReader<TcpStream>, head: &Head) -> std::io::Result<()> {

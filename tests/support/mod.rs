@@ -17,6 +17,7 @@ pub struct Fixture {
     pub conf: PathBuf,
     pub state: PathBuf,
     pub remote_dir: String,
+    as_nobody: bool,
 }
 
 impl Fixture {
@@ -32,15 +33,16 @@ impl Fixture {
         let conf = tmp.path().join("ysync.conf");
         let state = tmp.path().join("state/ysync.json");
         let text = format!(
-            "token = {}\nlocal_dir = {}\nremote_dir = disk:{remote_dir}\napi_url = {}\nstate_file = {}\ntimeout = 10\n{extra}\n",
+            "token = {}\nlocal_dir = {}\nremote_dir = disk:{remote_dir}\napi_url = {}\nstate_file = {}\n{}{extra}\n",
             emu.token(),
             local.display(),
             emu.api_url(),
-            state.display()
+            state.display(),
+            if extra.contains("timeout") { "" } else { "timeout = 10\n" }
         );
         fs::write(&conf, text).unwrap();
         fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        Fixture { emu, tmp, local, conf, state, remote_dir: remote_dir.into() }
+        Fixture { emu, tmp, local, conf, state, remote_dir: remote_dir.into(), as_nobody: false }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -58,7 +60,13 @@ impl Fixture {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ysync"));
+        let mut c = if self.as_nobody {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_ysync")]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_ysync"))
+        };
         c.arg("-c").arg(&self.conf).args(args);
         for v in ["YSYNC_TOKEN", "YSYNC_API_URL", "YSYNC_CONFIG", "RUST_LOG", "JOURNAL_STREAM"] {
             c.env_remove(v);
@@ -94,9 +102,36 @@ impl Fixture {
         assert_eq!(self.emu.token_leaks(), 0, "the token was sent to an upload link");
     }
 
+    /// Appends lines to the config file.
+    pub fn configure(&self, lines: &str) {
+        let text = fs::read_to_string(&self.conf).unwrap();
+        fs::write(&self.conf, format!("{text}{lines}\n")).unwrap();
+    }
+
+    /// The state file as JSON.
+    pub fn state_json(&self) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(&self.state).unwrap()).unwrap()
+    }
+
+    /// Hands the whole fixture to `nobody` so that permission bits bite
+    /// even when the tests run as root; `command` then runs ysync as nobody.
+    pub fn become_nobody(&mut self) {
+        if !is_root() {
+            return;
+        }
+        let status = Command::new("chown").args(["-R", "65534:65534"]).arg(self.tmp.path()).status().unwrap();
+        assert!(status.success());
+        fs::set_permissions(self.tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        self.as_nobody = true;
+    }
+
     pub fn remote(&self, rel: &str) -> String {
         format!("{}/{rel}", self.remote_dir.trim_end_matches('/'))
     }
+}
+
+pub fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
 pub fn stderr(o: &Output) -> String {

@@ -1,0 +1,366 @@
+//! The contract's promises, each shown against the emulator with the fault
+//! that would break it: network trouble, safety stops, hostile input, secrets.
+
+mod emulator;
+mod support;
+
+use std::fs;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use emulator::{FakeDisk, Fault, FaultKind, Options};
+use support::{Fixture, bytes, is_root, stderr};
+
+const LINK: &str = "GET /v1/disk/resources/upload";
+const PUT: &str = "PUT upload";
+const MKDIR: &str = "PUT /v1/disk/resources";
+const META: &str = "GET /v1/disk/resources";
+
+fn fixture_with(opts: Options, extra: &str) -> Fixture {
+    Fixture::with(FakeDisk::with(opts), "/Backup", extra)
+}
+
+fn fault(endpoint: &str, kind: FaultKind, times: u32) -> Fault {
+    Fault::new(endpoint, kind, times)
+}
+
+// ---------------------------------------------------------------- network
+
+#[test]
+fn server_errors_resets_and_429_are_retried() {
+    let fx = Fixture::new("");
+    fx.write("d/a.txt", "a");
+    fx.write("b.txt", "b");
+    fx.emu.inject(fault(MKDIR, FaultKind::Status(503, "ServiceUnavailable"), 2));
+    fx.emu.inject(fault(LINK, FaultKind::Status(500, "InternalServerError"), 1));
+    fx.emu.inject(fault(LINK, FaultKind::Reset, 1));
+    fx.emu.inject(fault(LINK, FaultKind::Status(502, "BadGateway"), 1));
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!(fx.emu.faults_injected(), 5);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.emu.inject(fault(LINK, FaultKind::Status(429, "TooManyRequestsError"), 1));
+    let start = Instant::now();
+    fx.sync();
+    assert!(start.elapsed() >= Duration::from_secs(1), "the emulator said Retry-After: 1");
+    fx.assert_mirror();
+}
+
+#[test]
+fn a_slow_answer_times_out_and_is_retried() {
+    let fx = Fixture::new("timeout = 1");
+    fx.write("a.txt", "a");
+    fx.emu.inject(fault(LINK, FaultKind::Delay(Duration::from_millis(2500)), 1));
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!(fx.emu.count(LINK), 2);
+}
+
+#[test]
+fn reset_mid_upload_is_retried_with_a_new_link() {
+    let fx = Fixture::new("");
+    fx.write("big.bin", bytes(3 << 20, 1));
+    fx.emu.inject(fault(PUT, FaultKind::Reset, 1));
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!((fx.emu.count(LINK), fx.emu.count(PUT)), (2, 2), "a used link is never reused");
+}
+
+#[test]
+fn an_upload_that_landed_although_the_answer_was_lost_is_not_sent_again() {
+    let fx = Fixture::new("");
+    fx.write("big.bin", bytes(2 << 20, 2));
+    fx.emu.inject(fault(PUT, FaultKind::ResetAfter, 1));
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!(fx.emu.count(PUT), 1, "{:?}", fx.emu.counts());
+    assert_eq!(fx.emu.count(META), 1, "the remote was checked instead");
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "and it is recorded as synced");
+}
+
+#[test]
+fn an_upload_answered_202_is_recorded_only_once_the_disk_shows_it() {
+    let fx = fixture_with(Options { op_delay: Duration::from_millis(300), ..Options::default() }, "");
+    fx.write("a.bin", bytes(5000, 3));
+    fx.emu.inject(fault(PUT, FaultKind::Accepted, 1));
+    // The file's metadata lags the operation: two 404s first.
+    fx.emu.inject(fault(META, FaultKind::Status(404, "DiskNotFoundError"), 2));
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!(fx.emu.count(META), 3, "{:?}", fx.emu.counts());
+    assert_eq!(fx.emu.count(PUT), 1);
+}
+
+#[test]
+fn a_persistently_failing_file_fails_alone_and_goes_next_cycle() {
+    let fx = Fixture::new("");
+    fx.write("bad.txt", "b");
+    fx.write("good.txt", "g");
+    let mut f = fault(PUT, FaultKind::Status(500, "InternalServerError"), 5);
+    f.path_contains = "bad.txt".into();
+    fx.emu.inject(f);
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed: upload bad.txt"), "{}", stderr(&out));
+    assert_eq!(fx.emu.file("/Backup/good.txt").as_deref(), Some(&b"g"[..]));
+    assert_eq!(fx.emu.count(PUT), 6, "5 tries for bad.txt, 1 for good.txt");
+    assert_eq!(fx.state_json()["last"]["failed"]["bad.txt"], "the Disk had an internal error (HTTP 500)");
+    fx.sync();
+    fx.assert_mirror();
+}
+
+#[test]
+fn a_busy_path_423_is_retried_but_the_traffic_limit_waits_for_the_next_cycle() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.emu.inject(fault(LINK, FaultKind::Status(423, "DiskResourceLockedError"), 2));
+    fx.sync();
+    fx.assert_mirror();
+
+    fx.write("b.txt", "b");
+    fx.emu.inject(fault(LINK, FaultKind::Status(423, "DiskUploadTrafficLimitExceeded"), 1));
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DiskUploadTrafficLimitExceeded"), "{}", stderr(&out));
+    fx.sync();
+    fx.assert_mirror();
+}
+
+#[test]
+fn a_full_disk_stops_uploads_with_one_message_and_deletions_go_on() {
+    let fx = fixture_with(Options { total_space: 10_000, ..Options::default() }, "");
+    fx.write("old.txt", "old");
+    fx.write("keep.txt", "keep");
+    fx.sync();
+    fs::remove_file(fx.path("old.txt")).unwrap();
+    fx.write("huge1.bin", bytes(20_000, 4));
+    fx.write("huge2.bin", bytes(20_000, 5));
+    fx.emu.reset_counts();
+    let out = fx.ysync(&["once"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert_eq!(log.matches("the Disk is full").count(), 1, "{log}");
+    assert!(log.contains("huge1.bin needs 19.5 KiB"), "{log}");
+    assert_eq!(fx.emu.count(PUT), 1, "no upload after the first 507");
+    assert!(!fx.emu.exists("/Backup/old.txt"), "the deletion still happened");
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_skipped_naming_the_limit() {
+    let fx = fixture_with(Options { max_file_size: 1000, ..Options::default() }, "");
+    fx.write("too-big.bin", bytes(2000, 6));
+    fx.write("fine.txt", "fine");
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("too-big.bin (2.0 KiB) is larger than the account allows per file (1000 B)"), "{}", stderr(&out));
+    assert!(fx.emu.exists("/Backup/fine.txt"));
+}
+
+#[test]
+fn a_token_rejected_mid_cycle_stops_at_once_without_retrying() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.write("b.txt", "b");
+    fx.emu.inject(fault(LINK, FaultKind::Status(401, "UnauthorizedError"), 1));
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("get a new one"), "{}", stderr(&out));
+    assert_eq!(fx.emu.count(LINK), 1);
+    fx.emu.inject(fault(LINK, FaultKind::Status(403, "DiskUnsupportedUserAccountTypeError"), 1));
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("403 DiskUnsupportedUserAccountTypeError"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_remote_file_changed_by_someone_else_is_not_deleted() {
+    let fx = Fixture::new("");
+    fx.write("shared.txt", "mine");
+    fx.write("other.txt", "o");
+    fx.write("third.txt", "t");
+    fx.sync();
+    fx.emu.put_file("/Backup/shared.txt", b"someone else's newer version");
+    fs::remove_file(fx.path("shared.txt")).unwrap();
+    let out = fx.sync();
+    assert!(stderr(&out).contains("not deleted: shared.txt"), "{}", stderr(&out));
+    assert_eq!(fx.emu.file("/Backup/shared.txt").as_deref(), Some(&b"someone else's newer version"[..]));
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "it is not tracked any more");
+}
+
+// ---------------------------------------------------------------- safety stops
+
+#[test]
+fn the_next_cycle_proceeds_once_local_dir_is_back() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.sync();
+    let aside = fx.tmp.path().join("unmounted");
+    fs::rename(&fx.local, &aside).unwrap();
+    fs::write(&fx.local, "a file where the folder was").unwrap();
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("is not a folder"), "{}", stderr(&out));
+    fs::remove_file(&fx.local).unwrap();
+    fs::rename(&aside, &fx.local).unwrap();
+    fx.write("b.txt", "b");
+    fx.sync();
+    fx.assert_mirror();
+}
+
+#[test]
+fn unreadable_folders_and_files_keep_their_remote_copies() {
+    let mut fx = Fixture::new("");
+    fx.become_nobody();
+    fx.write("secret/inside.txt", "s");
+    fx.write("locked.txt", "l");
+    fx.write("open.txt", "o");
+    fx.sync();
+    let mode = |p: &str, m: u32| fs::set_permissions(fx.path(p), std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap();
+    mode("secret", 0o000);
+    mode("locked.txt", 0o000);
+    fx.write("open.txt", "changed");
+    let out = fx.sync();
+    let log = stderr(&out);
+    mode("secret", 0o755);
+    assert!(log.contains("secret: folder cannot be read"), "{log}");
+    assert!(log.contains("locked.txt: cannot be read"), "{log}");
+    assert_eq!(fx.emu.file("/Backup/secret/inside.txt").as_deref(), Some(&b"s"[..]));
+    assert_eq!(fx.emu.file("/Backup/locked.txt").as_deref(), Some(&b"l"[..]));
+    assert_eq!(fx.emu.file("/Backup/open.txt").as_deref(), Some(&b"changed"[..]));
+}
+
+#[test]
+fn a_file_that_vanishes_before_its_upload_is_simply_gone() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.write("b.txt", "b");
+    let mut f = fault(LINK, FaultKind::Delay(Duration::from_millis(800)), 1);
+    f.path_contains = "a.txt".into();
+    fx.emu.inject(f);
+    let child = fx.command(&["once"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    sleep(Duration::from_millis(300));
+    fs::remove_file(fx.path("b.txt")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("b.txt vanished"), "{}", stderr(&out));
+    fx.assert_mirror();
+}
+
+#[test]
+fn a_file_changed_during_its_upload_goes_again_next_cycle() {
+    let fx = fixture_with(Options { upload_rate: 1 << 20, ..Options::default() }, "");
+    fx.write("growing.bin", bytes(2 << 20, 7));
+    let child = fx.command(&["once"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    sleep(Duration::from_millis(600));
+    fx.write("growing.bin", bytes(2 << 20, 8)); // same size, new content
+    let out = child.wait_with_output().unwrap();
+    assert!(stderr(&out).contains("changed while it was uploaded"), "{}", stderr(&out));
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.count(PUT), 1, "sent again");
+    fx.assert_mirror();
+}
+
+// ---------------------------------------------------------------- hostile input
+
+#[test]
+fn hostile_entries_are_skipped_with_one_warning_each_and_never_hang() {
+    use std::os::unix::ffi::OsStrExt;
+    let fx = Fixture::new("interval = 1");
+    fx.write("ok/file.txt", "ok");
+    let outside = fx.tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("x"), "x").unwrap();
+    let link = |target: &std::path::Path, name: &str| std::os::unix::fs::symlink(target, fx.path(name)).unwrap();
+    link(&fx.path("ok/file.txt"), "link-to-file");
+    link(&outside, "link-to-outside-folder");
+    link(std::path::Path::new("/nonexistent/target"), "dangling");
+    link(&fx.path("ok"), "ok/loop");
+    assert!(Command::new("mkfifo").arg(fx.path("fifo")).status().unwrap().success());
+    let _socket = std::os::unix::net::UnixListener::bind(fx.path("socket")).unwrap();
+    if is_root() {
+        assert!(Command::new("mknod").arg(fx.path("device")).args(["c", "1", "3"]).status().unwrap().success());
+    }
+    fs::write(fx.local.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9t\xe9.txt")), "x").unwrap();
+    fx.write("bell\u{7}.txt", "x");
+
+    // `run` for several cycles: each is warned about once, not every cycle.
+    let child = fx.command(&["run"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    sleep(Duration::from_millis(2600));
+    Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    let mut names = vec!["link-to-file", "link-to-outside-folder", "dangling", "ok/loop", "fifo", "socket", "latin1-", "bell"];
+    if is_root() {
+        names.push("device");
+    }
+    for n in names {
+        assert_eq!(log.matches(&format!("skipped {}/{n}", fx.local.display())).count(), 1, "{n}:\n{log}");
+    }
+    assert_eq!(fx.emu.tree("/Backup").keys().collect::<Vec<_>>(), ["ok", "ok/file.txt"]);
+}
+
+#[test]
+fn a_damaged_state_file_is_kept_aside_and_never_leads_to_deletions() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.write("gone.txt", "g");
+    fx.sync();
+    fs::remove_file(fx.path("gone.txt")).unwrap();
+    fs::write(&fx.state, b"{\"version\":1,\"remote_dir\":\"/Backup\",\"files\":{\"a.t").unwrap();
+    let out = fx.sync();
+    assert!(stderr(&out).contains("is damaged"), "{}", stderr(&out));
+    assert!(fx.emu.exists("/Backup/gone.txt"), "nothing deleted on a guess");
+    assert_eq!(fx.emu.trash().len(), 0);
+    let aside = fs::read_dir(fx.state.parent().unwrap())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().contains(".damaged-"))
+        .count();
+    assert_eq!(aside, 1);
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "the fresh state works");
+}
+
+// ---------------------------------------------------------------- secrets and signals
+
+#[test]
+fn a_config_holding_the_token_readable_by_others_gets_a_warning() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    assert!(!stderr(&fx.sync()).contains("can be read by other users"));
+    fs::set_permissions(&fx.conf, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let log = stderr(&fx.sync());
+    assert!(log.contains(&format!("{} holds the token and can be read by other users; run: chmod 600", fx.conf.display())), "{log}");
+}
+
+#[test]
+fn sigterm_stops_run_promptly_even_mid_upload() {
+    let fx = fixture_with(Options { upload_rate: 256 << 10, ..Options::default() }, "");
+    fx.write("a.txt", "a");
+    fx.write("slow.bin", bytes(4 << 20, 9)); // 16 s at this rate
+    let mut child = fx.command(&["run"]).spawn().unwrap();
+    sleep(Duration::from_millis(700));
+    let start = Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    assert!(!status.success());
+    // Whatever was saved is valid, and a clean run converges.
+    if fx.state.exists() {
+        fx.state_json();
+    }
+    let fx2 = fx; // same folders, full speed is not needed to converge
+    fx2.sync();
+    fx2.assert_mirror();
+}
