@@ -21,7 +21,24 @@ pub struct DiskInfo {
     pub max_file_size: u64,
 }
 
-/// Where an upload stands when `upload` returns.
+/// A single-use upload link and the server operation that tracks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub href: String,
+    /// Empty when the Disk gave none.
+    pub operation: String,
+}
+
+/// A server-side operation's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpStatus {
+    InProgress,
+    Success,
+    /// Failed, expired or unknown to the Disk.
+    Failed,
+}
+
+/// Where an upload stands when `put` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placed {
     /// Stored (HTTP 201).
@@ -35,9 +52,15 @@ pub trait Remote {
     /// Creates one folder; an existing folder is success.
     fn mkdir(&mut self, path: &str) -> Result<(), Error>;
 
-    /// Uploads exactly `size` bytes from `body` to `path`, replacing a file
-    /// there. Not retried inside: a link is single-use and `body` is spent.
-    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<Placed, Error>;
+    /// Asks for a link to upload to `path`, replacing a file there.
+    fn upload_link(&mut self, path: &str) -> Result<Link, Error>;
+
+    /// Sends exactly `size` bytes from `body` to a link. Not retried inside:
+    /// a link is single-use and `body` is spent.
+    fn put(&mut self, link: &Link, body: &mut dyn Read, size: u64) -> Result<Placed, Error>;
+
+    /// The state of a server operation (an upload's, for instance).
+    fn operation(&mut self, id: &str) -> Result<OpStatus, Error>;
 
     /// Deletes a file or a whole folder tree; a missing path is success.
     /// With `md5`, a file is deleted only if its content still has that md5.
@@ -188,7 +211,13 @@ mod tests {
             self.0.push(path.to_string());
             Ok(())
         }
-        fn upload(&mut self, _: &str, _: &mut dyn Read, _: u64) -> Result<Placed, Error> {
+        fn upload_link(&mut self, _: &str) -> Result<Link, Error> {
+            unreachable!()
+        }
+        fn put(&mut self, _: &Link, _: &mut dyn Read, _: u64) -> Result<Placed, Error> {
+            unreachable!()
+        }
+        fn operation(&mut self, _: &str) -> Result<OpStatus, Error> {
             unreachable!()
         }
         fn delete(&mut self, _: &str, _: bool, _: Option<&str>) -> Result<(), Error> {

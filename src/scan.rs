@@ -261,6 +261,17 @@ mod tests {
     }
 
     #[test]
+    fn names_the_disk_rejects() {
+        // Linux allows 255 bytes, the Disk 255 characters: only control
+        // characters can reach this check from a real folder, but keep both.
+        assert_eq!(bad_name(&"я".repeat(127)), None);
+        assert_eq!(bad_name(&"x".repeat(255)), None);
+        assert!(bad_name(&"x".repeat(256)).unwrap().contains("longer than 255"));
+        assert!(bad_name("a\u{1}b").unwrap().contains("control character"));
+        assert_eq!(bad_name("tab\there"), None);
+    }
+
+    #[test]
     fn excluded_and_unreadable_are_kept() {
         let t = tree(&["a.tmp", "cache/x", "keep.txt"]);
         let g = vec![Glob::new("*.tmp").unwrap(), Glob::new("cache/").unwrap()];

@@ -41,6 +41,10 @@ pub struct Pending {
     /// Known once every byte was sent.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub md5: String,
+    /// The Disk's operation for the upload: until it ends, the file may
+    /// still land (a killed client's last bytes can arrive after its death).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub op: String,
 }
 
 /// One journal line.
@@ -390,7 +394,7 @@ mod tests {
         let changes = [
             put("new"),
             Change::Dir { path: "d".into() },
-            Change::Pending { path: "d/big".into(), pending: Pending { size: 9, md5: String::new() } },
+            Change::Pending { path: "d/big".into(), pending: Pending { size: 9, md5: String::new(), op: String::new() } },
             Change::Forget { path: "old".into() },
         ];
         for c in &changes {
@@ -436,7 +440,7 @@ mod tests {
     #[test]
     fn put_settles_a_pending_upload() {
         let mut s = State::new("/r");
-        s.apply(&Change::Pending { path: "a".into(), pending: Pending { size: 1, md5: String::new() } });
+        s.apply(&Change::Pending { path: "a".into(), pending: Pending { size: 1, md5: String::new(), op: String::new() } });
         s.apply(&put("a"));
         assert!(s.pending.is_empty());
     }

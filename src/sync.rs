@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DeleteMode};
 use crate::plan::{self, Action, human_bytes};
-use crate::remote::{self, DiskInfo, Error, Placed, Remote};
+use crate::remote::{self, DiskInfo, Error, OpStatus, Placed, Remote};
 use crate::retry::Backoff;
 use crate::scan::{self, Entry, Kind};
 use crate::state::{self, Change, FileRec, LastCycle, Pending, State, Store};
@@ -303,6 +303,7 @@ impl<'a> Syncer<'a> {
     /// Deletes a file only if it holds what ysync put there: the md5 of the
     /// recorded upload, or of an upload whose answer never came (pending).
     fn delete_file(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
+        self.settle_pending(path)?;
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.state.pending.get(path).cloned();
         let result = match self.state.files.get(path) {
@@ -324,6 +325,23 @@ impl<'a> Syncer<'a> {
         }
     }
 
+    /// An earlier upload of `path` whose outcome is unknown (a crash, a lost
+    /// answer) may still land. Waits a bounded time for its operation to end
+    /// so that nothing acts on the path while it could still change.
+    fn settle_pending(&mut self, path: &str) -> Result<(), Error> {
+        let Some(op) = self.state.pending.get(path).map(|p| p.op.clone()).filter(|op| !op.is_empty()) else { return Ok(()) };
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        let mut pause = Duration::from_millis(250);
+        while self.remote.operation(&op)? == OpStatus::InProgress {
+            if Instant::now() > deadline {
+                return Err(Error::Timeout("an earlier upload of this file is still in progress on the Disk; trying next cycle".into()));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+        Ok(())
+    }
+
     /// Applies a change to the state and journals it.
     fn change(&mut self, c: Change) {
         if let Err(e) = self.store.record(&c) {
@@ -339,16 +357,18 @@ impl<'a> Syncer<'a> {
     /// but first the Disk is asked whether the file landed anyway.
     fn upload(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<(), Error> {
         let started = Instant::now();
+        self.settle_pending(&e.path)?;
         let mut backoff = Backoff::new();
-        let mut announced = false;
         loop {
             let Some(file) = self.open(e)? else { return Ok(()) };
-            if !announced {
-                self.change(Change::Pending { path: e.path.clone(), pending: Pending { size: e.size, md5: String::new() } });
-                announced = true;
-            }
+            let link = self.remote.upload_link(remote_path)?;
+            // Announced before the first byte, so a crash leaves a trace.
+            self.change(Change::Pending {
+                path: e.path.clone(),
+                pending: Pending { size: e.size, md5: String::new(), op: link.operation.clone() },
+            });
             let mut body = Hashing::new(file.take(e.size));
-            let result = self.remote.upload(remote_path, &mut body, e.size);
+            let result = self.remote.put(&link, &mut body, e.size);
             if let Some(local) = body.local_error.take() {
                 return Err(Error::Local(local));
             }
@@ -366,9 +386,10 @@ impl<'a> Syncer<'a> {
                 log::debug!("{}: {err}, but the file landed", e.path);
                 return self.uploaded(e, digests, started, tally);
             }
-            if sent_all && self.state.pending.get(&e.path).is_some_and(|p| p.md5 != digests.md5) {
+            if sent_all && let Some(p) = self.state.pending.get(&e.path).filter(|p| p.md5 != digests.md5) {
                 // It may still land later: remember what it would be.
-                self.change(Change::Pending { path: e.path.clone(), pending: Pending { size: e.size, md5: digests.md5 } });
+                let pending = Pending { md5: digests.md5, ..p.clone() };
+                self.change(Change::Pending { path: e.path.clone(), pending });
             }
             if !backoff.wait(&e.path, &err) {
                 return Err(err);
@@ -464,6 +485,9 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 }
+
+/// How long to wait for an earlier upload of unknown fate to end.
+const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 
 /// How often to ask for a fresh upload's metadata after a 202 (~10 s).
 const CONFIRM_TRIES: u32 = 8;

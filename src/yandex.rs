@@ -15,7 +15,7 @@ use serde::Deserialize;
 use ureq::http::Response;
 use ureq::{Agent, Body, SendBody};
 
-use crate::remote::{DiskInfo, Error, Placed, Remote, RemoteFile};
+use crate::remote::{DiskInfo, Error, Link, OpStatus, Placed, Remote, RemoteFile};
 use crate::retry::retry;
 
 /// How long one asynchronous server operation may take before ysync gives up
@@ -30,7 +30,7 @@ pub struct Yandex {
 }
 
 #[derive(Deserialize)]
-struct Link {
+struct LinkJson {
     href: String,
     #[serde(default)]
     operation_id: Option<String>,
@@ -167,19 +167,34 @@ impl Remote for Yandex {
         }
     }
 
-    fn upload(&mut self, path: &str, body: &mut dyn Read, size: u64) -> Result<Placed, Error> {
+    fn upload_link(&mut self, path: &str) -> Result<Link, Error> {
         let url = self.resource_url("resources/upload", path, "&overwrite=true");
-        let link: Link = json(&self.api_call("GET", &url)?.1)?;
+        let link: LinkJson = json(&self.api_call("GET", &url)?.1)?;
+        Ok(Link { href: link.href, operation: link.operation_id.unwrap_or_default() })
+    }
+
+    fn put(&mut self, link: &Link, body: &mut dyn Read, size: u64) -> Result<Placed, Error> {
         let resp = self.put_body(&link.href, body, size)?;
         if resp.status().as_u16() != 202 {
             return Ok(Placed::Now);
         }
         // Received but not yet placed on the Disk: wait for it.
-        match &link.operation_id {
-            Some(id) => self.wait(&format!("{}/operations/{id}", self.api))?,
-            None => log::debug!("upload of {path} answered 202 without an operation id"),
+        if !link.operation.is_empty() {
+            self.wait(&format!("{}/operations/{}", self.api, link.operation))?;
         }
         Ok(Placed::Later)
+    }
+
+    fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
+        match self.api_call("GET", &format!("{}/operations/{}", self.api, encode(id))) {
+            Ok((_, body)) => Ok(match json::<Operation>(&body)?.status.as_str() {
+                "success" => OpStatus::Success,
+                "failed" | "failure" => OpStatus::Failed,
+                _ => OpStatus::InProgress,
+            }),
+            Err(Error::NotFound) => Ok(OpStatus::Failed),
+            Err(e) => Err(e),
+        }
     }
 
     fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error> {
@@ -189,7 +204,7 @@ impl Remote for Yandex {
         let mut repeats = 0;
         loop {
             let result = match self.api_call("DELETE", &url) {
-                Ok((202, body)) => self.wait(&json::<Link>(&body)?.href),
+                Ok((202, body)) => self.wait(&json::<LinkJson>(&body)?.href),
                 Ok(_) | Err(Error::NotFound) => Ok(()),
                 Err(e) => Err(e),
             };

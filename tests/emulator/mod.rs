@@ -87,6 +87,9 @@ pub struct Options {
     /// a reset before or after the work, or a slow answer.
     pub fault_rate: f64,
     pub seed: u64,
+    /// An upload link not used within this time dies, and its operation
+    /// fails (the real Disk: 30 minutes).
+    pub link_ttl: Duration,
 }
 
 impl Default for Options {
@@ -103,6 +106,7 @@ impl Default for Options {
             upload_rate: 0,
             fault_rate: 0.0,
             seed: 1,
+            link_ttl: Duration::from_secs(1800),
         }
     }
 }
@@ -136,6 +140,10 @@ enum Effect {
         path: String,
         data: Arc<Vec<u8>>,
     },
+    /// An upload link's deadline: unused by then, it dies.
+    Expire {
+        link: String,
+    },
     None,
 }
 
@@ -144,6 +152,7 @@ struct Op {
     effect: Effect,
     locks: Vec<String>,
     done: bool,
+    failed: bool,
 }
 
 struct Link {
@@ -575,6 +584,16 @@ impl Disk {
         let now = Instant::now();
         let due: Vec<String> = self.ops.iter().filter(|(_, o)| !o.done && o.done_at <= now).map(|(k, _)| k.clone()).collect();
         for id in due {
+            if let Effect::Expire { link } = &self.ops[&id].effect {
+                let used = self.links.get(link).is_some_and(|l| l.used);
+                let op = self.ops.get_mut(&id).unwrap();
+                if used {
+                    op.done_at = now + Duration::from_secs(86400); // its PUT decides
+                } else {
+                    (op.done, op.failed) = (true, true);
+                }
+                continue;
+            }
             let op = self.ops.get_mut(&id).unwrap();
             op.done = true;
             match std::mem::replace(&mut op.effect, Effect::None) {
@@ -583,7 +602,7 @@ impl Disk {
                 Effect::Store { path, data } => {
                     self.nodes.insert(path, Node::File(data));
                 }
-                Effect::None => {}
+                Effect::None | Effect::Expire { .. } => {}
             }
         }
     }
@@ -720,7 +739,7 @@ impl Disk {
 
     fn async_op(&mut self, shared: &Shared, effect: Effect, locks: Vec<String>) -> Reply {
         let id = self.next_id();
-        self.ops.insert(id.clone(), Op { done_at: Instant::now() + shared.opts.op_delay, effect, locks, done: false });
+        self.ops.insert(id.clone(), Op { done_at: Instant::now() + shared.opts.op_delay, effect, locks, done: false, failed: false });
         Reply::json(202, json!({"href": format!("{}/operations/{id}", shared.api_url), "method": "GET", "templated": false}))
     }
 
@@ -802,11 +821,10 @@ impl Disk {
         }
         let id = self.next_id();
         let op_id = self.next_id();
-        // In progress until the PUT arrives; the far deadline keeps `settle` off it.
-        self.ops.insert(
-            op_id.clone(),
-            Op { done_at: Instant::now() + Duration::from_secs(86400 * 365), effect: Effect::None, locks: vec![], done: false },
-        );
+        // In progress until the PUT ends, or failed when the link dies unused.
+        let expire = Effect::Expire { link: id.clone() };
+        let op = Op { done_at: Instant::now() + shared.opts.link_ttl, effect: expire, locks: vec![], done: false, failed: false };
+        self.ops.insert(op_id.clone(), op);
         self.links.insert(id.clone(), Link { path: p.into(), used: false, op_id: op_id.clone() });
         Reply::json(200, json!({"operation_id": op_id, "href": format!("{}{id}", shared.upload_base), "method": "PUT", "templated": false}))
     }
@@ -814,7 +832,10 @@ impl Disk {
     fn operation(&self, id: &str) -> Reply {
         match self.ops.get(id) {
             None => error(404, "DiskOperationNotFoundError", "Operation not found."),
-            Some(o) => Reply::json(200, json!({"status": if o.done { "success" } else { "in-progress" }})),
+            Some(o) => Reply::json(
+                200,
+                json!({"status": match (o.done, o.failed) { (false, _) => "in-progress", (true, false) => "success", (true, true) => "failed" }}),
+            ),
         }
     }
 
@@ -884,16 +905,20 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     }
     let mut data = vec![0u8; len as usize];
     let half = if matches!(fault, Some(FaultKind::Reset)) { len as usize / 2 } else { data.len() };
-    if read_paced(reader, &mut data[..half], shared.opts.upload_rate).is_err() {
-        return Next::Reset; // the client went away: nothing is stored
-    }
-    if half < data.len() {
+    let fail_op = || {
+        if let Some(op) = shared.disk.lock().unwrap().ops.get_mut(&op_id) {
+            (op.done, op.failed) = (true, true);
+        }
+    };
+    if read_paced(reader, &mut data[..half], shared.opts.upload_rate).is_err() || half < data.len() {
+        fail_op(); // the body did not arrive whole: nothing is stored
         return Next::Reset;
     }
-    let mut d = shared.disk.lock().unwrap();
     if let Some(FaultKind::Status(s, name)) = fault {
+        fail_op();
         return Next::Reply(error(s, name, "Injected fault."));
     }
+    let mut d = shared.disk.lock().unwrap();
     d.settle();
     if !d.is_dir(parent(&path)) {
         return Next::Reply(error(409, "DiskPathDoesntExistsError", "Parent folder vanished."));

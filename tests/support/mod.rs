@@ -174,3 +174,98 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A small seeded generator; tests print the seed so a failure can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// From `YSYNC_TEST_SEED`, else from the clock.
+    pub fn from_env() -> Rng {
+        let seed = std::env::var("YSYNC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
+        });
+        println!("seed {seed} (replay with YSYNC_TEST_SEED={seed})");
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() { None } else { Some(&items[self.below(items.len() as u64) as usize]) }
+    }
+}
+
+/// One random edit of the local tree: new, changed, renamed or deleted files
+/// and folders. `anchor.txt` always stays, so the folder is never empty.
+pub fn mutate(fx: &Fixture, rng: &mut Rng, step: usize) {
+    let tree = local_tree(&fx.local);
+    let files: Vec<&String> = tree.iter().filter(|(k, v)| v.is_some() && *k != "anchor.txt").map(|(k, _)| k).collect();
+    let dirs: Vec<&String> = tree.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k).collect();
+    let size = |rng: &mut Rng| if rng.below(8) == 0 { 700_000 + rng.below(900_000) as usize } else { rng.below(40_000) as usize };
+    let in_some_dir = |rng: &mut Rng, name: String| match rng.pick(&dirs) {
+        Some(d) if rng.below(3) > 0 => format!("{d}/{name}"),
+        _ => name,
+    };
+    match rng.below(8) {
+        0 | 1 => {
+            let n = size(rng);
+            let name = format!("new {step}+{}.bin", rng.below(100));
+            let p = in_some_dir(rng, name);
+            fx.write(&p, bytes(n, rng.next()));
+        }
+        2 => {
+            if let Some(f) = rng.pick(&files) {
+                let len = tree[*f].as_ref().unwrap().len();
+                let n = if rng.below(2) == 0 { len } else { size(rng) };
+                fx.write(f, bytes(n, rng.next()));
+            }
+        }
+        3 => {
+            if let Some(f) = rng.pick(&files) {
+                let to = in_some_dir(rng, format!("renamed {step}.bin"));
+                let _ = fs::rename(fx.path(f), fx.path(&to));
+            }
+        }
+        4 => {
+            if let Some(f) = rng.pick(&files) {
+                fs::remove_file(fx.path(f)).unwrap();
+            }
+        }
+        5 => {
+            if let Some(d) = rng.pick(&dirs) {
+                fs::remove_dir_all(fx.path(d)).unwrap();
+            }
+        }
+        6 => {
+            if let Some(d) = rng.pick(&dirs)
+                && !d.contains('/')
+            {
+                let _ = fs::rename(fx.path(d), fx.path(&format!("moved dir {step}")));
+            }
+        }
+        _ => fx.mkdir(&in_some_dir(rng, format!("dir {step}"))),
+    }
+}
+
+/// The state (snapshot, after a clean run) describes exactly what is remote.
+pub fn assert_state_matches_remote(fx: &Fixture) {
+    use sha2::Digest;
+    assert!(!fx.state.with_extension("json.journal").exists(), "a clean run leaves no journal");
+    let state = fx.state_json();
+    assert!(state.get("pending").is_none(), "unresolved uploads: {}", state["pending"]);
+    for (path, rec) in state["files"].as_object().unwrap() {
+        let remote = fx.emu.file(&fx.remote(path)).unwrap_or_else(|| panic!("{path} is in the state but not on the Disk"));
+        let sha: String = sha2::Sha256::digest(&remote).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(rec["sha256"].as_str().unwrap(), sha, "{path}: the state records other content than the Disk has");
+    }
+}
