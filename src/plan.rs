@@ -11,7 +11,7 @@ use std::fmt;
 
 use crate::config::{DeleteMode, MaxDelete};
 use crate::scan::{Entry, Kind, Scan};
-use crate::state::State;
+use crate::state::{Change, FileRec, State};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -37,6 +37,21 @@ pub enum Action {
         path: String,
         kind: Kind,
     },
+    /// A rename found by inode: one server-side move, then `after` records
+    /// the moved entries under their new paths.
+    Move {
+        from: String,
+        to: String,
+        kind: Kind,
+        after: Vec<Change>,
+    },
+    /// A new file as large as some vanished ones (another inode: a copy, or
+    /// a move across filesystems): hash it; if it has the sha256 of one of
+    /// `candidates` (path, sha256), move that one here, else upload.
+    MoveOrUpload {
+        entry: Entry,
+        candidates: Vec<(String, String)>,
+    },
 }
 
 impl Action {
@@ -44,8 +59,9 @@ impl Action {
         match self {
             Action::MkdirRoot => "",
             Action::Mkdir(p) => p,
-            Action::Upload(e) | Action::Check { entry: e, .. } => &e.path,
+            Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => &e.path,
             Action::Delete { path, .. } | Action::Forget { path, .. } => path,
+            Action::Move { to, .. } => to,
         }
     }
 }
@@ -60,6 +76,12 @@ impl fmt::Display for Action {
             Action::Delete { path, kind: Kind::Dir, files } => write!(f, "delete folder {path} ({files} files)"),
             Action::Delete { path, .. } => write!(f, "delete {path}"),
             Action::Forget { path, .. } => write!(f, "forget {path} (delete = keep: the remote copy stays)"),
+            Action::Move { from, to, kind: Kind::Dir, after } => {
+                let files = after.iter().filter(|c| matches!(c, Change::Put { .. })).count();
+                write!(f, "move folder {from} -> {to} ({files} files)")
+            }
+            Action::Move { from, to, .. } => write!(f, "move {from} -> {to}"),
+            Action::MoveOrUpload { entry, .. } => write!(f, "move-or-upload {} ({})", entry.path, human_bytes(entry.size)),
         }
     }
 }
@@ -108,6 +130,10 @@ impl fmt::Display for Stop {
     }
 }
 
+/// Below this size a new file is uploaded rather than hashed in the hope of
+/// moving a vanished copy: the upload costs about as much.
+pub const MOVE_MIN_SIZE: u64 = 64 * 1024;
+
 /// A percentage limit never stops a cycle that deletes fewer files than this,
 /// so removing 2 of 3 files is not a safety stop.
 pub const PERCENT_FLOOR: u64 = 10;
@@ -121,6 +147,13 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
     if scan.entries.is_empty() && scan.kept.is_empty() && (tracked > 0 || state.dirs.iter().any(|d| !d.is_empty())) {
         return Err(Stop::EmptySource { tracked });
     }
+
+    // Renames first: the rest of the plan is the ordinary diff against the
+    // state as it will be once the moves are done.
+    // With `delete = keep` a move would take a copy away from its old path:
+    // that is a deletion too, so there are none.
+    let (moves, moved) = if opts.delete == DeleteMode::Keep { (Vec::new(), None) } else { find_moves(scan, state, &seen, &kept) };
+    let state = moved.as_ref().unwrap_or(state);
 
     // Deletions: topmost vanished folders, then files outside them.
     let gone_dirs: Vec<&str> =
@@ -159,9 +192,24 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
     if !state.dirs.contains("") {
         p.actions.push(Action::MkdirRoot);
     }
-    for e in scan.entries.iter().filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path)) {
-        p.actions.push(Action::Mkdir(e.path.clone()));
-    }
+    // New folders and folder moves create paths: parents first, together.
+    let (dir_moves, file_moves): (Vec<Action>, Vec<Action>) =
+        moves.into_iter().partition(|m| matches!(m, Action::Move { kind: Kind::Dir, .. }));
+    let mut creates: Vec<Action> = scan
+        .entries
+        .iter()
+        .filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path))
+        .map(|e| Action::Mkdir(e.path.clone()))
+        .collect();
+    creates.extend(dir_moves);
+    creates.sort_by(|a, b| a.path().cmp(b.path()));
+    p.actions.extend(creates);
+    p.actions.extend(file_moves);
+    let vanished: Vec<(&String, &FileRec)> = if opts.delete == DeleteMode::Keep {
+        Vec::new()
+    } else {
+        state.files.iter().filter(|(k, _)| !exists_as(k, Kind::File) && !kept(k) && !state.pending.contains_key(*k)).collect()
+    };
     for e in scan.entries.iter().filter(|e| e.kind == Kind::File) {
         let old = state.files.get(&e.path);
         // A pending upload may have left other content there: send it again.
@@ -173,13 +221,140 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
             p.deferred.push(e.path.clone());
             continue;
         }
+        let same_size: Vec<(String, String)> = vanished
+            .iter()
+            .filter(|(_, r)| old.is_none() && e.size >= MOVE_MIN_SIZE && r.size == e.size)
+            .map(|(k, r)| (k.to_string(), r.sha256.clone()))
+            .collect();
         p.actions.push(match old {
             Some(r) if r.size == e.size && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256.clone() },
+            _ if !same_size.is_empty() => Action::MoveOrUpload { entry: e.clone(), candidates: same_size },
             _ => Action::Upload(e.clone()),
         });
     }
     p.actions.extend(late);
     Ok(p)
+}
+
+/// Renames, found without reading a byte: a new file with the inode, size
+/// and mtime of a vanished tracked one is that file under a new name. When
+/// at least half of a vanished folder's files reappear under one new folder
+/// (same relative paths), the folder itself moved: one request for all.
+/// Returns the moves and the state as it will be after them.
+fn find_moves(scan: &Scan, state: &State, seen: &HashMap<&str, &Entry>, kept: &dyn Fn(&str) -> bool) -> (Vec<Action>, Option<State>) {
+    let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
+    let mut by_inode: HashMap<(u64, u64, i64), Option<&str>> = HashMap::new();
+    for (p, r) in &state.files {
+        if !exists_as(p, Kind::File) && !kept(p) && !state.pending.contains_key(p) {
+            // Two vanished files with one key (hard links): ambiguous, skip.
+            by_inode.entry((r.ino, r.size, r.mtime)).and_modify(|v| *v = None).or_insert(Some(p.as_str()));
+        }
+    }
+    if by_inode.is_empty() {
+        return (Vec::new(), None);
+    }
+    let mut pairs: Vec<(&str, &Entry)> = Vec::new();
+    for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !state.files.contains_key(&e.path)) {
+        if let Some(slot) = by_inode.get_mut(&(e.inode, e.size, e.mtime_ns))
+            && let Some(from) = slot.take()
+        {
+            pairs.push((from, e));
+        }
+    }
+    if pairs.is_empty() {
+        return (Vec::new(), None);
+    }
+
+    // Folder moves: vote by the folders that the common tail leaves.
+    let mut votes: HashMap<(String, String), u64> = HashMap::new();
+    for (from, e) in &pairs {
+        let (d, n) = strip_common_tail(from, &e.path);
+        let movable = state.dirs.contains(d) && !exists_as(d, Kind::Dir) && !kept(d) && exists_as(n, Kind::Dir) && !state.dirs.contains(n);
+        let no_pending = !state.pending.keys().any(|p| p.starts_with(&format!("{d}/")));
+        if !d.is_empty() && !n.is_empty() && movable && no_pending {
+            *votes.entry((d.to_string(), n.to_string())).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<((String, String), u64)> = votes.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut dir_moves: Vec<(String, String)> = Vec::new();
+    for ((d, n), v) in ranked {
+        let taken = dir_moves
+            .iter()
+            .any(|(d2, n2)| d2 == &d || n2 == &n || is_under(&d, d2) || is_under(d2, &d) || is_under(&n, n2) || is_under(n2, &n));
+        if !taken && v * 2 >= files_under(state, &d) {
+            dir_moves.push((d, n));
+        }
+    }
+
+    let mut after = state.clone();
+    let mut actions = Vec::new();
+    for (d, n) in &dir_moves {
+        rekey(&mut after, d, n);
+        let mut changes = vec![Change::Forget { path: d.clone() }];
+        changes.extend(after.dirs.iter().filter(|k| *k == n || is_under(k, n)).map(|k| Change::Dir { path: k.clone() }));
+        for (k, rec) in after.files.iter_mut().filter(|(k, _)| is_under(k, n)) {
+            // Renaming a folder leaves its files' metadata as it was; trust it.
+            if let Some(e) = seen.get(k.as_str()).filter(|e| (e.inode, e.size, e.mtime_ns) == (rec.ino, rec.size, rec.mtime)) {
+                *rec = FileRec { ctime: e.ctime_ns, ..rec.clone() };
+            }
+            changes.push(Change::Put { path: k.clone(), rec: rec.clone() });
+        }
+        actions.push(Action::Move { from: d.clone(), to: n.clone(), kind: Kind::Dir, after: changes });
+    }
+    for (from, e) in pairs {
+        let (d, n) = strip_common_tail(from, &e.path);
+        if dir_moves
+            .iter()
+            .any(|(d2, n2)| is_under(from, d2) && (d == d2 && n == n2 || is_under(d, d2) && n == format!("{n2}{}", &d[d2.len()..])))
+        {
+            continue; // moved with its folder
+        }
+        // Its remote path after any folder move it was inside of.
+        let from_now =
+            dir_moves.iter().find(|(d2, _)| is_under(from, d2)).map_or(from.to_string(), |(d2, n2)| format!("{n2}{}", &from[d2.len()..]));
+        let Some(old) = after.files.remove(&from_now) else { continue };
+        let rec = FileRec { ctime: e.ctime_ns, ..old };
+        after.files.insert(e.path.clone(), rec.clone());
+        let after_changes = vec![Change::Forget { path: from_now.clone() }, Change::Put { path: e.path.clone(), rec }];
+        actions.push(Action::Move { from: from_now, to: e.path.clone(), kind: Kind::File, after: after_changes });
+    }
+    (actions, Some(after))
+}
+
+/// `a/b/c/x`, `z/c/x` → (`a/b`, `z`): what is left of each once the common
+/// trailing components are removed.
+fn strip_common_tail<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    let (mut i, mut j) = (a.len(), b.len());
+    loop {
+        let ca = a[..i].rfind('/');
+        let cb = b[..j].rfind('/');
+        let (Some(ca), Some(cb)) = (ca, cb) else { return (&a[..i], &b[..j]) };
+        if a[ca..i] != b[cb..j] {
+            return (&a[..i], &b[..j]);
+        }
+        (i, j) = (ca, cb);
+    }
+}
+
+fn is_under(p: &str, dir: &str) -> bool {
+    p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
+}
+
+/// Moves every entry at or below `from` to the same place below `to`.
+fn rekey(s: &mut State, from: &str, to: &str) {
+    let re = |k: &str| format!("{to}{}", &k[from.len()..]);
+    let inside = |k: &str| k == from || is_under(k, from);
+    let files: Vec<(String, FileRec)> = s.files.iter().filter(|(k, _)| inside(k)).map(|(k, r)| (k.clone(), r.clone())).collect();
+    for (k, r) in files {
+        s.files.remove(&k);
+        s.files.insert(re(&k), r);
+    }
+    let dirs: Vec<String> = s.dirs.iter().filter(|k| inside(k)).cloned().collect();
+    for k in dirs {
+        s.dirs.remove(&k);
+        s.dirs.insert(re(&k));
+    }
 }
 
 /// `a/b/c` → `a/b`, `a`.
@@ -435,6 +610,86 @@ mod tests {
         state.pending.insert("a".into(), Pending { size: 1, md5: String::new(), op: String::new() });
         state.pending.insert("b".into(), Pending { size: 7, md5: String::new(), op: String::new() });
         assert_eq!(run(&scan_of(vec![synced_a]), &state), ["upload a (1 B)", "delete b"]);
+    }
+
+    #[test]
+    fn a_renamed_file_is_moved_not_uploaded() {
+        // `mv a.mp4 b.mp4`: same inode, size and mtime; rename updates ctime.
+        let old = vec![file("a.mp4", 5 << 20, 10, 10, 42), file("other", 1, 1, 1, 7)];
+        let s = scan_of(vec![file("b.mp4", 5 << 20, 10, 11, 42), file("other", 1, 1, 1, 7)]);
+        let p = plan(&s, &synced(&old), &opts()).unwrap();
+        assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+        let Action::Move { from, to, kind: Kind::File, after } = &p.actions[0] else { panic!("{:?}", p.actions) };
+        assert_eq!((from.as_str(), to.as_str()), ("a.mp4", "b.mp4"));
+        // The new name is recorded with its new metadata: the next scan is idle.
+        let mut next = synced(&old);
+        after.iter().for_each(|c| next.apply(c));
+        assert!(plan(&s, &next, &opts()).unwrap().actions.is_empty());
+    }
+
+    #[test]
+    fn a_renamed_folder_is_one_move_and_changes_inside_still_happen() {
+        let mut old = vec![Entry::dir("2024"), Entry::dir("2024/sub"), file("2024/keep.txt", 3, 1, 1, 99)];
+        for i in 0..20 {
+            old.push(file(&format!("2024/sub/p{i:02}.jpg"), 100, 1, 1, i));
+        }
+        let mut now = vec![Entry::dir("2024"), file("2024/keep.txt", 3, 1, 1, 99), Entry::dir("Лето 2024"), Entry::dir("Лето 2024/new")];
+        for i in 0..19 {
+            now.push(file(&format!("Лето 2024/p{i:02}.jpg"), 100, 1, 1, i)); // sub → Лето 2024
+        }
+        now.push(file("Лето 2024/p19.jpg", 101, 5, 5, 19)); // edited after the move
+        now.push(file("Лето 2024/added.jpg", 7, 1, 1, 500));
+        let shown: Vec<String> = plan(&scan_of(now), &synced(&old), &opts()).unwrap().actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "move folder 2024/sub -> Лето 2024 (20 files)",
+                "mkdir Лето 2024/new",
+                "upload Лето 2024/added.jpg (7 B)",
+                "upload Лето 2024/p19.jpg (101 B)"
+            ]
+        );
+    }
+
+    #[test]
+    fn files_moved_out_of_a_moved_folder_move_from_its_new_place() {
+        let old = vec![Entry::dir("a"), file("a/x", 1, 1, 1, 1), file("a/y", 1, 1, 1, 2), file("a/z", 1, 1, 1, 3)];
+        let now = vec![Entry::dir("b"), file("b/x", 1, 1, 1, 1), file("b/y", 1, 1, 1, 2), file("z", 1, 1, 2, 3)];
+        let shown: Vec<String> = plan(&scan_of(now), &synced(&old), &opts()).unwrap().actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(shown, ["move folder a -> b (3 files)", "move b/z -> z"]);
+    }
+
+    #[test]
+    fn a_copy_with_another_inode_may_be_moved_after_hashing() {
+        let old = vec![file("old.bin", 100_000, 1, 1, 1), file("x", 9, 1, 1, 2)];
+        let s = scan_of(vec![file("new.bin", 100_000, 3, 3, 77), file("x", 9, 1, 1, 2)]);
+        let p = plan(&s, &synced(&old), &opts()).unwrap();
+        assert_eq!(
+            p.actions,
+            [
+                Action::MoveOrUpload { entry: file("new.bin", 100_000, 3, 3, 77), candidates: vec![("old.bin".into(), "old".into())] },
+                Action::Delete { path: "old.bin".into(), kind: Kind::File, files: 1 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_half_emptied_folder_is_not_taken_for_a_move() {
+        // Only 1 of 3 files went to the new folder: move that file, delete the rest.
+        let old = vec![Entry::dir("a"), file("a/x", 1, 1, 1, 1), file("a/y", 2, 1, 1, 2), file("a/z", 3, 1, 1, 3)];
+        let now = vec![Entry::dir("b"), file("b/x", 1, 1, 1, 1)];
+        let mut o = opts();
+        o.max_delete = MaxDelete::Percent(100);
+        let shown: Vec<String> = plan(&scan_of(now), &synced(&old), &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(shown, ["mkdir b", "move a/x -> b/x", "delete folder a (2 files)"]);
+    }
+
+    #[test]
+    fn common_tails() {
+        assert_eq!(strip_common_tail("a/b/c/x", "z/c/x"), ("a/b", "z"));
+        assert_eq!(strip_common_tail("a/x", "b/x"), ("a", "b"));
+        assert_eq!(strip_common_tail("f1", "f2"), ("f1", "f2"));
+        assert_eq!(strip_common_tail("d/f", "f"), ("d/f", "f"));
     }
 
     #[test]

@@ -66,8 +66,14 @@ pub trait Remote {
     /// With `md5`, a file is deleted only if its content still has that md5.
     fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error>;
 
+    /// Moves (renames) a file or a whole folder on the server.
+    fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error>;
+
     /// The file at `path`, or `None` when there is none (or a folder is there).
     fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error>;
+
+    /// Is there anything (file or folder) at `path`?
+    fn exists(&mut self, path: &str) -> Result<bool, Error>;
 
     /// Free space and the per-file size limit.
     fn disk_info(&mut self) -> Result<DiskInfo, Error>;
@@ -224,6 +230,12 @@ mod tests {
             unreachable!()
         }
         fn stat(&mut self, _: &str) -> Result<Option<RemoteFile>, Error> {
+            unreachable!()
+        }
+        fn move_to(&mut self, _: &str, _: &str, _: bool) -> Result<(), Error> {
+            unreachable!()
+        }
+        fn exists(&mut self, _: &str) -> Result<bool, Error> {
             unreachable!()
         }
         fn disk_info(&mut self) -> Result<DiskInfo, Error> {

@@ -47,6 +47,17 @@ pub struct Pending {
     pub op: String,
 }
 
+/// A server-side move that was started: until it is known to be done, the
+/// next cycle completes it first (re-issuing it is harmless).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moving {
+    pub from: String,
+    pub to: String,
+    pub dir: bool,
+    /// What the state becomes once the move is done.
+    pub after: Vec<Change>,
+}
+
 /// One journal line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +78,8 @@ pub enum Change {
         path: String,
         pending: Pending,
     },
+    /// A move starts (`Some`) or is settled (`None`).
+    Moving(Option<Moving>),
 }
 
 /// The last cycle, for `ysync status`.
@@ -90,6 +103,8 @@ pub struct State {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending: BTreeMap<String, Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<Moving>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastCycle>,
 }
 
@@ -101,6 +116,7 @@ impl State {
             dirs: BTreeSet::new(),
             files: BTreeMap::new(),
             pending: BTreeMap::new(),
+            moving: None,
             last: None,
         }
     }
@@ -118,6 +134,7 @@ impl State {
             Change::Pending { path, pending } => {
                 self.pending.insert(path.clone(), pending.clone());
             }
+            Change::Moving(m) => self.moving = m.clone(),
         }
     }
 
@@ -238,17 +255,20 @@ impl Store {
         }
     }
 
-    /// Appends one change to the journal and makes it durable.
-    pub fn record(&mut self, change: &Change) -> Result<(), Error> {
+    /// Appends changes to the journal and makes them durable (one fsync).
+    pub fn record(&mut self, changes: &[Change]) -> Result<(), Error> {
         let io_err = |e| Error::Io(self.journal_path.clone(), e);
         if self.journal.is_none() {
             self.journal = Some(OpenOptions::new().create(true).append(true).open(&self.journal_path).map_err(io_err)?);
         }
-        let mut line = serde_json::to_vec(change).expect("changes serialise");
-        line.push(b'\n');
+        let mut lines = Vec::new();
+        for c in changes {
+            serde_json::to_writer(&mut lines, c).expect("changes serialise");
+            lines.push(b'\n');
+        }
         let f = self.journal.as_mut().expect("opened above");
-        f.write_all(&line).and_then(|()| f.sync_data()).map_err(|e| Error::Io(self.journal_path.clone(), e))?;
-        self.journal_lines += 1;
+        f.write_all(&lines).and_then(|()| f.sync_data()).map_err(|e| Error::Io(self.journal_path.clone(), e))?;
+        self.journal_lines += changes.len();
         Ok(())
     }
 
@@ -398,7 +418,7 @@ mod tests {
             Change::Forget { path: "old".into() },
         ];
         for c in &changes {
-            store.record(c).unwrap();
+            store.record(std::slice::from_ref(c)).unwrap();
             s.apply(c);
         }
         drop(store);

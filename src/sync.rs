@@ -20,7 +20,7 @@ use crate::plan::{self, Action, human_bytes};
 use crate::remote::{self, DiskInfo, Error, OpStatus, Placed, Remote};
 use crate::retry::Backoff;
 use crate::scan::{self, Entry, Kind};
-use crate::state::{self, Change, FileRec, LastCycle, Pending, State, Store};
+use crate::state::{self, Change, FileRec, LastCycle, Moving, Pending, State, Store};
 
 /// How a cycle ended; maps onto the exit codes of the contract.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,6 +56,7 @@ struct Tally {
     unchanged: u64,
     folders: u64,
     deleted: u64,
+    moved: u64,
     failed: BTreeMap<String, String>,
     /// The Disk answered 507: no more uploads in this cycle.
     disk_full: bool,
@@ -130,6 +131,11 @@ impl<'a> Syncer<'a> {
     pub fn cycle(&mut self, dry_run: bool) -> Outcome {
         let start = Instant::now();
         let local = self.cfg.local_dir.display();
+        // The plan must know where an interrupted move left things.
+        if !dry_run && let Err(e) = self.finish_move() {
+            log::warn!("finishing an interrupted move failed: {e}; trying next cycle");
+            return Outcome::Failed(1);
+        }
         let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude) {
             Ok(s) => s,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
@@ -223,9 +229,10 @@ impl<'a> Syncer<'a> {
         let saved = self.save();
         if !plan.actions.is_empty() || !plan.deferred.is_empty() {
             log::info!(
-                "cycle done: {} uploaded ({}), {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {:.1}s",
+                "cycle done: {} uploaded ({}), {} moved, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {:.1}s",
                 tally.uploaded,
                 human_bytes(tally.bytes),
+                tally.moved,
                 tally.unchanged,
                 tally.folders,
                 tally.deleted,
@@ -270,6 +277,9 @@ impl<'a> Syncer<'a> {
                     self.upload(entry, &remote_path, tally)?;
                 }
             }
+            Action::Delete { path, kind, .. } if !self.tracked(path, *kind) => {
+                log::debug!("{path} moved away earlier in this cycle; nothing to delete");
+            }
             Action::Delete { path, kind, files } => {
                 let to = if self.cfg.delete == DeleteMode::Permanent { "permanently" } else { "to the trash" };
                 let result = match kind {
@@ -296,8 +306,74 @@ impl<'a> Syncer<'a> {
                 log::info!("forgot {path} (delete = keep: the remote copy stays)");
                 self.change(Change::Forget { path: path.clone() });
             }
+            Action::Move { from, to, kind, after } => {
+                let m = Moving { from: from.clone(), to: to.clone(), dir: *kind == Kind::Dir, after: after.clone() };
+                self.move_(m)?;
+                log::info!("{action}");
+                tally.moved += 1;
+            }
+            Action::MoveOrUpload { entry, candidates } => {
+                let Some(file) = self.open(entry)? else { return Ok(()) };
+                let d = hash_file(&file).map_err(Error::Local)?;
+                let found = candidates.iter().find(|(p, sha)| *sha == d.sha256 && self.state.files.contains_key(p)).map(|(p, _)| p.clone());
+                let Some(from) = found else { return self.upload(entry, &remote_path, tally) };
+                let after = vec![Change::Forget { path: from.clone() }, Change::Put { path: entry.path.clone(), rec: record(entry, d) }];
+                let m = Moving { from: from.clone(), to: entry.path.clone(), dir: false, after };
+                if let Err(e) = self.move_(m) {
+                    log::debug!("moving {from} to {} failed ({e}); uploading instead", entry.path);
+                    return self.upload(entry, &remote_path, tally);
+                }
+                log::info!("move {from} -> {} (same content)", entry.path);
+                tally.moved += 1;
+            }
         }
         Ok(())
+    }
+
+    /// A server-side move, announced in the journal first so that a crash
+    /// mid-way is completed by the next cycle (see `finish_move`).
+    fn move_(&mut self, m: Moving) -> Result<(), Error> {
+        self.change(Change::Moving(Some(m.clone())));
+        let (src, dst) = (remote::join(&self.cfg.remote_dir, &m.from), remote::join(&self.cfg.remote_dir, &m.to));
+        // Files: like an upload, replace what is there. Folders: never
+        // clobber a folder someone else has at the destination.
+        let result = match self.remote.move_to(&src, &dst, !m.dir) {
+            // Done already (by an earlier, interrupted run).
+            Err(Error::NotFound) if self.remote.exists(&dst)? => Ok(()),
+            other => other,
+        };
+        let mut settle = vec![Change::Moving(None)];
+        match result {
+            Ok(()) => {
+                settle.splice(0..0, m.after);
+                self.changes(settle);
+                Ok(())
+            }
+            Err(e) => {
+                self.changes(settle);
+                Err(e)
+            }
+        }
+    }
+
+    /// A move that a crash interrupted is finished before anything else: it
+    /// may have happened on the server, and the plan must know where things are.
+    fn finish_move(&mut self) -> Result<(), Error> {
+        let Some(m) = self.state.moving.clone() else { return Ok(()) };
+        log::info!("finishing the interrupted move {} -> {}", m.from, m.to);
+        match self.move_(m) {
+            // Neither side has it, or both do: the state stays as it was.
+            Err(Error::NotFound | Error::AlreadyExists) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Does the state still track `path` (a move may have taken it away)?
+    fn tracked(&self, path: &str, kind: Kind) -> bool {
+        match kind {
+            Kind::Dir => self.state.dirs.contains(path),
+            Kind::File => self.state.files.contains_key(path) || self.state.pending.contains_key(path),
+        }
     }
 
     /// Deletes a file only if it holds what ysync put there: the md5 of the
@@ -344,11 +420,16 @@ impl<'a> Syncer<'a> {
 
     /// Applies a change to the state and journals it.
     fn change(&mut self, c: Change) {
-        if let Err(e) = self.store.record(&c) {
+        self.changes(vec![c]);
+    }
+
+    /// Applies changes to the state and journals them with one fsync.
+    fn changes(&mut self, cs: Vec<Change>) {
+        if let Err(e) = self.store.record(&cs) {
             log::error!("{e}; stopping this cycle");
             self.journal_error.get_or_insert(e.to_string());
         }
-        self.state.apply(&c);
+        cs.iter().for_each(|c| self.state.apply(c));
         self.dirty = true;
     }
 
@@ -460,7 +541,7 @@ impl<'a> Syncer<'a> {
         if let Some(dir) = failed_ancestor(&tally.failed, action.path()) {
             return Some(format!("its folder {dir} could not be created"));
         }
-        let (Action::Upload(e) | Action::Check { entry: e, .. }) = action else { return None };
+        let (Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. }) = action else { return None };
         if tally.disk_full {
             return Some("the Disk is full".into());
         }
@@ -504,7 +585,7 @@ fn hash_file(f: &File) -> io::Result<Digests> {
 
 fn action_size(a: &Action) -> String {
     match a {
-        Action::Upload(e) | Action::Check { entry: e, .. } => human_bytes(e.size),
+        Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => human_bytes(e.size),
         _ => "?".into(),
     }
 }

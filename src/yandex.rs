@@ -114,6 +114,26 @@ impl Yandex {
         check(res.map_err(transport)?)
     }
 
+    /// A call that may answer 202 with an operation to wait for. A failed
+    /// operation is repeated as a whole, as the docs advise.
+    fn operation_call(&self, method: &str, url: &str) -> Result<(), Error> {
+        let mut repeats = 0;
+        loop {
+            let result = match self.api_call(method, url) {
+                Ok((202, body)) => self.wait(&json::<LinkJson>(&body)?.href),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(Error::OperationFailed(s)) if repeats < 2 => {
+                    repeats += 1;
+                    log::debug!("{method} {url}: the operation ended {s}; repeating it");
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Polls an operation href until it ends.
     fn wait(&self, href: &str) -> Result<(), Error> {
         let url = self.same_host(href)?;
@@ -200,21 +220,22 @@ impl Remote for Yandex {
     fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error> {
         let guard = md5.map(|m| format!("&md5={m}")).unwrap_or_default();
         let url = self.resource_url("resources", path, &format!("&permanently={permanently}{guard}"));
-        // A failed operation is repeated as a whole, as the docs advise.
-        let mut repeats = 0;
-        loop {
-            let result = match self.api_call("DELETE", &url) {
-                Ok((202, body)) => self.wait(&json::<LinkJson>(&body)?.href),
-                Ok(_) | Err(Error::NotFound) => Ok(()),
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(Error::OperationFailed(s)) if repeats < 2 => {
-                    repeats += 1;
-                    log::debug!("deleting {path}: the operation ended {s}; repeating it");
-                }
-                other => return other,
-            }
+        match self.operation_call("DELETE", &url) {
+            Err(Error::NotFound) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
+        let extra = format!("&from={}&overwrite={overwrite}", encode(&format!("disk:{from}")));
+        self.operation_call("POST", &self.resource_url("resources/move", to, &extra))
+    }
+
+    fn exists(&mut self, path: &str) -> Result<bool, Error> {
+        match self.api_call("GET", &self.resource_url("resources", path, "&fields=type")) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

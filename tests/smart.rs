@@ -1,0 +1,98 @@
+//! Smart sync: renames without re-upload, adoption of existing remote
+//! files, throttled media types, bandwidth limit, status and verify.
+
+mod emulator;
+mod support;
+
+use std::fs;
+
+use support::{Fixture, bytes, stderr};
+
+const PUT: &str = "PUT upload";
+const MOVE: &str = "POST /v1/disk/resources/move";
+
+#[test]
+fn a_renamed_5mb_file_is_moved_without_uploading_a_byte() {
+    let fx = Fixture::new("");
+    fx.write("video/holiday.mp4", bytes(5 << 20, 1));
+    fx.write("other.txt", "o");
+    fx.sync();
+    fx.emu.reset_counts();
+    fs::rename(fx.path("video/holiday.mp4"), fx.path("video/holiday 2024+.mp4")).unwrap();
+    fx.sync();
+    fx.assert_mirror();
+    println!("5 MB rename: {} bytes uploaded, {:?}", fx.emu.uploaded_bytes(), fx.emu.counts());
+    assert_eq!(fx.emu.uploaded_bytes(), 0);
+    assert_eq!(fx.emu.counts().into_iter().collect::<Vec<_>>(), [(MOVE.to_string(), 1)]);
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "the new name is recorded");
+}
+
+#[test]
+fn a_renamed_folder_is_one_move_request() {
+    let fx = Fixture::new("");
+    for i in 0..20 {
+        fx.write(&format!("2024/album/photo{i:02}.jpg"), bytes(10_000, i));
+    }
+    fx.write("keep.txt", "k");
+    fx.sync();
+    fx.emu.reset_counts();
+    fs::rename(fx.path("2024/album"), fx.path("2024/Лето: море")).unwrap();
+    fx.sync();
+    fx.assert_mirror();
+    let counts = fx.emu.counts();
+    println!("20-file folder rename: {} bytes uploaded, {} requests {counts:?}", fx.emu.uploaded_bytes(), fx.emu.total_requests());
+    assert_eq!(fx.emu.uploaded_bytes(), 0);
+    assert_eq!(fx.emu.count(MOVE), 1);
+    assert_eq!(fx.emu.total_requests(), 1 + fx.emu.count("GET /v1/disk/operations"), "one move, plus waiting for it: {counts:?}");
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0);
+}
+
+#[test]
+fn changes_inside_a_moved_folder_still_happen() {
+    let fx = Fixture::new("max_delete = 100%");
+    for i in 0..6 {
+        fx.write(&format!("old/f{i}.bin"), bytes(1000, i));
+    }
+    fx.sync();
+    fs::rename(fx.path("old"), fx.path("new")).unwrap();
+    fx.write("new/f0.bin", bytes(1000, 99)); // same size, new content
+    fs::remove_file(fx.path("new/f1.bin")).unwrap();
+    fx.write("new/sub/added.bin", bytes(10, 5));
+    fx.emu.reset_counts();
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!(fx.emu.count(MOVE), 1);
+    assert_eq!(fx.emu.count(PUT), 2, "f0 changed and added.bin");
+    assert_eq!(fx.emu.count("DELETE /v1/disk/resources"), 1, "f1 at its new place");
+}
+
+#[test]
+fn a_copy_then_delete_is_moved_after_hashing() {
+    let fx = Fixture::new("");
+    fx.write("a/big.bin", bytes(300_000, 3));
+    fx.write("keep.txt", "k");
+    fx.sync();
+    // Another inode (as across filesystems): only the content can tell.
+    fs::copy(fx.path("a/big.bin"), fx.path("big copy.bin")).unwrap();
+    fs::remove_file(fx.path("a/big.bin")).unwrap();
+    fx.emu.reset_counts();
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!((fx.emu.uploaded_bytes(), fx.emu.count(MOVE)), (0, 1), "{:?}", fx.emu.counts());
+}
+
+#[test]
+fn delete_keep_never_moves() {
+    let fx = Fixture::new("delete = keep");
+    fx.write("a.bin", bytes(100_000, 1));
+    fx.write("keep.txt", "k");
+    fx.sync();
+    fs::rename(fx.path("a.bin"), fx.path("b.bin")).unwrap();
+    let out = fx.sync();
+    assert_eq!(fx.emu.count(MOVE), 0, "{}", stderr(&out));
+    assert!(fx.emu.exists("/Backup/a.bin") && fx.emu.exists("/Backup/b.bin"));
+}
