@@ -82,6 +82,8 @@ pub struct Config {
     pub delete: DeleteMode,
     pub exclude: Vec<Glob>,
     pub throttle_workaround: bool,
+    /// Extensions throttled besides `media::THROTTLED` (lower case, no dot).
+    pub throttled_ext: Vec<String>,
     pub max_delete: MaxDelete,
     pub min_age: Duration,
     /// Upload cap in bytes per second; 0 means none.
@@ -135,13 +137,14 @@ const KEYS: &[&str] = &[
     "delete",
     "exclude",
     "throttle_workaround",
+    "throttled_ext",
     "max_delete",
     "min_age",
     "bwlimit",
     "api_url",
     "timeout",
 ];
-const LIST_KEYS: &[&str] = &["exclude"];
+const LIST_KEYS: &[&str] = &["exclude", "throttled_ext"];
 
 /// The config file to use when `-c` is not given.
 pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
@@ -222,10 +225,19 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     // key -> (origin, value); list keys keep every value.
     let mut single: Vec<(Origin, String)> = Vec::new();
     let mut excludes: Vec<(Origin, String)> = Vec::new();
+    let mut throttled_ext: Vec<String> = Vec::new();
     for l in &lines {
         let origin = Origin { place: format!("{file}:{}", l.number), key: l.key.clone() };
         if !KEYS.contains(&l.key.as_str()) {
             return Err(origin.err(format!("unknown key (known keys: {})", KEYS.join(", "))));
+        }
+        if l.key == "throttled_ext" {
+            let ext = l.value.trim_start_matches('.').to_ascii_lowercase();
+            if ext.is_empty() || ext.contains(['/', '.', ' ']) {
+                return Err(origin.err(format!("`{}` is not a file extension such as mp3", l.value)));
+            }
+            throttled_ext.push(ext);
+            continue;
         }
         if LIST_KEYS.contains(&l.key.as_str()) {
             excludes.push((origin, l.value.clone()));
@@ -326,6 +338,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         delete,
         exclude,
         throttle_workaround,
+        throttled_ext,
         max_delete,
         min_age,
         bwlimit,
@@ -527,7 +540,7 @@ mod tests {
         let c = parse_ok(
             "# a comment\n\n token = \"abc123\"  # trailing comment\nlocal_dir = /srv/photos/\nremote_dir = /Фото 2024/a+b/\n\
              interval = 300\nstate_file = /var/lib/ysync/p.json\ndelete = permanent\nexclude = *.tmp\nexclude = \"#tag/**\"\n\
-             throttle_workaround = no\nmax_delete = 200\nmin_age = 5\nbwlimit = 2M\napi_url = http://127.0.0.1:1/v1/disk/\ntimeout = 10\n",
+             throttle_workaround = no\nthrottled_ext = .MP3\nthrottled_ext = flac\nmax_delete = 200\nmin_age = 5\nbwlimit = 2M\napi_url = http://127.0.0.1:1/v1/disk/\ntimeout = 10\n",
         );
         assert_eq!(c.token.secret(), "abc123");
         assert_eq!(c.local_dir, PathBuf::from("/srv/photos"));
@@ -538,6 +551,7 @@ mod tests {
         assert_eq!(c.exclude.len(), 2);
         assert!(c.exclude[1].matches("#tag/x/y", false));
         assert!(!c.throttle_workaround);
+        assert_eq!(c.throttled_ext, ["mp3", "flac"]);
         assert_eq!(c.max_delete, MaxDelete::Count(200));
         assert_eq!(c.min_age, Duration::from_secs(5));
         assert_eq!(c.bwlimit, 2 << 20);
@@ -559,7 +573,7 @@ mod tests {
     fn errors_name_file_line_and_key() {
         assert_eq!(
             parse_err(&format!("{BASE}colour = red\n")),
-            "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, max_delete, min_age, bwlimit, api_url, timeout)"
+            "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout)"
         );
         assert_eq!(parse_err(&format!("{BASE}interval = 5m\n")), "/etc/y.conf:4: interval: `5m` is not a whole number of seconds");
         assert_eq!(parse_err(&format!("{BASE}interval = 0\n")), "/etc/y.conf:4: interval: must be at least 1");

@@ -4,6 +4,7 @@
 mod config;
 mod glob;
 mod logging;
+mod media;
 mod plan;
 mod remote;
 mod retry;
@@ -32,6 +33,7 @@ commands:
 options:
   -c, --config FILE   config file (default: $YSYNC_CONFIG, else /etc/ysync.conf)
   -n, --dry-run       print the planned actions; change nothing
+      --bwlimit RATE  cap uploads at RATE bytes/s (500K, 2M; 0 = none), overriding the config
   -v, --verbose       more logging (-vv for trace); RUST_LOG overrides
   -q, --quiet         warnings and errors only
   -h, --help          this text
@@ -49,16 +51,21 @@ struct Args {
     config: Option<PathBuf>,
     dry_run: bool,
     verbosity: i32,
+    bwlimit: Option<u64>,
     command: String,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args { config: None, dry_run: false, verbosity: 0, command: String::new() };
+    let mut a = Args { config: None, dry_run: false, verbosity: 0, bwlimit: None, command: String::new() };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-c" | "--config" => a.config = Some(it.next().ok_or("-c needs a FILE")?.into()),
             s if s.starts_with("--config=") => a.config = Some(s["--config=".len()..].into()),
             "-n" | "--dry-run" => a.dry_run = true,
+            "--bwlimit" => {
+                let v = it.next().ok_or("--bwlimit needs a RATE such as 500K or 2M")?;
+                a.bwlimit = Some(config::parse_size(&v).ok_or(format!("--bwlimit: `{v}` is not a rate such as 500K, 2M or 0"))?);
+            }
             "-q" | "--quiet" => a.verbosity -= 1,
             "-v" | "--verbose" => a.verbosity += 1,
             "-vv" => a.verbosity += 2,
@@ -101,15 +108,14 @@ fn main() {
 
     let env = |k: &str| std::env::var(k).ok();
     let path = args.config.unwrap_or_else(|| config::default_path(&env));
-    let cfg = config::load(&path, &env).unwrap_or_else(|e| {
+    let mut cfg = config::load(&path, &env).unwrap_or_else(|e| {
         log::error!("{e}");
         exit(EXIT_USAGE)
     });
-    log::debug!("config: {cfg:?}");
-    if cfg.bwlimit > 0 {
-        log::warn!("bwlimit is not implemented in this version yet; uploads run at full speed");
+    if let Some(rate) = args.bwlimit {
+        cfg.bwlimit = rate;
     }
-    log::debug!("throttle_workaround = {} (not implemented in this version yet)", cfg.throttle_workaround);
+    log::debug!("config: {cfg:?}");
 
     let mut store = state::Store::open(&cfg.state_file).unwrap_or_else(|e| {
         log::error!("{e}");
@@ -159,5 +165,7 @@ mod tests {
         assert_eq!(parse("--frobnicate").err().unwrap(), "unknown option `--frobnicate`");
         assert!(parse("once run").is_err());
         assert!(parse("-c").is_err());
+        assert_eq!(parse("--bwlimit 2M once").unwrap().bwlimit, Some(2 << 20));
+        assert!(parse("--bwlimit fast").is_err());
     }
 }

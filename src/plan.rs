@@ -607,8 +607,8 @@ mod tests {
         let mut state = synced(std::slice::from_ref(&synced_a));
         // Killed mid-upload: `a` (unchanged since its record) and `b` (new,
         // deleted locally since).
-        state.pending.insert("a".into(), Pending { size: 1, md5: String::new(), op: String::new() });
-        state.pending.insert("b".into(), Pending { size: 7, md5: String::new(), op: String::new() });
+        state.pending.insert("a".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
+        state.pending.insert("b".into(), Pending { size: 7, md5: String::new(), op: String::new(), temp: String::new() });
         assert_eq!(run(&scan_of(vec![synced_a]), &state), ["upload a (1 B)", "delete b"]);
     }
 

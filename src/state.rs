@@ -45,6 +45,9 @@ pub struct Pending {
     /// still land (a killed client's last bytes can arrive after its death).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub op: String,
+    /// The temporary name it went to (throttled types), relative.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub temp: String,
 }
 
 /// A server-side move that was started: until it is known to be done, the
@@ -414,7 +417,10 @@ mod tests {
         let changes = [
             put("new"),
             Change::Dir { path: "d".into() },
-            Change::Pending { path: "d/big".into(), pending: Pending { size: 9, md5: String::new(), op: String::new() } },
+            Change::Pending {
+                path: "d/big".into(),
+                pending: Pending { size: 9, md5: String::new(), op: String::new(), temp: String::new() },
+            },
             Change::Forget { path: "old".into() },
         ];
         for c in &changes {
@@ -460,7 +466,10 @@ mod tests {
     #[test]
     fn put_settles_a_pending_upload() {
         let mut s = State::new("/r");
-        s.apply(&Change::Pending { path: "a".into(), pending: Pending { size: 1, md5: String::new(), op: String::new() } });
+        s.apply(&Change::Pending {
+            path: "a".into(),
+            pending: Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() },
+        });
         s.apply(&put("a"));
         assert!(s.pending.is_empty());
     }

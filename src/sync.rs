@@ -16,6 +16,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DeleteMode};
+use crate::media;
 use crate::plan::{self, Action, human_bytes};
 use crate::remote::{self, DiskInfo, Error, OpStatus, Placed, Remote};
 use crate::retry::Backoff;
@@ -103,6 +104,63 @@ impl<R: Read> Read for Hashing<R> {
                 Err(copy)
             }
         }
+    }
+}
+
+/// Caps the upload rate (`bwlimit`) and logs progress of long uploads.
+struct Meter<R> {
+    inner: R,
+    path: String,
+    size: u64,
+    done: u64,
+    limit: u64,
+    start: Instant,
+    next_report: Instant,
+}
+
+/// Uploads longer than this report their progress, and again this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+impl<R: Read> Meter<R> {
+    fn new(inner: R, path: &str, size: u64, limit: u64) -> Meter<R> {
+        let start = Instant::now();
+        Meter { inner, path: path.to_string(), size, done: 0, limit, start, next_report: start + PROGRESS_EVERY }
+    }
+
+    fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Small reads keep the pacing smooth under a bandwidth cap.
+        let want = if self.limit > 0 { buf.len().min((self.limit as usize / 8).max(4096)) } else { buf.len() };
+        let n = self.inner.read(&mut buf[..want])?;
+        self.done += n as u64;
+        if self.limit > 0 {
+            let due = Duration::from_secs_f64(self.done as f64 / self.limit as f64);
+            if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let now = Instant::now();
+        if now >= self.next_report && self.size > 0 {
+            let secs = self.start.elapsed().as_secs_f64();
+            let rate = self.done as f64 / secs.max(0.001);
+            let eta = (self.size - self.done.min(self.size)) as f64 / rate.max(1.0);
+            log::info!(
+                "uploading {}: {}% ({} of {}), {}/s, {:.0}s left",
+                self.path,
+                self.done * 100 / self.size,
+                human_bytes(self.done),
+                human_bytes(self.size),
+                human_bytes(rate as u64),
+                eta
+            );
+            self.next_report = now + PROGRESS_EVERY;
+        }
+        Ok(n)
     }
 }
 
@@ -404,16 +462,20 @@ impl<'a> Syncer<'a> {
     /// An earlier upload of `path` whose outcome is unknown (a crash, a lost
     /// answer) may still land. Waits a bounded time for its operation to end
     /// so that nothing acts on the path while it could still change.
+    /// Its temporary name, if it had one, is removed.
     fn settle_pending(&mut self, path: &str) -> Result<(), Error> {
-        let Some(op) = self.state.pending.get(path).map(|p| p.op.clone()).filter(|op| !op.is_empty()) else { return Ok(()) };
+        let Some(p) = self.state.pending.get(path).cloned() else { return Ok(()) };
         let deadline = Instant::now() + SETTLE_LIMIT;
         let mut pause = Duration::from_millis(250);
-        while self.remote.operation(&op)? == OpStatus::InProgress {
+        while !p.op.is_empty() && self.remote.operation(&p.op)? == OpStatus::InProgress {
             if Instant::now() > deadline {
                 return Err(Error::Timeout("an earlier upload of this file is still in progress on the Disk; trying next cycle".into()));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(2));
+        }
+        if !p.temp.is_empty() {
+            self.remote.delete(&remote::join(&self.cfg.remote_dir, &p.temp), true, None)?;
         }
         Ok(())
     }
@@ -439,33 +501,59 @@ impl<'a> Syncer<'a> {
     fn upload(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<(), Error> {
         let started = Instant::now();
         self.settle_pending(&e.path)?;
+        // Throttled types go up under a neutral name, then move into place.
+        let temp =
+            (self.cfg.throttle_workaround && media::is_throttled(&e.path, &self.cfg.throttled_ext)).then(|| media::temp_name(&e.path));
+        let target = temp.as_ref().map_or_else(|| remote_path.to_string(), |t| remote::join(&self.cfg.remote_dir, t));
+        let sent = match self.send(e, &target, temp.as_deref().unwrap_or_default()) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(()), // vanished or unreadable since the scan
+            Err(err) => {
+                self.drop_temp(temp.is_some(), &target);
+                return Err(err);
+            }
+        };
+        if temp.is_some() {
+            match self.remote.move_to(&target, remote_path, true) {
+                Ok(()) => {}
+                // The answer was lost but the move happened.
+                Err(Error::NotFound) if self.landed(remote_path, e.size, &sent.sha256) => {}
+                Err(err) => {
+                    self.drop_temp(true, &target);
+                    return Err(err);
+                }
+            }
+        }
+        self.uploaded(e, sent, started, tally)
+    }
+
+    /// Sends the file to `target` until the Disk holds exactly its bytes:
+    /// a new link per try, and after a failure a look whether it landed.
+    fn send(&mut self, e: &Entry, target: &str, temp: &str) -> Result<Option<Digests>, Error> {
         let mut backoff = Backoff::new();
         loop {
-            let Some(file) = self.open(e)? else { return Ok(()) };
-            let link = self.remote.upload_link(remote_path)?;
+            let Some(file) = self.open(e)? else { return Ok(None) };
+            let link = self.remote.upload_link(target)?;
             // Announced before the first byte, so a crash leaves a trace.
-            self.change(Change::Pending {
-                path: e.path.clone(),
-                pending: Pending { size: e.size, md5: String::new(), op: link.operation.clone() },
-            });
-            let mut body = Hashing::new(file.take(e.size));
+            let pending = Pending { size: e.size, md5: String::new(), op: link.operation.clone(), temp: temp.to_string() };
+            self.change(Change::Pending { path: e.path.clone(), pending });
+            let mut body = Meter::new(Hashing::new(file.take(e.size)), &e.path, e.size, self.cfg.bwlimit);
             let result = self.remote.put(&link, &mut body, e.size);
+            let mut body = body.into_inner();
             if let Some(local) = body.local_error.take() {
                 return Err(Error::Local(local));
             }
             let sent_all = body.count == e.size;
             let digests = body.digests();
             let err = match result {
-                Ok(Placed::Now) => return self.uploaded(e, digests, started, tally),
-                Ok(Placed::Later) if self.confirm(remote_path, e.size, &digests.sha256)? => {
-                    return self.uploaded(e, digests, started, tally);
-                }
+                Ok(Placed::Now) => return Ok(Some(digests)),
+                Ok(Placed::Later) if self.confirm(target, e.size, &digests.sha256)? => return Ok(Some(digests)),
                 Ok(Placed::Later) => Error::OperationFailed("the Disk does not show the uploaded content".into()),
                 Err(err) => err,
             };
-            if sent_all && err.is_transient() && self.landed(remote_path, e.size, &digests.sha256) {
+            if sent_all && err.is_transient() && self.landed(target, e.size, &digests.sha256) {
                 log::debug!("{}: {err}, but the file landed", e.path);
-                return self.uploaded(e, digests, started, tally);
+                return Ok(Some(digests));
             }
             if sent_all && let Some(p) = self.state.pending.get(&e.path).filter(|p| p.md5 != digests.md5) {
                 // It may still land later: remember what it would be.
@@ -475,6 +563,14 @@ impl<'a> Syncer<'a> {
             if !backoff.wait(&e.path, &err) {
                 return Err(err);
             }
+        }
+    }
+
+    /// Best effort: a temporary left behind now is removed by the next run,
+    /// which finds its name in the pending upload.
+    fn drop_temp(&mut self, is_temp: bool, target: &str) {
+        if is_temp && let Err(e) = self.remote.delete(target, true, None) {
+            log::debug!("removing the temporary {target}: {e}");
         }
     }
 

@@ -90,6 +90,9 @@ pub struct Options {
     /// An upload link not used within this time dies, and its operation
     /// fails (the real Disk: 30 minutes).
     pub link_ttl: Duration,
+    /// Uploads to throttled media types (decided from the name when the
+    /// link is asked for) go at most this many bytes/s (the real Disk: ~128 KiB/s).
+    pub throttle_rate: u64,
 }
 
 impl Default for Options {
@@ -107,6 +110,7 @@ impl Default for Options {
             fault_rate: 0.0,
             seed: 1,
             link_ttl: Duration::from_secs(1800),
+            throttle_rate: 128 << 10,
         }
     }
 }
@@ -159,6 +163,7 @@ struct Link {
     path: String,
     used: bool,
     op_id: String,
+    throttled: bool,
 }
 
 #[derive(Default)]
@@ -170,6 +175,8 @@ struct Disk {
     ops: HashMap<String, Op>,
     counts: BTreeMap<String, u64>,
     uploaded_bytes: u64,
+    /// Bytes that went through throttled links.
+    throttled_bytes: u64,
     token_leaks: u64,
     faults: Vec<Fault>,
     /// Overrides `Options::fault_rate` when set.
@@ -292,6 +299,10 @@ impl FakeDisk {
 
     pub fn uploaded_bytes(&self) -> u64 {
         self.disk().uploaded_bytes
+    }
+
+    pub fn throttled_bytes(&self) -> u64 {
+        self.disk().throttled_bytes
     }
 
     /// Upload requests that carried an Authorization header (must stay 0).
@@ -825,7 +836,8 @@ impl Disk {
         let expire = Effect::Expire { link: id.clone() };
         let op = Op { done_at: Instant::now() + shared.opts.link_ttl, effect: expire, locks: vec![], done: false, failed: false };
         self.ops.insert(op_id.clone(), op);
-        self.links.insert(id.clone(), Link { path: p.into(), used: false, op_id: op_id.clone() });
+        let throttled = matches!(media_type(p), "compressed" | "data" | "video") && p.contains('.');
+        self.links.insert(id.clone(), Link { path: p.into(), used: false, op_id: op_id.clone(), throttled });
         Reply::json(200, json!({"operation_id": op_id, "href": format!("{}{id}", shared.upload_base), "method": "PUT", "templated": false}))
     }
 
@@ -879,7 +891,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         return Next::Reply(error(405, "MethodNotAllowedError", "Method not allowed."));
     }
     // Single use: the first request spends the link, whatever happens next.
-    let (path, op_id) = {
+    let (path, op_id, throttled) = {
         let mut d = shared.disk.lock().unwrap();
         match d.links.get_mut(&id) {
             None => return Next::Reply(error(404, "NotFoundError", "Unknown upload link.")),
@@ -890,7 +902,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
             }
             Some(l) => {
                 l.used = true;
-                (l.path.clone(), l.op_id.clone())
+                (l.path.clone(), l.op_id.clone(), l.throttled)
             }
         }
     };
@@ -910,7 +922,12 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
             (op.done, op.failed) = (true, true);
         }
     };
-    if read_paced(reader, &mut data[..half], shared.opts.upload_rate).is_err() || half < data.len() {
+    let rate = match (throttled, shared.opts.upload_rate) {
+        (true, 0) => shared.opts.throttle_rate,
+        (true, r) => r.min(shared.opts.throttle_rate),
+        (false, r) => r,
+    };
+    if read_paced(reader, &mut data[..half], rate).is_err() || half < data.len() {
         fail_op(); // the body did not arrive whole: nothing is stored
         return Next::Reset;
     }
@@ -930,6 +947,9 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         return Next::Reply(Reply::empty(507));
     }
     d.uploaded_bytes += len;
+    if throttled {
+        d.throttled_bytes += len;
+    }
     let data = Arc::new(data);
     if matches!(fault, Some(FaultKind::Accepted)) {
         let op = d.ops.get_mut(&op_id).unwrap();

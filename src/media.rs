@@ -1,0 +1,76 @@
+//! Which files the Disk throttles. REST uploads of `compressed`, `data` and
+//! `video` media types crawl at about 128 KiB/s; the Disk decides from the
+//! destination name when the upload link is requested, not from the bytes.
+//! So ysync uploads such a file under a neutral temporary name in the same
+//! folder and then moves it onto its real name (`throttle_workaround`).
+
+/// Extensions (lower case, without the dot) the Disk is known to throttle,
+/// with the media type it gives them. `throttled_ext` in the config adds more.
+pub const THROTTLED: &[(&str, &str)] = &[
+    ("7z", "compressed"),
+    ("bz2", "compressed"),
+    ("gz", "compressed"),
+    ("rar", "compressed"),
+    ("tar", "compressed"),
+    ("tgz", "compressed"),
+    ("xz", "compressed"),
+    ("zip", "compressed"),
+    ("zst", "compressed"),
+    ("dat", "data"),
+    ("db", "data"),
+    ("sqlite", "data"),
+    ("3gp", "video"),
+    ("avi", "video"),
+    ("m4v", "video"),
+    ("mkv", "video"),
+    ("mov", "video"),
+    ("mp4", "video"),
+    ("mpg", "video"),
+    ("mpeg", "video"),
+    ("mts", "video"),
+    ("ts", "video"),
+    ("webm", "video"),
+    ("wmv", "video"),
+];
+
+/// Is `path` throttled, by the table or by one of the `extra` extensions?
+pub fn is_throttled(path: &str, extra: &[String]) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some((_, ext)) = name.rsplit_once('.') else { return false };
+    let ext = ext.to_ascii_lowercase();
+    THROTTLED.iter().any(|(e, _)| *e == ext) || extra.iter().any(|e| *e == ext)
+}
+
+/// The temporary name for `path` (relative): a hidden `.txt` file (a
+/// `document`, never throttled) in the same folder, the same for every try,
+/// so that a crash leaves a name the next run knows to remove.
+pub fn temp_name(path: &str) -> String {
+    let tag = crate::state::short_hash(path.as_bytes());
+    match path.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/.ysync-{tag}.part.txt"),
+        None => format!(".ysync-{tag}.part.txt"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttled_by_extension_case_insensitively() {
+        assert!(is_throttled("a/b/Holiday.MP4", &[]));
+        assert!(is_throttled("backup.tar.gz", &[]));
+        assert!(!is_throttled("notes.txt", &[]));
+        assert!(!is_throttled("Makefile", &[]));
+        assert!(!is_throttled("song.mp3", &[]));
+        assert!(is_throttled("song.mp3", &["mp3".to_string()]));
+    }
+
+    #[test]
+    fn temp_names_stay_in_the_folder_and_are_stable() {
+        assert_eq!(temp_name("a/b/x.zip"), temp_name("a/b/x.zip"));
+        assert!(temp_name("a/b/x.zip").starts_with("a/b/.ysync-"));
+        assert!(temp_name("x.zip").starts_with(".ysync-") && temp_name("x.zip").ends_with(".part.txt"));
+        assert_ne!(temp_name("a/x.zip"), temp_name("a/y.zip"));
+    }
+}
