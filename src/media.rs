@@ -38,7 +38,7 @@ pub fn is_throttled(path: &str, extra: &[String]) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     let Some((_, ext)) = name.rsplit_once('.') else { return false };
     let ext = ext.to_ascii_lowercase();
-    THROTTLED.iter().any(|(e, _)| *e == ext) || extra.iter().any(|e| *e == ext)
+    THROTTLED.iter().any(|(e, _)| *e == ext) || extra.contains(&ext)
 }
 
 /// The temporary name for `path` (relative): a hidden `.txt` file (a

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::config::{DeleteMode, MaxDelete};
+use crate::remote::{Item, Tree};
 use crate::scan::{Entry, Kind, Scan};
 use crate::state::{Change, FileRec, State};
 
@@ -52,13 +53,22 @@ pub enum Action {
         entry: Entry,
         candidates: Vec<(String, String)>,
     },
+    /// The folder is already on the Disk: just track it.
+    AdoptDir(String),
+    /// A file of this size is already on the Disk (a first run, or a lost
+    /// state): hash the local one; same sha256 → track it, else upload.
+    Adopt {
+        entry: Entry,
+        remote: Item,
+    },
 }
 
 impl Action {
     pub fn path(&self) -> &str {
         match self {
             Action::MkdirRoot => "",
-            Action::Mkdir(p) => p,
+            Action::Mkdir(p) | Action::AdoptDir(p) => p,
+            Action::Adopt { entry, .. } => &entry.path,
             Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => &e.path,
             Action::Delete { path, .. } | Action::Forget { path, .. } => path,
             Action::Move { to, .. } => to,
@@ -82,6 +92,9 @@ impl fmt::Display for Action {
             }
             Action::Move { from, to, .. } => write!(f, "move {from} -> {to}"),
             Action::MoveOrUpload { entry, .. } => write!(f, "move-or-upload {} ({})", entry.path, human_bytes(entry.size)),
+            Action::AdoptDir(p) if p.is_empty() => write!(f, "adopt folder (remote_dir)"),
+            Action::AdoptDir(p) => write!(f, "adopt folder {p}"),
+            Action::Adopt { entry, .. } => write!(f, "adopt-or-upload {} ({})", entry.path, human_bytes(entry.size)),
         }
     }
 }
@@ -138,7 +151,15 @@ pub const MOVE_MIN_SIZE: u64 = 64 * 1024;
 /// so removing 2 of 3 files is not a safety stop.
 pub const PERCENT_FLOOR: u64 = 10;
 
+#[cfg(test)]
 pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
+    plan_with_remote(scan, state, None, opts)
+}
+
+/// `plan`, knowing what is already on the Disk (a listing of `remote_dir`,
+/// taken when the state is fresh): what is there already is adopted rather
+/// than uploaded again; what only the Disk has is left alone.
+pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {
     let seen: HashMap<&str, &Entry> = scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let kept = |p: &str| scan.kept.iter().any(|k| p == k || (p.starts_with(k.as_str()) && p.as_bytes().get(k.len()) == Some(&b'/')));
     let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
@@ -189,8 +210,9 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
         let blocks_new = seen.contains_key(action.path()) || has_entry_under(scan, action.path());
         if blocks_new { p.actions.push(action) } else { late.push(action) }
     }
+    let remote_dir = |path: &str| remote.is_some_and(|t| t.get(path).is_some_and(|i| i.dir));
     if !state.dirs.contains("") {
-        p.actions.push(Action::MkdirRoot);
+        p.actions.push(if remote.is_some() { Action::AdoptDir(String::new()) } else { Action::MkdirRoot });
     }
     // New folders and folder moves create paths: parents first, together.
     let (dir_moves, file_moves): (Vec<Action>, Vec<Action>) =
@@ -199,7 +221,7 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
         .entries
         .iter()
         .filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path))
-        .map(|e| Action::Mkdir(e.path.clone()))
+        .map(|e| if remote_dir(&e.path) { Action::AdoptDir(e.path.clone()) } else { Action::Mkdir(e.path.clone()) })
         .collect();
     creates.extend(dir_moves);
     creates.sort_by(|a, b| a.path().cmp(b.path()));
@@ -226,7 +248,9 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
             .filter(|(_, r)| old.is_none() && e.size >= MOVE_MIN_SIZE && r.size == e.size)
             .map(|(k, r)| (k.to_string(), r.sha256.clone()))
             .collect();
+        let on_disk = remote.and_then(|t| t.get(&e.path)).filter(|i| !i.dir && i.size == e.size && old.is_none() && !pending);
         p.actions.push(match old {
+            _ if on_disk.is_some() => Action::Adopt { entry: e.clone(), remote: on_disk.cloned().expect("checked") },
             Some(r) if r.size == e.size && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256.clone() },
             _ if !same_size.is_empty() => Action::MoveOrUpload { entry: e.clone(), candidates: same_size },
             _ => Action::Upload(e.clone()),
@@ -682,6 +706,25 @@ mod tests {
         o.max_delete = MaxDelete::Percent(100);
         let shown: Vec<String> = plan(&scan_of(now), &synced(&old), &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
         assert_eq!(shown, ["mkdir b", "move a/x -> b/x", "delete folder a (2 files)"]);
+    }
+
+    #[test]
+    fn a_fresh_state_adopts_what_is_already_on_the_disk() {
+        let item = |dir: bool, size: u64| Item { name: String::new(), dir, size, sha256: "s".into(), md5: "m".into() };
+        let remote: Tree = [
+            ("a".to_string(), item(true, 0)),
+            ("a/same.jpg".to_string(), item(false, 5)),
+            ("a/resized.jpg".to_string(), item(false, 9)),
+            ("remote-only.txt".to_string(), item(false, 1)),
+        ]
+        .into();
+        let s = scan_of(vec![Entry::dir("a"), file("a/same.jpg", 5, 1, 1, 1), file("a/resized.jpg", 10, 1, 1, 2), Entry::dir("b")]);
+        let p = plan_with_remote(&s, &State::new("/r"), Some(&remote), &opts()).unwrap();
+        let shown: Vec<String> = p.actions.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["adopt folder (remote_dir)", "adopt folder a", "mkdir b", "upload a/resized.jpg (10 B)", "adopt-or-upload a/same.jpg (5 B)"]
+        );
     }
 
     #[test]

@@ -14,6 +14,19 @@ pub struct RemoteFile {
     pub md5: String,
 }
 
+/// One entry of a remote folder listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub name: String,
+    pub dir: bool,
+    pub size: u64,
+    pub sha256: String,
+    pub md5: String,
+}
+
+/// A remote tree: relative path → entry.
+pub type Tree = std::collections::BTreeMap<String, Item>;
+
 /// What ysync needs of the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskInfo {
@@ -74,6 +87,30 @@ pub trait Remote {
 
     /// Is there anything (file or folder) at `path`?
     fn exists(&mut self, path: &str) -> Result<bool, Error>;
+
+    /// The entries of the folder at `path` (all pages); `None` when there is
+    /// no folder there.
+    fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error>;
+
+    /// The whole tree below `root`, one listing per folder; `None` when
+    /// `root` is not a folder on the Disk.
+    fn tree(&mut self, root: &str) -> Result<Option<Tree>, Error> {
+        let Some(top) = self.list(root)? else { return Ok(None) };
+        let mut tree = Tree::new();
+        let mut todo = vec![(String::new(), top)];
+        while let Some((prefix, items)) = todo.pop() {
+            for item in items {
+                let rel = if prefix.is_empty() { item.name.clone() } else { format!("{prefix}/{}", item.name) };
+                if item.dir
+                    && let Some(inner) = self.list(&join(root, &rel))?
+                {
+                    todo.push((rel.clone(), inner));
+                }
+                tree.insert(rel, item);
+            }
+        }
+        Ok(Some(tree))
+    }
 
     /// Free space and the per-file size limit.
     fn disk_info(&mut self) -> Result<DiskInfo, Error>;
@@ -236,6 +273,9 @@ mod tests {
             unreachable!()
         }
         fn exists(&mut self, _: &str) -> Result<bool, Error> {
+            unreachable!()
+        }
+        fn list(&mut self, _: &str) -> Result<Option<Vec<Item>>, Error> {
             unreachable!()
         }
         fn disk_info(&mut self) -> Result<DiskInfo, Error> {

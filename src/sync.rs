@@ -58,6 +58,7 @@ struct Tally {
     folders: u64,
     deleted: u64,
     moved: u64,
+    adopted: u64,
     failed: BTreeMap<String, String>,
     /// The Disk answered 507: no more uploads in this cycle.
     disk_full: bool,
@@ -209,7 +210,21 @@ impl<'a> Syncer<'a> {
             min_age_ns: self.cfg.min_age.as_nanos() as i64,
             now_ns: now_ns(),
         };
-        let plan = match plan::plan(&scan, &self.state, &opts) {
+        // A fresh state (first run, or the state file was lost): see what is
+        // on the Disk already, so it is adopted instead of uploaded again.
+        let remote = if self.state.dirs.contains("") {
+            None
+        } else {
+            match self.remote.tree(&self.cfg.remote_dir) {
+                Ok(t) => t,
+                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Outcome::TokenRejected(e.to_string()),
+                Err(e) => {
+                    log::warn!("listing {} failed ({e}); files already there are uploaded again", self.cfg.remote_dir);
+                    None
+                }
+            }
+        };
+        let plan = match plan::plan_with_remote(&scan, &self.state, remote.as_ref(), &opts) {
             Ok(p) => p,
             Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
         };
@@ -287,10 +302,11 @@ impl<'a> Syncer<'a> {
         let saved = self.save();
         if !plan.actions.is_empty() || !plan.deferred.is_empty() {
             log::info!(
-                "cycle done: {} uploaded ({}), {} moved, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {:.1}s",
+                "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {:.1}s",
                 tally.uploaded,
                 human_bytes(tally.bytes),
                 tally.moved,
+                tally.adopted,
                 tally.unchanged,
                 tally.folders,
                 tally.deleted,
@@ -316,6 +332,20 @@ impl<'a> Syncer<'a> {
                     log::info!("created remote folder {}", self.cfg.remote_dir);
                 }
                 self.change(Change::Dir { path: String::new() });
+            }
+            Action::AdoptDir(p) => {
+                log::debug!("folder {p} is on the Disk already");
+                self.change(Change::Dir { path: p.clone() });
+            }
+            Action::Adopt { entry, remote } => {
+                let Some(file) = self.open(entry)? else { return Ok(()) };
+                let d = hash_file(&file).map_err(Error::Local)?;
+                if d.sha256 != remote.sha256 {
+                    return self.upload(entry, &remote_path, tally);
+                }
+                log::info!("adopted {} (already on the Disk, same sha256)", entry.path);
+                tally.adopted += 1;
+                self.change(Change::Put { path: entry.path.clone(), rec: record(entry, d) });
             }
             Action::Mkdir(p) => {
                 self.remote.mkdir(&remote_path)?;
@@ -637,7 +667,11 @@ impl<'a> Syncer<'a> {
         if let Some(dir) = failed_ancestor(&tally.failed, action.path()) {
             return Some(format!("its folder {dir} could not be created"));
         }
-        let (Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. }) = action else { return None };
+        let (Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } | Action::Adopt { entry: e, .. }) =
+            action
+        else {
+            return None;
+        };
         if tally.disk_full {
             return Some("the Disk is full".into());
         }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use ureq::http::Response;
 use ureq::{Agent, Body, SendBody};
 
-use crate::remote::{DiskInfo, Error, Link, OpStatus, Placed, Remote, RemoteFile};
+use crate::remote::{DiskInfo, Error, Item, Link, OpStatus, Placed, Remote, RemoteFile};
 use crate::retry::retry;
 
 /// How long one asynchronous server operation may take before ysync gives up
@@ -52,6 +52,37 @@ struct Meta {
     #[serde(default)]
     md5: String,
 }
+
+#[derive(Deserialize)]
+struct Listing {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "_embedded")]
+    embedded: Option<Embedded>,
+}
+
+#[derive(Deserialize)]
+struct Embedded {
+    items: Vec<ItemJson>,
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ItemJson {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    sha256: String,
+    #[serde(default)]
+    md5: String,
+}
+
+/// Entries per listing page (the Disk's default is 20).
+const PAGE: usize = 1000;
 
 #[derive(Deserialize)]
 struct Disk {
@@ -229,6 +260,33 @@ impl Remote for Yandex {
     fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
         let extra = format!("&from={}&overwrite={overwrite}", encode(&format!("disk:{from}")));
         self.operation_call("POST", &self.resource_url("resources/move", to, &extra))
+    }
+
+    fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {
+        const FIELDS: &str = "type,_embedded.total,_embedded.items.name,_embedded.items.type,\
+                              _embedded.items.size,_embedded.items.sha256,_embedded.items.md5";
+        let mut items = Vec::new();
+        loop {
+            let extra = format!("&limit={PAGE}&offset={}&fields={FIELDS}", items.len());
+            let page: Listing = match self.api_call("GET", &self.resource_url("resources", path, &extra)) {
+                Ok((_, body)) => json(&body)?,
+                Err(Error::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some(embedded) = page.embedded.filter(|_| page.kind == "dir") else { return Ok(None) };
+            let got = embedded.items.len();
+            items.extend(embedded.items.into_iter().map(|i| Item {
+                dir: i.kind == "dir",
+                name: i.name,
+                size: i.size,
+                sha256: i.sha256,
+                md5: i.md5,
+            }));
+            // The listing is not a snapshot; stop on a short page or at the total.
+            if got < PAGE || embedded.total.is_some_and(|t| items.len() as u64 >= t) {
+                return Ok(Some(items));
+            }
+        }
     }
 
     fn exists(&mut self, path: &str) -> Result<bool, Error> {

@@ -155,3 +155,46 @@ fn bwlimit_caps_the_upload_rate_and_long_uploads_report_progress() {
     assert!(log.contains("uploading big.bin: ") && log.contains("% (") && log.contains("s left"), "{log}");
     fx.assert_mirror();
 }
+
+#[test]
+fn a_first_run_adopts_identical_remote_files_and_leaves_foreign_ones_alone() {
+    let emu = emulator::FakeDisk::start();
+    emu.put_file("/Backup/photos/same.jpg", &bytes(50_000, 1));
+    emu.put_file("/Backup/photos/edited.jpg", &bytes(50_000, 2));
+    emu.put_file("/Backup/theirs.txt", b"not uploaded by ysync");
+    let fx = Fixture::with(emu, "/Backup", "");
+    fx.write("photos/same.jpg", bytes(50_000, 1));
+    fx.write("photos/edited.jpg", bytes(50_000, 3)); // same size, other content
+    fx.write("new.txt", "n");
+    fx.sync();
+    assert_eq!(fx.emu.count(PUT), 2, "only edited.jpg and new.txt: {:?}", fx.emu.counts());
+    let mut remote = fx.emu.tree("/Backup");
+    assert_eq!(remote.remove("theirs.txt"), Some(Some(b"not uploaded by ysync".to_vec())));
+    assert_eq!(remote, support::local_tree(&fx.local));
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0);
+
+    // The state file is lost: everything is adopted again, nothing uploaded.
+    fs::remove_file(&fx.state).unwrap();
+    fx.emu.reset_counts();
+    let out = fx.sync();
+    assert_eq!(fx.emu.count(PUT), 0, "{}", stderr(&out));
+    assert_eq!(fx.emu.counts().keys().collect::<Vec<_>>(), ["GET /v1/disk/resources"], "listings only");
+    assert!(fx.emu.exists("/Backup/theirs.txt"));
+}
+
+#[test]
+fn listings_are_paginated() {
+    let emu = emulator::FakeDisk::start();
+    for i in 0..1205 {
+        emu.put_file(&format!("/Backup/many/f{i:04}"), b"x");
+    }
+    let fx = Fixture::with(emu, "/Backup", "");
+    for i in 0..1205 {
+        fx.write(&format!("many/f{i:04}"), "x");
+    }
+    fx.sync();
+    assert_eq!(fx.emu.count(PUT), 0, "all 1205 adopted");
+    assert_eq!(fx.emu.count("GET /v1/disk/resources"), 3, "root, then two pages of `many`");
+}
