@@ -36,7 +36,7 @@ fn utc_now() -> String {
     utc(secs)
 }
 
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     let (days, rem) = (secs / 86400, secs % 86400);
     // Howard Hinnant's civil_from_days.
     let z = days as i64 + 719_468;

@@ -3,6 +3,7 @@
 
 mod config;
 mod glob;
+mod inspect;
 mod logging;
 mod media;
 mod plan;
@@ -27,7 +28,12 @@ usage: ysync [-c FILE] [-n] [-v|-q] [COMMAND]
 commands:
   run      (default) sync now, then again every `interval` seconds
   once     one sync cycle, then exit (for cron and scripts)
-  status, verify, check, login
+  status   what the state file knows: files and bytes synced, the last
+           change and its result, items that failed then (no network)
+  verify   list the remote folder and compare it with the local folder and
+           the state (paths, sizes, sha256); print each difference; exit 0
+           only when they agree
+  check, login
            reserved; not available in this version yet
 
 options:
@@ -95,8 +101,8 @@ fn main() {
     });
     logging::init(args.verbosity);
     match args.command.as_str() {
-        "run" | "once" => {}
-        "status" | "verify" | "check" | "login" => {
+        "run" | "once" | "status" | "verify" => {}
+        "check" | "login" => {
             eprintln!("ysync: `{}` is not available in this version yet; use `once` or `run`", args.command);
             exit(EXIT_USAGE)
         }
@@ -116,6 +122,12 @@ fn main() {
         cfg.bwlimit = rate;
     }
     log::debug!("config: {cfg:?}");
+
+    match args.command.as_str() {
+        "status" => exit(inspect::status(&cfg)),
+        "verify" => exit(inspect::verify(&cfg, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout))),
+        _ => {}
+    }
 
     let mut store = state::Store::open(&cfg.state_file).unwrap_or_else(|e| {
         log::error!("{e}");

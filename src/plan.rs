@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::config::{DeleteMode, MaxDelete};
+use crate::glob::Glob;
 use crate::remote::{Item, Tree};
 use crate::scan::{Entry, Kind, Scan};
 use crate::state::{Change, FileRec, State};
@@ -101,6 +102,9 @@ impl fmt::Display for Action {
 
 pub struct Options {
     pub delete: DeleteMode,
+    /// Tracked paths matching these are kept even when gone locally:
+    /// excluding something never deletes its earlier remote copy.
+    pub exclude: Vec<Glob>,
     pub max_delete: MaxDelete,
     /// Files modified less than this many nanoseconds before `now_ns` wait.
     pub min_age_ns: i64,
@@ -161,7 +165,14 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
 /// than uploaded again; what only the Disk has is left alone.
 pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {
     let seen: HashMap<&str, &Entry> = scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    let kept = |p: &str| scan.kept.iter().any(|k| p == k || (p.starts_with(k.as_str()) && p.as_bytes().get(k.len()) == Some(&b'/')));
+    let excluded = |p: &str| {
+        let dir = state.dirs.contains(p);
+        opts.exclude.iter().any(|g| g.matches(p, dir)) || ancestors(p).any(|a| opts.exclude.iter().any(|g| g.matches(a, true)))
+    };
+    let kept = |p: &str| {
+        scan.kept.iter().any(|k| p == k || (p.starts_with(k.as_str()) && p.as_bytes().get(k.len()) == Some(&b'/')))
+            || (!opts.exclude.is_empty() && excluded(p))
+    };
     let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
 
     let tracked = state.files.len() as u64;
@@ -442,7 +453,7 @@ mod tests {
     }
 
     fn opts() -> Options {
-        Options { delete: DeleteMode::Trash, max_delete: MaxDelete::Percent(50), min_age_ns: 0, now_ns: 0 }
+        Options { delete: DeleteMode::Trash, exclude: Vec::new(), max_delete: MaxDelete::Percent(50), min_age_ns: 0, now_ns: 0 }
     }
 
     fn run(scan: &Scan, state: &State) -> Vec<String> {
@@ -600,6 +611,14 @@ mod tests {
         let mut s = scan_of(vec![file("ok", 1, 1, 1, 3)]);
         s.kept = vec!["locked".into(), "x.tmp".into()];
         assert!(run(&s, &synced(&old)).is_empty());
+    }
+
+    #[test]
+    fn excluded_paths_are_kept_even_when_gone_locally() {
+        let old = vec![Entry::dir("cache"), file("cache/t.jpg", 1, 1, 1, 1), file("a.tmp", 1, 1, 1, 2), file("k", 1, 1, 1, 3)];
+        let mut o = opts();
+        o.exclude = vec![Glob::new("*.tmp").unwrap(), Glob::new("cache/").unwrap()];
+        assert!(plan(&scan_of(vec![file("k", 1, 1, 1, 3)]), &synced(&old), &o).unwrap().actions.is_empty());
     }
 
     #[test]

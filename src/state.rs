@@ -207,22 +207,7 @@ impl Store {
     /// deleted, and uploads overwrite, so the remote gains no duplicates.
     pub fn load(&mut self, remote_dir: &str) -> Result<State, Error> {
         let mut state = self.load_snapshot(remote_dir)?;
-        let text = match fs::read_to_string(&self.journal_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(Error::Io(self.journal_path.clone(), e)),
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str::<Change>(line) {
-                Ok(c) => state.apply(&c),
-                // Killed while appending: the action it describes is either
-                // repeated (pending uploads) or harmless to repeat.
-                Err(_) if i + 1 == lines.len() => log::debug!("ignoring a torn last journal line"),
-                Err(e) => return Err(Error::Corrupt(self.journal_path.clone(), format!("line {}: {e}", i + 1))),
-            }
-        }
-        self.journal_lines = lines.len();
+        self.journal_lines = replay(&mut state, &self.journal_path)?;
         if state.remote_dir != remote_dir {
             log::warn!(
                 "remote_dir changed from {} to {}: starting with a fresh state; nothing is deleted from the old folder",
@@ -307,6 +292,40 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
 
 fn lock_path(path: &Path) -> PathBuf {
     suffixed(path, ".lock")
+}
+
+/// Applies the journal at `path` (if any) to `state`; returns its lines.
+fn replay(state: &mut State, path: &Path) -> Result<usize, Error> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<Change>(line) {
+            Ok(c) => state.apply(&c),
+            // Killed while appending: the action it describes is either
+            // repeated (pending uploads) or harmless to repeat.
+            Err(_) if i + 1 == lines.len() => log::debug!("ignoring a torn last journal line"),
+            Err(e) => return Err(Error::Corrupt(path.to_path_buf(), format!("line {}: {e}", i + 1))),
+        }
+    }
+    Ok(lines.len())
+}
+
+/// The state as saved at `path`, read without the lock and without changing
+/// anything (for `status` and `verify`, also while `run` is going).
+pub fn peek(path: &Path) -> Result<Option<State>, Error> {
+    let journal = suffixed(path, ".journal");
+    let mut state: State = match fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt(path.to_path_buf(), e.to_string()))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !journal.exists() => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
+        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
+    };
+    replay(&mut state, &journal)?;
+    Ok(Some(state))
 }
 
 /// Temp file, fsync, rename over the target, fsync the folder.

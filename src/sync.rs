@@ -38,6 +38,18 @@ pub enum Outcome {
     StateError(String),
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Outcome::Clean => write!(f, "ok"),
+            Outcome::Failed(n) => write!(f, "{n} items failed (retried next cycle)"),
+            Outcome::SafetyStop(m) => write!(f, "safety stop: {m}"),
+            Outcome::TokenRejected(_) => write!(f, "the token was rejected"),
+            Outcome::StateError(m) => write!(f, "the state could not be saved: {m}"),
+        }
+    }
+}
+
 impl Outcome {
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -206,6 +218,7 @@ impl<'a> Syncer<'a> {
         }
         let opts = plan::Options {
             delete: self.cfg.delete,
+            exclude: self.cfg.exclude.clone(),
             max_delete: self.cfg.max_delete,
             min_age_ns: self.cfg.min_age.as_nanos() as i64,
             now_ns: now_ns(),
@@ -294,7 +307,7 @@ impl<'a> Syncer<'a> {
         if self.dirty || !tally.failed.is_empty() || self.state.last.as_ref().is_some_and(|l| !l.failed.is_empty()) {
             self.state.last = Some(LastCycle {
                 ended: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                result: format!("{outcome:?}"),
+                result: outcome.to_string(),
                 failed: std::mem::take(&mut tally.failed),
             });
             self.dirty = true;
@@ -705,6 +718,11 @@ const CONFIRM_TRIES: u32 = 8;
 
 fn record(e: &Entry, d: Digests) -> FileRec {
     FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: d.sha256, md5: d.md5 }
+}
+
+/// The sha256 of a whole file, as lowercase hex.
+pub fn sha256_of(f: &File) -> io::Result<String> {
+    hash_file(f).map(|d| d.sha256)
 }
 
 fn hash_file(f: &File) -> io::Result<Digests> {

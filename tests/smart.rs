@@ -198,3 +198,81 @@ fn listings_are_paginated() {
     assert_eq!(fx.emu.count(PUT), 0, "all 1205 adopted");
     assert_eq!(fx.emu.count("GET /v1/disk/resources"), 3, "root, then two pages of `many`");
 }
+
+#[test]
+fn status_tells_what_the_state_knows_without_network() {
+    let fx = Fixture::new("");
+    let out = fx.ysync(&["status"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(support::stdout(&out).contains("no state yet"), "{}", support::stdout(&out));
+    fx.write("a/x.bin", bytes(2048, 1));
+    fx.write("bad.txt", "b");
+    let mut f = emulator::Fault::new(PUT, emulator::FaultKind::Status(500, "InternalServerError"), 5);
+    f.path_contains = "bad.txt".into();
+    fx.emu.inject(f);
+    assert_eq!(fx.ysync(&["once"]).status.code(), Some(1));
+    fx.emu.reset_counts();
+    let out = fx.ysync(&["status"]);
+    let text = support::stdout(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.contains("synced       1 files, 2.0 KiB, in 1 folders"), "{text}");
+    assert!(text.contains("1 items failed (retried next cycle)"), "{text}");
+    assert!(text.contains("  bad.txt: the Disk had an internal error (HTTP 500)"), "{text}");
+    assert_eq!(fx.emu.total_requests(), 0, "status makes no request");
+}
+
+#[test]
+fn verify_reports_each_difference_and_agrees_after_a_sync() {
+    let fx = Fixture::new("");
+    fx.write("same.txt", "same");
+    fx.write("changed.txt", "v1");
+    fx.write("gone.txt", "g");
+    fx.sync();
+    fx.emu.put_file("/Backup/theirs.txt", b"foreign");
+    assert_eq!(fx.ysync(&["verify"]).status.code(), Some(0), "foreign files do not count");
+    fx.write("changed.txt", "v2");
+    fx.write("new.txt", "n");
+    fs::remove_file(fx.path("gone.txt")).unwrap();
+    let out = fx.ysync(&["verify"]);
+    let text = support::stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("differs: changed.txt"), "{text}");
+    assert!(text.contains("missing on the Disk: new.txt"), "{text}");
+    assert!(text.contains("deleted here, still on the Disk: gone.txt"), "{text}");
+    assert!(text.contains("not ysync's (left alone): theirs.txt"), "{text}");
+    assert!(text.contains("3 differences"), "{text}");
+    fx.sync();
+    let out = fx.ysync(&["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stdout(&out));
+    assert!(support::stdout(&out).contains("in agreement: 3 files, 0 folders"), "{}", support::stdout(&out));
+}
+
+#[test]
+fn excluded_files_are_never_uploaded_and_their_earlier_copies_stay() {
+    let fx = Fixture::new("");
+    fx.write("keep.txt", "k");
+    fx.write("cache/thumb.jpg", "t");
+    fx.write("a/draft.tmp", "d");
+    fx.sync();
+    fx.configure("exclude = *.tmp\nexclude = cache/\nexclude = \"#private/\"");
+    fx.write("b/new.tmp", "n");
+    fx.write("#private/x/y.txt", "p");
+    fs::remove_file(fx.path("a/draft.tmp")).unwrap();
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 1, "only mkdir b: {:?}", fx.emu.counts());
+    assert!(fx.emu.exists("/Backup/cache/thumb.jpg") && fx.emu.exists("/Backup/a/draft.tmp"), "earlier copies are left alone");
+    assert!(!fx.emu.exists("/Backup/b/new.tmp") && !fx.emu.exists("/Backup/#private"));
+}
+
+#[test]
+fn min_age_waits_for_files_still_being_written() {
+    let fx = Fixture::new("min_age = 3600");
+    fx.write("recording.wav", "still growing");
+    fx.sync();
+    assert!(!fx.emu.exists("/Backup/recording.wav"));
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::options().write(true).open(fx.path("recording.wav")).unwrap().set_times(fs::FileTimes::new().set_modified(old)).unwrap();
+    fx.sync();
+    fx.assert_mirror();
+}

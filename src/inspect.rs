@@ -1,0 +1,161 @@
+//! `ysync status` (what the state knows, no network) and `ysync verify`
+//! (the Disk against the local folder and the state). Both only read, and
+//! both work while `ysync run` holds the lock.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+
+use crate::config::Config;
+use crate::plan::human_bytes;
+use crate::remote::{self, Remote};
+use crate::scan::{self, Kind};
+use crate::state::{self, State};
+use crate::sync;
+
+/// Prints what the state file knows. Exit status: 0, or 2 when it cannot be read.
+pub fn status(cfg: &Config) -> i32 {
+    let state = match state::peek(&cfg.state_file) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            println!("no state yet at {}: ysync has not synced with this config", cfg.state_file.display());
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("ysync: {e}");
+            return 2;
+        }
+    };
+    let bytes: u64 = state.files.values().map(|r| r.size).sum();
+    println!("state file   {}", cfg.state_file.display());
+    println!("folders      {} -> disk:{}", cfg.local_dir.display(), state.remote_dir);
+    println!(
+        "synced       {} files, {}, in {} folders",
+        state.files.len(),
+        human_bytes(bytes),
+        state.dirs.iter().filter(|d| !d.is_empty()).count()
+    );
+    if !state.pending.is_empty() || state.moving.is_some() {
+        println!(
+            "unsettled    {} uploads/moves of unknown outcome (settled by the next cycle)",
+            state.pending.len() + usize::from(state.moving.is_some())
+        );
+    }
+    match &state.last {
+        None => println!("last change  none recorded"),
+        Some(l) => {
+            println!("last change  {}: {}", crate::logging::utc(l.ended), l.result);
+            if !l.failed.is_empty() {
+                println!("failed then:");
+                for (path, why) in &l.failed {
+                    println!("  {path}: {why}");
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Compares the Disk with the local folder and the state; prints each
+/// difference. Exit status: 0 when they agree, 1 when they do not, 3 for a
+/// rejected token, 4 when local_dir is missing.
+pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
+    let scan = match scan::scan(&cfg.local_dir, &cfg.exclude) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ysync: local_dir {} {e}", cfg.local_dir.display());
+            return 4;
+        }
+    };
+    let state = match state::peek(&cfg.state_file) {
+        Ok(s) => s.unwrap_or_else(|| State::new(&cfg.remote_dir)),
+        Err(e) => {
+            eprintln!("ysync: {e}");
+            return 2;
+        }
+    };
+    let tree = match disk.tree(&cfg.remote_dir) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            println!("missing: the folder disk:{} is not on the Disk", cfg.remote_dir);
+            return 1;
+        }
+        Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
+            eprintln!("ysync: {e}");
+            return 3;
+        }
+        Err(e) => {
+            eprintln!("ysync: listing disk:{} failed: {e}", cfg.remote_dir);
+            return 1;
+        }
+    };
+    let kept = |p: &str| scan.kept.iter().any(|k| p == k || p.starts_with(&format!("{k}/")));
+    let mut differences = 0;
+    let mut say = |line: String| {
+        differences += 1;
+        println!("{line}");
+    };
+    let mut local = BTreeSet::new();
+    for e in &scan.entries {
+        local.insert(e.path.as_str());
+        let r = tree.get(&e.path);
+        match (e.kind, r) {
+            (Kind::Dir, Some(r)) if r.dir => {}
+            (Kind::Dir, _) => say(format!("missing folder on the Disk: {}", e.path)),
+            (Kind::File, None) => say(format!("missing on the Disk: {}", e.path)),
+            (Kind::File, Some(r)) if r.dir => say(format!("a folder on the Disk, a file here: {}", e.path)),
+            (Kind::File, Some(r)) => {
+                // Hash only what the state cannot vouch for.
+                let rec =
+                    state.files.get(&e.path).filter(|r| (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode));
+                let sha = match rec {
+                    Some(rec) => rec.sha256.clone(),
+                    None => match File::open(cfg.local_dir.join(&e.path)).and_then(|f| sync::sha256_of(&f)) {
+                        Ok(s) => s,
+                        Err(err) => {
+                            say(format!("cannot read {}: {err}", e.path));
+                            continue;
+                        }
+                    },
+                };
+                if r.size != e.size || r.sha256 != sha {
+                    say(format!(
+                        "differs: {} (here {} sha256 {:.12}, on the Disk {} sha256 {:.12})",
+                        e.path, e.size, sha, r.size, r.sha256
+                    ));
+                } else if state.files.get(&e.path).is_none_or(|rec| rec.sha256 != sha) {
+                    say(format!("not in the state (next cycle records it): {}", e.path));
+                }
+            }
+        }
+    }
+    let mut foreign = 0;
+    for (path, item) in &tree {
+        if local.contains(path.as_str()) || kept(path) || path.rsplit('/').next().is_some_and(|n| n.starts_with(".ysync-")) {
+            continue;
+        }
+        let ours = if item.dir { state.dirs.contains(path) } else { state.files.contains_key(path) };
+        if ours {
+            say(format!("deleted here, still on the Disk: {path}"));
+        } else if !tree_parent_is_foreign(path, &state, &local) {
+            foreign += 1;
+            println!("not ysync's (left alone): {path}");
+        }
+    }
+    let files = scan.entries.iter().filter(|e| e.kind == Kind::File).count();
+    if differences == 0 {
+        println!("in agreement: {files} files, {} folders{}", scan.entries.len() - files, foreign_note(foreign));
+        0
+    } else {
+        println!("{differences} differences{}", foreign_note(foreign));
+        1
+    }
+}
+
+/// Below a folder that is itself not ysync's, one line for the folder is enough.
+fn tree_parent_is_foreign(path: &str, state: &State, local: &BTreeSet<&str>) -> bool {
+    path.rsplit_once('/').is_some_and(|(parent, _)| !state.dirs.contains(parent) && !local.contains(parent))
+}
+
+fn foreign_note(n: usize) -> String {
+    if n == 0 { String::new() } else { format!("; {n} entries on the Disk are not ysync's and were left alone") }
+}
