@@ -1,11 +1,32 @@
 //! Plain log lines on stderr: `2026-11-25T03:53:44Z INFO message`.
 //! Under systemd (`JOURNAL_STREAM` set) the timestamp is left out because
-//! journald adds its own. `RUST_LOG` overrides the -v/-q level.
+//! journald adds its own. `RUST_LOG` overrides the -v/-q level, with one
+//! exception: ureq's trace records are always dropped, because they hex-dump
+//! the raw request bytes, Authorization header (the token) included.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use log::LevelFilter;
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+/// env_logger, minus the records that could carry the token.
+struct Guarded(env_logger::Logger);
+
+impl Log for Guarded {
+    fn enabled(&self, m: &Metadata) -> bool {
+        !(m.level() == Level::Trace && m.target().starts_with("ureq")) && self.0.enabled(m)
+    }
+
+    fn log(&self, r: &Record) {
+        if self.enabled(r.metadata()) {
+            self.0.log(r)
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush()
+    }
+}
 
 pub fn init(verbosity: i32) {
     let level = match verbosity {
@@ -27,7 +48,11 @@ pub fn init(verbosity: i32) {
         }
         writeln!(buf, "{} {}", r.level(), r.args())
     });
-    b.init();
+    let logger = b.build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(Guarded(logger))).is_ok() {
+        log::set_max_level(max);
+    }
 }
 
 /// RFC 3339 UTC time of now, without pulling in a date crate.
