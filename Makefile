@@ -1,17 +1,33 @@
 # ysync — see README.md. `make demo` and `make test` are all a newcomer needs.
-PREFIX  ?= /usr/local
-DESTDIR ?=
-CARGO   ?= cargo
-BIN      = target/release/ysync
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/ysync
+DESTDIR    ?=
+CARGO      ?= cargo
+BIN        ?= target/release/ysync
 
-.PHONY: build test demo emulator install uninstall clean
+X86   = x86_64-unknown-linux-musl
+ARM   = aarch64-unknown-linux-musl
+# No PIE for a static binary: smaller, nothing to relocate at start.
+STATIC_FLAGS = -C relocation-model=static
+
+.PHONY: build test test-native test-aarch64 demo emulator static static-aarch64 static-deps size \
+        install install-files uninstall clean
 
 build:
 	$(CARGO) build --release --locked
 
-# Unit tests (planner, config, scan, state, client) and integration tests that
-# run the real binary against the bundled Yandex Disk emulator. No network.
-test:
+# Unit tests, integration tests against the bundled Yandex Disk emulator
+# (no network), and, when the cross tools are installed, the aarch64 binary
+# under qemu.
+test: test-native
+	@if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static >/dev/null \
+	    && rustup target list --installed 2>/dev/null | grep -qx $(ARM); then \
+	    $(MAKE) --no-print-directory test-aarch64; \
+	else echo "make test: aarch64 tests skipped (make static-deps installs what they need)"; fi
+
+test-native:
 	$(CARGO) test --locked --all-targets
 
 # Mirrors a sample folder into the bundled emulator and shows the fake Disk.
@@ -22,14 +38,62 @@ demo: build
 emulator:
 	$(CARGO) run --release --locked --example fake-disk
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/ysync
-	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ysync
-	install -m 644 ysync.conf.example $(DESTDIR)$(PREFIX)/share/ysync/ysync.conf.example
+# ---- static binaries for routers, NAS boxes and the Raspberry Pi ----------
 
+# Installs the Rust targets and Debian's cross tools (as root), or says what to run.
+static-deps:
+	rustup target add $(X86) $(ARM)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq musl-tools gcc-aarch64-linux-gnu qemu-user-static; \
+	else echo "as root: apt-get install musl-tools gcc-aarch64-linux-gnu qemu-user-static"; fi
+
+static:
+	@rustup target list --installed | grep -qx $(X86) || { echo "make static: the Rust target $(X86) is missing; run: rustup target add $(X86) (or make static-deps)" >&2; exit 1; }
+	@command -v musl-gcc >/dev/null || { echo "make static: musl-gcc is missing (ring compiles C with it); run: apt-get install musl-tools (or make static-deps)" >&2; exit 1; }
+	CC_x86_64_unknown_linux_musl=musl-gcc RUSTFLAGS="$(STATIC_FLAGS)" \
+	    $(CARGO) build --release --locked --target $(X86)
+	@ls -l target/$(X86)/release/ysync
+
+# Raspberry Pi 3/4/5 (64-bit OS), most ARM NAS boxes and routers.
+static-aarch64:
+	@rustup target list --installed | grep -qx $(ARM) || { echo "make static-aarch64: the Rust target $(ARM) is missing; run: rustup target add $(ARM) (or make static-deps)" >&2; exit 1; }
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "make static-aarch64: aarch64-linux-gnu-gcc is missing (ring compiles C with it); run: apt-get install gcc-aarch64-linux-gnu (or make static-deps)" >&2; exit 1; }
+	CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+	    RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --release --locked --target $(ARM)
+	@ls -l target/$(ARM)/release/ysync
+
+# The core integration tests with the aarch64 binary, run by qemu.
+test-aarch64: static-aarch64
+	@command -v qemu-aarch64-static >/dev/null || { echo "make test-aarch64: qemu-aarch64-static is missing; run: apt-get install qemu-user-static (or make static-deps)" >&2; exit 1; }
+	YSYNC_TEST_BIN=$(CURDIR)/target/$(ARM)/release/ysync YSYNC_TEST_RUNNER=qemu-aarch64-static \
+	    $(CARGO) test --locked --test mirror --test smart
+
+# Sizes of both static binaries against their budgets.
+size: static static-aarch64
+	bench/size.sh
+
+# ---- install ------------------------------------------------------------------
+
+install: build install-files
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/systemd \
+	    $(DESTDIR)$(DATADIR)/openrc $(DESTDIR)$(DATADIR)/cron $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ysync
+	install -m 644 ysync.1 $(DESTDIR)$(MANDIR)/man1/ysync.1
+	install -m 644 ysync.conf.example README.md $(DESTDIR)$(DATADIR)/
+	install -m 644 contrib/systemd/* $(DESTDIR)$(DATADIR)/systemd/
+	install -m 755 contrib/openrc/ysync $(DESTDIR)$(DATADIR)/openrc/ysync
+	install -m 644 contrib/cron/ysync.cron $(DESTDIR)$(DATADIR)/cron/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/ysync.conf ]; then \
+	    echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/ysync.conf"; \
+	else install -m 600 ysync.conf.example $(DESTDIR)$(SYSCONFDIR)/ysync.conf; \
+	    echo "installed $(DESTDIR)$(SYSCONFDIR)/ysync.conf: set token, local_dir and remote_dir"; fi
+
+# Leaves /etc/ysync.conf (it holds your token) and the state in place.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/ysync
-	rm -rf $(DESTDIR)$(PREFIX)/share/ysync
+	rm -f $(DESTDIR)$(PREFIX)/bin/ysync $(DESTDIR)$(MANDIR)/man1/ysync.1
+	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
 	$(CARGO) clean

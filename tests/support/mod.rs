@@ -59,14 +59,17 @@ impl Fixture {
         fs::create_dir_all(self.path(rel)).unwrap();
     }
 
+    /// The binary under test: this build's, or `YSYNC_TEST_BIN` (run through
+    /// `YSYNC_TEST_RUNNER`, e.g. qemu-aarch64-static, when that is set).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = if self.as_nobody {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_ysync")]);
-            c
-        } else {
-            Command::new(env!("CARGO_BIN_EXE_ysync"))
-        };
+        let bin = std::env::var("YSYNC_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ysync").to_string());
+        let mut prefix: Vec<String> = std::env::var("YSYNC_TEST_RUNNER").map(|r| vec![r]).unwrap_or_default();
+        if self.as_nobody {
+            prefix.splice(0..0, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"].map(String::from));
+        }
+        prefix.push(bin);
+        let mut c = Command::new(&prefix[0]);
+        c.args(&prefix[1..]);
         c.arg("-c").arg(&self.conf).args(args);
         for v in ["YSYNC_TOKEN", "YSYNC_API_URL", "YSYNC_CONFIG", "RUST_LOG", "JOURNAL_STREAM"] {
             c.env_remove(v);
