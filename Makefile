@@ -12,7 +12,7 @@ ARM   = aarch64-unknown-linux-musl
 # No PIE for a static binary: smaller, nothing to relocate at start.
 STATIC_FLAGS = -C relocation-model=static
 
-.PHONY: build test test-native test-aarch64 demo emulator static static-aarch64 static-deps size \
+.PHONY: bench build test test-native test-aarch64 demo emulator static static-aarch64 static-deps size \
         install install-files uninstall clean
 
 build:
@@ -94,6 +94,10 @@ install-files:
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/ysync $(DESTDIR)$(MANDIR)/man1/ysync.1
 	rm -rf $(DESTDIR)$(DATADIR)
+
+# Speed, memory and requests against their limits; results go to BENCHMARKS.md.
+bench:
+	python3 bench/run.py
 
 clean:
 	$(CARGO) clean

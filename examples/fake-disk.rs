@@ -12,7 +12,7 @@ mod emulator;
 
 use std::time::Duration;
 
-const HELP: &str = "usage: fake-disk [--port N] [--upload-port N] [--token T] [--op-delay-ms N] [--quiet]";
+const HELP: &str = "usage: fake-disk [--port N] [--upload-port N] [--token T] [--op-delay-ms N] [--sink] [--quiet]";
 
 fn main() {
     let mut opts = emulator::Options { token: "demo-token".into(), api_port: 8765, verbose: true, ..Default::default() };
@@ -25,6 +25,8 @@ fn main() {
             "--token" => opts.token = value("--token"),
             "--op-delay-ms" => opts.op_delay = Duration::from_millis(value("--op-delay-ms").parse().expect("a number")),
             "--quiet" => opts.verbose = false,
+            // Benchmarks: upload bodies are read and thrown away.
+            "--sink" => opts.sink = true,
             _ => {
                 eprintln!("{HELP}");
                 std::process::exit(if a == "-h" || a == "--help" { 0 } else { 2 })

@@ -103,20 +103,19 @@ pub fn scan(root: &Path, exclude: &[Glob]) -> Result<Scan, RootError> {
                     break;
                 }
             };
-            let full = item.path();
             let Some(name) = item.file_name().to_str().map(str::to_string) else {
-                skip(&mut out, full, "name is not valid UTF-8".into());
+                skip(&mut out, item.path(), "name is not valid UTF-8".into());
                 continue;
             };
             if let Some(why) = bad_name(&name) {
-                skip(&mut out, full, why);
+                skip(&mut out, item.path(), why);
                 continue;
             }
             let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
             let ft = match item.file_type() {
                 Ok(ft) => ft,
                 Err(e) => {
-                    skip(&mut out, full, format!("cannot read its type: {e}"));
+                    skip(&mut out, item.path(), format!("cannot read its type: {e}"));
                     out.kept.push(rel);
                     continue;
                 }
@@ -127,28 +126,30 @@ pub fn scan(root: &Path, exclude: &[Glob]) -> Result<Scan, RootError> {
                 continue;
             }
             if ft.is_dir() {
-                match fs::read_dir(&full) {
+                match fs::read_dir(item.path()) {
                     Ok(rd) => {
                         out.entries.push(Entry::dir(&rel));
                         pending.push((rel, rd));
                     }
                     Err(e) => {
-                        skip(&mut out, full, format!("folder cannot be read: {e}"));
+                        skip(&mut out, item.path(), format!("folder cannot be read: {e}"));
                         out.kept.push(rel);
                     }
                 }
             } else if ft.is_file() {
-                match fs::symlink_metadata(&full) {
+                // fstatat relative to the open folder (no symlink following),
+                // like find: no walk of the whole path per file.
+                match item.metadata() {
                     Ok(m) if m.is_file() => out.entries.push(file_entry(rel, &m)),
-                    Ok(_) => skip(&mut out, full, "changed type during the scan".into()),
+                    Ok(_) => skip(&mut out, item.path(), "changed type during the scan".into()),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {} // vanished: gone next cycle
                     Err(e) => {
-                        skip(&mut out, full, format!("cannot be read: {e}"));
+                        skip(&mut out, item.path(), format!("cannot be read: {e}"));
                         out.kept.push(rel);
                     }
                 }
             } else {
-                skip(&mut out, full, special_kind(&ft).into());
+                skip(&mut out, item.path(), special_kind(&ft).into());
             }
         }
     }

@@ -18,19 +18,57 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
-/// What was uploaded for one file.
+/// What was uploaded for one file. Stored as a JSON array
+/// `[size, mtime_ns, ctime_ns, inode, "sha256", "md5"]`: a state file holds
+/// one per tracked file, and the array is a third smaller and faster to read
+/// than an object with named fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RecArray", into = "RecArray")]
 pub struct FileRec {
     pub size: u64,
     pub mtime: i64,
     pub ctime: i64,
     pub ino: u64,
     pub sha256: String,
-    /// For the Disk's conditional delete (`md5=`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// For the Disk's conditional delete (`md5=`); empty when unknown.
     pub md5: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecArray(u64, i64, i64, u64, String, String);
+
+/// Reads a map saved in key order in one pass: collect, then build the tree
+/// in bulk, instead of 100 000 searches and inserts.
+fn sorted_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, FileRec>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(String, FileRec)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of paths to file records")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(pair) = map.next_entry()? {
+                v.push(pair);
+            }
+            Ok(v)
+        }
+    }
+    Ok(d.deserialize_map(Pairs)?.into_iter().collect())
+}
+
+impl From<RecArray> for FileRec {
+    fn from(RecArray(size, mtime, ctime, ino, sha256, md5): RecArray) -> FileRec {
+        FileRec { size, mtime, ctime, ino, sha256, md5 }
+    }
+}
+
+impl From<FileRec> for RecArray {
+    fn from(r: FileRec) -> RecArray {
+        RecArray(r.size, r.mtime, r.ctime, r.ino, r.sha256, r.md5)
+    }
 }
 
 /// An upload that started but was not confirmed: the Disk may or may not
@@ -102,6 +140,7 @@ pub struct State {
     pub remote_dir: String,
     /// Tracked folders, relative to `local_dir`; `""` is `remote_dir` itself.
     pub dirs: BTreeSet<String>,
+    #[serde(deserialize_with = "sorted_map")]
     pub files: BTreeMap<String, FileRec>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending: BTreeMap<String, Pending>,
@@ -206,8 +245,15 @@ impl Store {
     /// inspection and ysync starts afresh: with an empty state nothing is
     /// deleted, and uploads overwrite, so the remote gains no duplicates.
     pub fn load(&mut self, remote_dir: &str) -> Result<State, Error> {
+        let started = std::time::Instant::now();
         let mut state = self.load_snapshot(remote_dir)?;
         self.journal_lines = replay(&mut state, &self.journal_path)?;
+        log::debug!(
+            "state loaded: {} files, {} journal lines, {:.1} ms",
+            state.files.len(),
+            self.journal_lines,
+            started.elapsed().as_secs_f64() * 1e3
+        );
         if state.remote_dir != remote_dir {
             log::warn!(
                 "remote_dir changed from {} to {}: starting with a fresh state; nothing is deleted from the old folder",
@@ -243,7 +289,10 @@ impl Store {
         }
     }
 
-    /// Appends changes to the journal and makes them durable (one fsync).
+    /// Appends changes to the journal. Intents (an upload or a move about to
+    /// start) are made durable before the request goes out; the rest need not
+    /// be: losing them to a power cut only repeats harmless work, and the
+    /// next fsync or snapshot covers them.
     pub fn record(&mut self, changes: &[Change]) -> Result<(), Error> {
         let io_err = |e| Error::Io(self.journal_path.clone(), e);
         if self.journal.is_none() {
@@ -255,7 +304,10 @@ impl Store {
             lines.push(b'\n');
         }
         let f = self.journal.as_mut().expect("opened above");
-        f.write_all(&lines).and_then(|()| f.sync_data()).map_err(|e| Error::Io(self.journal_path.clone(), e))?;
+        let durable = changes.iter().any(|c| matches!(c, Change::Pending { .. } | Change::Moving(Some(_))));
+        f.write_all(&lines)
+            .and_then(|()| if durable { f.sync_data() } else { Ok(()) })
+            .map_err(|e| Error::Io(self.journal_path.clone(), e))?;
         self.journal_lines += changes.len();
         Ok(())
     }
@@ -273,8 +325,10 @@ impl Store {
 
     /// Writes a snapshot of `state` and empties the journal it includes.
     pub fn save(&mut self, state: &State) -> Result<(), Error> {
+        let started = std::time::Instant::now();
         let bytes = serde_json::to_vec(state).expect("state serialises");
         write_atomically(&self.path, &bytes).map_err(|e| Error::Io(self.path.clone(), e))?;
+        log::debug!("state saved: {} files, {} bytes, {:.1} ms", state.files.len(), bytes.len(), started.elapsed().as_secs_f64() * 1e3);
         self.journal = None;
         self.journal_lines = 0;
         match fs::remove_file(&self.journal_path) {
@@ -403,9 +457,9 @@ mod tests {
     fn a_newer_version_is_refused_not_overwritten() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("s.json");
-        fs::write(&p, br#"{"version":2,"remote_dir":"/r","dirs":[],"files":{}}"#).unwrap();
+        fs::write(&p, br#"{"version":3,"remote_dir":"/r","dirs":[],"files":{}}"#).unwrap();
         let e = Store::open(&p).unwrap().load("/r").unwrap_err().to_string();
-        assert!(e.contains("version 2"), "{e}");
+        assert!(e.contains("version 3"), "{e}");
         assert!(p.exists());
     }
 

@@ -56,7 +56,9 @@ fn install_lays_out_the_files_and_never_overwrites_the_config() {
 
 #[test]
 fn the_man_page_renders_without_warnings() {
-    let Ok(out) = Command::new("man").args(["--warnings", "-l"]).arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ysync.1")).env("MANPAGER", "cat").output() else {
+    let Ok(out) =
+        Command::new("man").args(["--warnings", "-l"]).arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ysync.1")).env("MANPAGER", "cat").output()
+    else {
         println!("man is not installed; skipped");
         return;
     };

@@ -21,7 +21,7 @@
 pub mod http;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,6 +93,9 @@ pub struct Options {
     /// Uploads to throttled media types (decided from the name when the
     /// link is asked for) go at most this many bytes/s (the real Disk: ~128 KiB/s).
     pub throttle_rate: u64,
+    /// Benchmarks: upload bodies are read and thrown away (files are stored
+    /// empty), so the emulator is never the bottleneck.
+    pub sink: bool,
 }
 
 impl Default for Options {
@@ -111,6 +114,7 @@ impl Default for Options {
             seed: 1,
             link_ttl: Duration::from_secs(1800),
             throttle_rate: 128 << 10,
+            sink: false,
         }
     }
 }
@@ -364,6 +368,9 @@ fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()
         if shared.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
+        if head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
         let next = if upload { handle_upload(shared, &head, &mut reader) } else { handle_api(shared, &head, &mut reader) };
         let close = head.wants_close();
         match next {
@@ -456,6 +463,16 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
     }
     if head.path == "/_emulator/tree" {
         return Next::Reply(Reply::text(200, shared.disk.lock().unwrap().dump()));
+    }
+    if head.path == "/_emulator/counts" {
+        let mut d = shared.disk.lock().unwrap();
+        let mut v = serde_json::to_value(&d.counts).unwrap();
+        v["uploaded_bytes"] = json!(d.uploaded_bytes);
+        if head.method == "POST" {
+            d.counts.clear();
+            d.uploaded_bytes = 0;
+        }
+        return Next::Reply(Reply::json(200, v));
     }
     let key = route(&head.method, &head.path, false);
     let Some(query) = http::parse_query(&head.query) else {
@@ -878,6 +895,13 @@ impl Disk {
 }
 
 fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -> Next {
+    if head.path.starts_with("/sink") {
+        // A plain PUT that is read and thrown away: the baseline for `curl -T`.
+        return Next::Reply(match drain(reader, head) {
+            Ok(()) => Reply::empty(201),
+            Err(_) => return Next::Reset,
+        });
+    }
     let key = route(&head.method, &head.path, true);
     let id = head.path.strip_prefix("/upload-target/").unwrap_or("").to_string();
     let link_path = shared.disk.lock().unwrap().links.get(&id).map(|l| l.path.clone()).unwrap_or_default();
@@ -914,6 +938,18 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     }
     if let Some(FaultKind::Delay(d)) = fault {
         thread::sleep(d);
+    }
+    if shared.opts.sink {
+        if drain(reader, head).is_err() {
+            return Next::Reset;
+        }
+        let mut d = shared.disk.lock().unwrap();
+        d.uploaded_bytes += len;
+        d.nodes.insert(path, Node::File(Arc::new(Vec::new())));
+        if let Some(op) = d.ops.get_mut(&op_id) {
+            op.done = true;
+        }
+        return Next::Reply(Reply::empty(201));
     }
     let mut data = vec![0u8; len as usize];
     let half = if matches!(fault, Some(FaultKind::Reset)) { len as usize / 2 } else { data.len() };
@@ -987,7 +1023,8 @@ fn read_paced(reader: &mut BufReader<TcpStream>, buf: &mut [u8], rate: u64) -> s
 
 fn drain(reader: &mut BufReader<TcpStream>, head: &Head) -> std::io::Result<()> {
     let n = head.content_length().unwrap_or(0);
-    std::io::copy(&mut reader.take(n), &mut std::io::sink()).map(|_| ())
+    let got = std::io::copy(&mut reader.take(n), &mut std::io::sink())?;
+    if got < n { Err(std::io::ErrorKind::UnexpectedEof.into()) } else { Ok(()) }
 }
 
 fn media_type(name: &str) -> &'static str {
