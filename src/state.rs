@@ -273,9 +273,10 @@ impl Store {
         };
         match serde_json::from_slice::<State>(&bytes) {
             Ok(s) if s.version == VERSION => Ok(s),
-            Ok(s) => {
-                Err(Error::Corrupt(self.path.clone(), format!("version {} is not {VERSION}; was it written by a newer ysync?", s.version)))
-            }
+            Ok(s) => Err(Error::Corrupt(
+                self.path.clone(),
+                format!("it has version {}, this ysync reads version {VERSION}; use the ysync that wrote it, or move the file aside (files on the Disk are then adopted, not uploaded again)", s.version),
+            )),
             Err(e) => {
                 let aside =
                     self.set_aside().map_err(|io| Error::Corrupt(self.path.clone(), format!("{e}; moving it aside failed: {io}")))?;

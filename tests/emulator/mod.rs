@@ -105,7 +105,8 @@ impl Default for Options {
             api_port: 0,
             upload_port: 0,
             op_delay: Duration::from_millis(150),
-            total_space: 10 << 30,
+            // Unlimited unless a test sets a size (then quota checks cost O(files)).
+            total_space: u64::MAX,
             max_file_size: 1 << 30,
             verbose: false,
             latency: Duration::ZERO,
@@ -183,6 +184,10 @@ struct Disk {
     throttled_bytes: u64,
     token_leaks: u64,
     faults: Vec<Fault>,
+    /// Operations that hold locks (folder deletes and moves).
+    locking: Vec<String>,
+    /// Operations by deadline, so that `settle` looks only at due ones.
+    schedule: std::collections::BTreeSet<(Instant, String)>,
     /// Overrides `Options::fault_rate` when set.
     fault_rate: Option<f64>,
     /// Faults given out, explicit and random.
@@ -593,7 +598,8 @@ impl Disk {
     }
 
     fn locked(&self, p: &str) -> bool {
-        self.ops.values().filter(|o| !o.done).flat_map(|o| &o.locks).any(|l| l == p || is_under(p, l) || is_under(l, p))
+        let active = self.locking.iter().filter_map(|id| self.ops.get(id)).filter(|o| !o.done);
+        active.flat_map(|o| &o.locks).any(|l| l == p || is_under(p, l) || is_under(l, p))
     }
 
     fn has_children(&self, p: &str) -> bool {
@@ -608,15 +614,31 @@ impl Disk {
     }
 
     /// Completes operations whose time has come.
+    fn schedule(&mut self, id: &str, at: Instant) {
+        if let Some(op) = self.ops.get_mut(id) {
+            op.done_at = at;
+            self.schedule.insert((at, id.to_string()));
+        }
+    }
+
     fn settle(&mut self) {
         let now = Instant::now();
-        let due: Vec<String> = self.ops.iter().filter(|(_, o)| !o.done && o.done_at <= now).map(|(k, _)| k.clone()).collect();
+        let mut due = Vec::new();
+        while let Some((at, id)) = self.schedule.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.schedule.pop_first();
+            if self.ops.get(&id).is_some_and(|o| !o.done && o.done_at <= now) {
+                due.push(id);
+            }
+        }
         for id in due {
             if let Effect::Expire { link } = &self.ops[&id].effect {
                 let used = self.links.get(link).is_some_and(|l| l.used);
                 let op = self.ops.get_mut(&id).unwrap();
                 if used {
-                    op.done_at = now + Duration::from_secs(86400); // its PUT decides
+                    self.schedule(&id, now + Duration::from_secs(86400)); // its PUT decides
                 } else {
                     (op.done, op.failed) = (true, true);
                 }
@@ -767,7 +789,12 @@ impl Disk {
 
     fn async_op(&mut self, shared: &Shared, effect: Effect, locks: Vec<String>) -> Reply {
         let id = self.next_id();
-        self.ops.insert(id.clone(), Op { done_at: Instant::now() + shared.opts.op_delay, effect, locks, done: false, failed: false });
+        let at = Instant::now() + shared.opts.op_delay;
+        self.ops.insert(id.clone(), Op { done_at: at, effect, locks, done: false, failed: false });
+        self.schedule(&id, at);
+        let ops = &self.ops;
+        self.locking.retain(|id| ops.get(id).is_some_and(|o| !o.done));
+        self.locking.push(id.clone());
         Reply::json(202, json!({"href": format!("{}/operations/{id}", shared.api_url), "method": "GET", "templated": false}))
     }
 
@@ -844,15 +871,17 @@ impl Disk {
             }
             _ => {}
         }
-        if self.used() >= shared.opts.total_space {
+        if shared.opts.total_space != u64::MAX && self.used() >= shared.opts.total_space {
             return error(507, "DiskNotEnoughSpaceError", "Insufficient storage.");
         }
         let id = self.next_id();
         let op_id = self.next_id();
         // In progress until the PUT ends, or failed when the link dies unused.
         let expire = Effect::Expire { link: id.clone() };
-        let op = Op { done_at: Instant::now() + shared.opts.link_ttl, effect: expire, locks: vec![], done: false, failed: false };
+        let at = Instant::now() + shared.opts.link_ttl;
+        let op = Op { done_at: at, effect: expire, locks: vec![], done: false, failed: false };
         self.ops.insert(op_id.clone(), op);
+        self.schedule(&op_id, at);
         let throttled = matches!(media_type(p), "compressed" | "data" | "video") && p.contains('.');
         self.links.insert(id.clone(), Link { path: p.into(), used: false, op_id: op_id.clone(), throttled });
         Reply::json(200, json!({"operation_id": op_id, "href": format!("{}{id}", shared.upload_base), "method": "PUT", "templated": false}))
@@ -979,7 +1008,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     if d.is_dir(&path) {
         return Next::Reply(error(409, "DiskPathPointsToExistentDirectoryError", "A folder is there."));
     }
-    if d.used() + len > shared.opts.total_space {
+    if shared.opts.total_space != u64::MAX && d.used() + len > shared.opts.total_space {
         return Next::Reply(Reply::empty(507));
     }
     d.uploaded_bytes += len;
@@ -988,9 +1017,8 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     }
     let data = Arc::new(data);
     if matches!(fault, Some(FaultKind::Accepted)) {
-        let op = d.ops.get_mut(&op_id).unwrap();
-        op.done_at = Instant::now() + shared.opts.op_delay;
-        op.effect = Effect::Store { path, data };
+        d.ops.get_mut(&op_id).unwrap().effect = Effect::Store { path, data };
+        d.schedule(&op_id, Instant::now() + shared.opts.op_delay);
         return Next::Reply(Reply::empty(202));
     }
     d.nodes.insert(path, Node::File(data));
