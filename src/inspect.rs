@@ -108,7 +108,7 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
                 let rec =
                     state.files.get(&e.path).filter(|r| (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode));
                 let sha = match rec {
-                    Some(rec) => rec.sha256.clone(),
+                    Some(rec) => rec.sha256.to_string(),
                     None => match File::open(cfg.local_dir.join(&e.path)).and_then(|f| sync::sha256_of(&f)) {
                         Ok(s) => s,
                         Err(err) => {
@@ -122,7 +122,7 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
                         "differs: {} (here {} sha256 {:.12}, on the Disk {} sha256 {:.12})",
                         e.path, e.size, sha, r.size, r.sha256
                     ));
-                } else if state.files.get(&e.path).is_none_or(|rec| rec.sha256 != sha) {
+                } else if state.files.get(&e.path).is_none_or(|rec| rec.sha256.to_string() != sha) {
                     say(format!("not in the state (next cycle records it): {}", e.path));
                 }
             }

@@ -164,6 +164,9 @@ pub fn plan(scan: &Scan, state: &State, opts: &Options) -> Result<Plan, Stop> {
 /// taken when the state is fresh): what is there already is adopted rather
 /// than uploaded again; what only the Disk has is left alone.
 pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {
+    if remote.is_none() && unchanged(scan, state) {
+        return Ok(Plan::default());
+    }
     let seen: HashMap<&str, &Entry> = scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let excluded = |p: &str| {
         let dir = state.dirs.contains(p);
@@ -257,18 +260,41 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
         let same_size: Vec<(String, String)> = vanished
             .iter()
             .filter(|(_, r)| old.is_none() && e.size >= MOVE_MIN_SIZE && r.size == e.size)
-            .map(|(k, r)| (k.to_string(), r.sha256.clone()))
+            .map(|(k, r)| (k.to_string(), r.sha256.to_string()))
             .collect();
         let on_disk = remote.and_then(|t| t.get(&e.path)).filter(|i| !i.dir && i.size == e.size && old.is_none() && !pending);
         p.actions.push(match old {
             _ if on_disk.is_some() => Action::Adopt { entry: e.clone(), remote: on_disk.cloned().expect("checked") },
-            Some(r) if r.size == e.size && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256.clone() },
+            Some(r) if r.size == e.size && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256.to_string() },
             _ if !same_size.is_empty() => Action::MoveOrUpload { entry: e.clone(), candidates: same_size },
             _ => Action::Upload(e.clone()),
         });
     }
     p.actions.extend(late);
     Ok(p)
+}
+
+/// The idle cycle's fast path: one merge pass over the scan and the state
+/// (both sorted by path) that says whether anything at all changed. Any
+/// difference, or anything unsettled, falls through to the full plan.
+fn unchanged(scan: &Scan, state: &State) -> bool {
+    if !state.pending.is_empty() || state.moving.is_some() || !state.dirs.contains("") || !scan.kept.is_empty() {
+        return false;
+    }
+    let mut files = state.files.iter();
+    let mut dirs = state.dirs.iter().filter(|d| !d.is_empty());
+    for e in &scan.entries {
+        let same = match e.kind {
+            Kind::File => files
+                .next()
+                .is_some_and(|(p, r)| *p == e.path && (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode)),
+            Kind::Dir => dirs.next().is_some_and(|d| *d == e.path),
+        };
+        if !same {
+            return false;
+        }
+    }
+    files.next().is_none() && dirs.next().is_none()
 }
 
 /// Renames, found without reading a byte: a new file with the inode, size
@@ -422,7 +448,10 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::FileRec;
+    use crate::state::{FileRec, Hex};
+
+    /// The content every synced test file had.
+    const OLD: [u8; 32] = [1; 32];
 
     // Test data stays visible: a file is (path, size, mtime, ctime, inode).
     fn file(path: &str, size: u64, mtime: i64, ctime: i64, ino: u64) -> Entry {
@@ -435,8 +464,8 @@ mod tests {
         Scan { entries, ..Scan::default() }
     }
 
-    fn rec_of(e: &Entry, sha: &str) -> FileRec {
-        FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: sha.into(), md5: String::new() }
+    fn rec_of(e: &Entry) -> FileRec {
+        FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: Hex(OLD), md5: Hex::UNKNOWN }
     }
 
     /// The state after a perfect sync of `entries`.
@@ -446,7 +475,7 @@ mod tests {
         for e in entries {
             match e.kind {
                 Kind::Dir => drop(s.dirs.insert(e.path.clone())),
-                Kind::File => drop(s.files.insert(e.path.clone(), rec_of(e, "old"))),
+                Kind::File => drop(s.files.insert(e.path.clone(), rec_of(e))),
             }
         }
         s
@@ -486,8 +515,29 @@ mod tests {
 
     #[test]
     fn idle_when_nothing_changed() {
-        let entries = vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7)];
-        assert!(run(&scan_of(entries.clone()), &synced(&entries)).is_empty());
+        let entries = vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7), file("a b", 1, 1, 1, 8), Entry::dir("a/y")];
+        let (s, st) = (scan_of(entries.clone()), synced(&entries));
+        assert!(unchanged(&s, &st));
+        assert!(run(&s, &st).is_empty());
+    }
+
+    #[test]
+    fn the_fast_path_notices_every_kind_of_change() {
+        let entries = vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8)];
+        let st = synced(&entries);
+        let changed: Vec<Vec<Entry>> = vec![
+            vec![Entry::dir("a"), file("a/x", 5, 1, 2, 7), file("b", 1, 1, 1, 8)], // ctime
+            vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7)],                        // file gone
+            vec![file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8)],                  // folder gone
+            vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8), file("c", 1, 1, 1, 9)], // new file
+            vec![Entry::dir("a"), Entry::dir("a/new"), file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8)], // new folder
+        ];
+        for c in changed {
+            assert!(!unchanged(&scan_of(c.clone()), &st), "{c:?}");
+        }
+        let mut pending = st.clone();
+        pending.pending.insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
+        assert!(!unchanged(&scan_of(entries), &pending));
     }
 
     #[test]
@@ -519,7 +569,7 @@ mod tests {
         let p = plan(&s, &synced(&old), &opts()).unwrap();
         assert_eq!(p.actions.len(), 3);
         for a in &p.actions {
-            assert!(matches!(a, Action::Check { old_sha256, .. } if old_sha256 == "old"), "{a:?}");
+            assert!(matches!(a, Action::Check { old_sha256, .. } if *old_sha256 == Hex(OLD).to_string()), "{a:?}");
         }
     }
 
@@ -710,7 +760,10 @@ mod tests {
         assert_eq!(
             p.actions,
             [
-                Action::MoveOrUpload { entry: file("new.bin", 100_000, 3, 3, 77), candidates: vec![("old.bin".into(), "old".into())] },
+                Action::MoveOrUpload {
+                    entry: file("new.bin", 100_000, 3, 3, 77),
+                    candidates: vec![("old.bin".into(), Hex(OLD).to_string())]
+                },
                 Action::Delete { path: "old.bin".into(), kind: Kind::File, files: 1 }
             ]
         );

@@ -31,13 +31,105 @@ pub struct FileRec {
     pub mtime: i64,
     pub ctime: i64,
     pub ino: u64,
-    pub sha256: String,
-    /// For the Disk's conditional delete (`md5=`); empty when unknown.
-    pub md5: String,
+    pub sha256: Hex<32>,
+    /// For the Disk's conditional delete (`md5=`); all zeros when unknown.
+    pub md5: Hex<16>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct RecArray(u64, i64, i64, u64, String, String);
+struct RecArray(u64, i64, i64, u64, Hex<32>, Hex<16>);
+
+/// A digest kept as bytes (a state holds two per file: strings would double
+/// its memory) and written as lowercase hex; all zeros is written as "".
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Hex<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> Hex<N> {
+    pub const UNKNOWN: Hex<N> = Hex([0; N]);
+
+    /// From `N * 2` hex digits; `""` is unknown.
+    pub fn parse(s: &str) -> Option<Hex<N>> {
+        if s.is_empty() {
+            return Some(Hex::UNKNOWN);
+        }
+        if s.len() != N * 2 {
+            return None;
+        }
+        // A table, not a function: the size-optimised build would not inline
+        // one, and a state file holds 200 000 of these.
+        const NIBBLE: [u8; 256] = {
+            let mut t = [0xff; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                t[b'A' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
+        };
+        let b = s.as_bytes();
+        let mut out = [0u8; N];
+        let mut bad = 0;
+        for (i, o) in out.iter_mut().enumerate() {
+            let (hi, lo) = (NIBBLE[usize::from(b[2 * i])], NIBBLE[usize::from(b[2 * i + 1])]);
+            bad |= hi | lo;
+            *o = hi << 4 | lo;
+        }
+        (bad & 0xf0 == 0).then_some(Hex(out))
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        *self == Hex::UNKNOWN
+    }
+}
+
+impl<const N: usize> std::fmt::Display for Hex<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        if self.is_unknown() {
+            return Ok(());
+        }
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 128];
+        for (i, b) in self.0.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(b >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(b & 15)];
+        }
+        f.write_str(std::str::from_utf8(&buf[..2 * N]).expect("ascii"))
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Hex<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl<const N: usize> Serialize for Hex<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de, const N: usize> Deserialize<'de> for Hex<N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hex<N>, D::Error> {
+        struct V<const N: usize>;
+        impl<const N: usize> serde::de::Visitor<'_> for V<N> {
+            type Value = Hex<N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "{} hex digits", N * 2)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hex<N>, E> {
+                Hex::parse(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
 
 /// Reads a map saved in key order in one pass: collect, then build the tree
 /// in bulk, instead of 100 000 searches and inserts.
@@ -140,7 +232,7 @@ pub struct State {
     pub remote_dir: String,
     /// Tracked folders, relative to `local_dir`; `""` is `remote_dir` itself.
     pub dirs: BTreeSet<String>,
-    #[serde(deserialize_with = "sorted_map")]
+    #[serde(default, deserialize_with = "sorted_map")]
     pub files: BTreeMap<String, FileRec>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending: BTreeMap<String, Pending>,
@@ -266,16 +358,19 @@ impl Store {
     }
 
     fn load_snapshot(&self, remote_dir: &str) -> Result<State, Error> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::new(remote_dir)),
             Err(e) => return Err(Error::Io(self.path.clone(), e)),
         };
-        match serde_json::from_slice::<State>(&bytes) {
+        match read_snapshot(io::BufReader::with_capacity(64 << 10, file)) {
             Ok(s) if s.version == VERSION => Ok(s),
             Ok(s) => Err(Error::Corrupt(
                 self.path.clone(),
-                format!("it has version {}, this ysync reads version {VERSION}; use the ysync that wrote it, or move the file aside (files on the Disk are then adopted, not uploaded again)", s.version),
+                format!(
+                    "it has version {}, this ysync reads version {VERSION}; use the ysync that wrote it, or move the file aside (files on the Disk are then adopted, not uploaded again)",
+                    s.version
+                ),
             )),
             Err(e) => {
                 let aside =
@@ -327,9 +422,9 @@ impl Store {
     /// Writes a snapshot of `state` and empties the journal it includes.
     pub fn save(&mut self, state: &State) -> Result<(), Error> {
         let started = std::time::Instant::now();
-        let bytes = serde_json::to_vec(state).expect("state serialises");
-        write_atomically(&self.path, &bytes).map_err(|e| Error::Io(self.path.clone(), e))?;
-        log::debug!("state saved: {} files, {} bytes, {:.1} ms", state.files.len(), bytes.len(), started.elapsed().as_secs_f64() * 1e3);
+        write_atomically(&self.path, |w| write_snapshot(w, state)).map_err(|e| Error::Io(self.path.clone(), e))?;
+        let bytes = fs::metadata(&self.path).map_or(0, |m| m.len());
+        log::debug!("state saved: {} files, {} bytes, {:.1} ms", state.files.len(), bytes, started.elapsed().as_secs_f64() * 1e3);
         self.journal = None;
         self.journal_lines = 0;
         match fs::remove_file(&self.journal_path) {
@@ -373,8 +468,8 @@ fn replay(state: &mut State, path: &Path) -> Result<usize, Error> {
 /// anything (for `status` and `verify`, also while `run` is going).
 pub fn peek(path: &Path) -> Result<Option<State>, Error> {
     let journal = suffixed(path, ".journal");
-    let mut state: State = match fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| Error::Corrupt(path.to_path_buf(), e.to_string()))?,
+    let mut state: State = match File::open(path) {
+        Ok(f) => read_snapshot(io::BufReader::new(f)).map_err(|e| Error::Corrupt(path.to_path_buf(), e))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !journal.exists() => return Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
         Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
@@ -383,13 +478,68 @@ pub fn peek(path: &Path) -> Result<Option<State>, Error> {
     Ok(Some(state))
 }
 
-/// Temp file, fsync, rename over the target, fsync the folder.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// The snapshot is JSON Lines: the state without its files on the first
+/// line (with their count), then one `["path", [size, mtime, ctime, inode,
+/// "sha256", "md5"]]` per line, in path order. Written and read line by
+/// line, a 100 000-file state never sits in memory as one big buffer.
+fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Head<'a> {
+        version: u32,
+        remote_dir: &'a str,
+        dirs: &'a BTreeSet<String>,
+        pending: &'a BTreeMap<String, Pending>,
+        moving: &'a Option<Moving>,
+        last: &'a Option<LastCycle>,
+        file_count: usize,
+    }
+    let head = Head {
+        version: state.version,
+        remote_dir: &state.remote_dir,
+        dirs: &state.dirs,
+        pending: &state.pending,
+        moving: &state.moving,
+        last: &state.last,
+        file_count: state.files.len(),
+    };
+    serde_json::to_writer(&mut *w, &head)?;
+    w.write_all(b"\n")?;
+    for pair in &state.files {
+        serde_json::to_writer(&mut *w, &pair)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn read_snapshot(mut r: impl io::BufRead) -> Result<State, String> {
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| e.to_string())?;
+    let mut state: State = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+    let head: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+    let count = head["file_count"].as_u64().unwrap_or(0) as usize;
+    let mut files = Vec::with_capacity(count);
+    loop {
+        line.clear();
+        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            break;
+        }
+        let pair: (String, FileRec) = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", files.len() + 2))?;
+        files.push(pair);
+    }
+    if files.len() != count {
+        return Err(format!("{} files where the first line promises {count}: the file is truncated", files.len()));
+    }
+    state.files = files.into_iter().collect();
+    Ok(state)
+}
+
+/// Temp file (written by `fill`), fsync, rename over the target, fsync the folder.
+pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let tmp = suffixed(path, ".tmp");
     {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        let mut w = io::BufWriter::with_capacity(64 << 10, File::create(&tmp)?);
+        fill(&mut w)?;
+        w.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
     }
     fs::rename(&tmp, path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -410,7 +560,7 @@ mod tests {
     use super::*;
 
     fn rec(n: u64) -> FileRec {
-        FileRec { size: n, mtime: 1, ctime: 2, ino: 3, sha256: "ab".repeat(32), md5: "cd".repeat(16) }
+        FileRec { size: n, mtime: 1, ctime: 2, ino: 3, sha256: Hex([0xab; 32]), md5: Hex([0xcd; 16]) }
     }
 
     #[test]
@@ -452,6 +602,24 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1);
         assert_eq!(fs::read(t.path().join(&aside[0])).unwrap(), torn);
+    }
+
+    #[test]
+    fn a_snapshot_cut_at_a_line_boundary_is_damaged_not_short() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        let mut store = Store::open(&p).unwrap();
+        let mut s = State::new("/r");
+        s.files.insert("a".into(), rec(1));
+        s.files.insert("b".into(), rec(2));
+        store.save(&s).unwrap();
+        assert_eq!(store.load("/r").unwrap(), s);
+        let text = fs::read_to_string(&p).unwrap();
+        let cut: Vec<&str> = text.lines().take(2).collect();
+        fs::write(&p, cut.join("\n") + "\n").unwrap();
+        // Kept aside as damaged; a fresh state deletes nothing.
+        assert_eq!(store.load("/r").unwrap(), State::new("/r"));
+        assert!(!p.exists());
     }
 
     #[test]
@@ -535,6 +703,18 @@ mod tests {
         changes.iter().for_each(|c| twice.apply(c));
         assert_eq!(once, twice);
         assert_eq!(once.files.keys().collect::<Vec<_>>(), ["d/y", "e"]);
+    }
+
+    #[test]
+    fn digests_round_trip_as_hex() {
+        let h = Hex::<4>::parse("00ff10ab").unwrap();
+        assert_eq!((h.0, h.to_string()), ([0, 0xff, 0x10, 0xab], "00ff10ab".to_string()));
+        assert!(Hex::<4>::parse("").unwrap().is_unknown());
+        assert_eq!(Hex::<4>::UNKNOWN.to_string(), "");
+        assert!(Hex::<4>::parse("00ff10").is_none() && Hex::<4>::parse("00ff10zz").is_none());
+        let json = serde_json::to_string(&rec(7)).unwrap();
+        assert_eq!(json, format!("[7,1,2,3,\"{}\",\"{}\"]", "ab".repeat(32), "cd".repeat(16)));
+        assert_eq!(serde_json::from_str::<FileRec>(&json).unwrap(), rec(7));
     }
 
     #[test]

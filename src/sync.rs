@@ -211,6 +211,7 @@ impl<'a> Syncer<'a> {
             Ok(s) => s,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
         };
+        log::debug!("scanned {} entries in {:.1} ms", scan.entries.len(), start.elapsed().as_secs_f64() * 1e3);
         for s in &scan.skipped {
             if self.warned.insert(s.path.clone()) {
                 log::warn!("skipped {}: {}", s.path.display(), s.reason);
@@ -241,6 +242,7 @@ impl<'a> Syncer<'a> {
             Ok(p) => p,
             Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
         };
+        log::debug!("planned {} actions at {:.1} ms", plan.actions.len(), start.elapsed().as_secs_f64() * 1e3);
         for p in &plan.deferred {
             log::debug!("{p} changed less than min_age ago; later");
         }
@@ -484,8 +486,8 @@ impl<'a> Syncer<'a> {
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.state.pending.get(path).cloned();
         let result = match self.state.files.get(path) {
-            Some(r) if r.md5.is_empty() => self.remote.delete(remote_path, permanently, None),
-            Some(r) => self.remote.delete(remote_path, permanently, Some(&r.md5.clone())),
+            Some(r) if r.md5.is_unknown() => self.remote.delete(remote_path, permanently, None),
+            Some(r) => self.remote.delete(remote_path, permanently, Some(&r.md5.to_string())),
             None => Err(Error::Md5Differs),
         };
         let Some(p) = pending else { return result };
@@ -717,7 +719,15 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 const CONFIRM_TRIES: u32 = 8;
 
 fn record(e: &Entry, d: Digests) -> FileRec {
-    FileRec { size: e.size, mtime: e.mtime_ns, ctime: e.ctime_ns, ino: e.inode, sha256: d.sha256, md5: d.md5 }
+    let hex = "digests are hex";
+    FileRec {
+        size: e.size,
+        mtime: e.mtime_ns,
+        ctime: e.ctime_ns,
+        ino: e.inode,
+        sha256: state::Hex::parse(&d.sha256).expect(hex),
+        md5: state::Hex::parse(&d.md5).expect(hex),
+    }
 }
 
 /// The sha256 of a whole file, as lowercase hex.
