@@ -541,7 +541,7 @@ fn read_snapshot(mut r: impl io::BufRead) -> Result<State, String> {
 /// most of an idle `once`. Anything else (an escaped path, other spacing)
 /// returns `None` and goes to serde_json.
 fn fast_line(line: &str) -> Option<(String, FileRec)> {
-    fn field<'a, T: std::str::FromStr>(s: &'a str, end: char) -> Option<(T, &'a str)> {
+    fn field<T: std::str::FromStr>(s: &str, end: char) -> Option<(T, &str)> {
         let i = s.find(end)?;
         Some((s[..i].parse().ok()?, &s[i + 1..]))
     }
