@@ -41,8 +41,11 @@ struct Operation {
     status: String,
 }
 
+/// The fields ysync reads of a Resource (a file's meta, or a listing item).
 #[derive(Deserialize)]
-struct Meta {
+struct Resource {
+    #[serde(default)]
+    name: String,
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
@@ -63,22 +66,9 @@ struct Listing {
 
 #[derive(Deserialize)]
 struct Embedded {
-    items: Vec<ItemJson>,
+    items: Vec<Resource>,
     #[serde(default)]
     total: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ItemJson {
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    size: u64,
-    #[serde(default)]
-    sha256: String,
-    #[serde(default)]
-    md5: String,
 }
 
 /// Entries per listing page (the Disk's default is 20).
@@ -301,7 +291,7 @@ impl Remote for Yandex {
         let url = self.resource_url("resources", path, "&fields=type,size,sha256,md5");
         match self.api_call("GET", &url) {
             Ok((_, body)) => {
-                let m: Meta = json(&body)?;
+                let m: Resource = json(&body)?;
                 Ok((m.kind == "file").then_some(RemoteFile { size: m.size, sha256: m.sha256, md5: m.md5 }))
             }
             Err(Error::NotFound) => Ok(None),
