@@ -55,6 +55,84 @@ pub fn status(cfg: &Config) -> i32 {
     0
 }
 
+/// Checks that everything is ready: the settings (token masked), local_dir,
+/// the account (space, per-file limit), remote_dir, the state location.
+/// Exit status: 0 ready, 1 something to fix (each named), 3 token rejected.
+pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote) -> i32 {
+    let mut problems = 0;
+    let mut row = |name: &str, ok: bool, text: String| {
+        problems += usize::from(!ok);
+        println!("{}{name:<13}{text}", if ok { "ok " } else { "!! " });
+    };
+    println!("   config       {}", config_path.display());
+    println!("   token        {:?}", cfg.token);
+    println!("   api_url      {}", cfg.api_url);
+    println!(
+        "   settings     interval {}s, delete = {:?}, max_delete = {}, min_age {}s, bwlimit {}, throttle_workaround {}, {} exclude patterns",
+        cfg.interval.as_secs(),
+        cfg.delete,
+        cfg.max_delete,
+        cfg.min_age.as_secs(),
+        if cfg.bwlimit == 0 { "none".to_string() } else { format!("{}/s", human_bytes(cfg.bwlimit)) },
+        if cfg.throttle_workaround { "yes" } else { "no" },
+        cfg.exclude.len()
+    );
+    match std::fs::read_dir(&cfg.local_dir) {
+        Ok(_) => row("local_dir", true, cfg.local_dir.display().to_string()),
+        Err(e) => row("local_dir", false, format!("{}: {e}; create it or fix local_dir", cfg.local_dir.display())),
+    }
+    match disk.disk_info() {
+        Ok(d) => row(
+            "account",
+            true,
+            format!(
+                "{}: {} used of {}, {} free; files up to {}",
+                if d.login.is_empty() { "(no login shown)" } else { &d.login },
+                human_bytes(d.used),
+                human_bytes(d.total),
+                human_bytes(d.free),
+                human_bytes(d.max_file_size)
+            ),
+        ),
+        Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
+            row("account", false, e.to_string());
+            return 3;
+        }
+        Err(e) => row("account", false, format!("{e} (is api_url right, is the network up?)")),
+    }
+    let mut existing = cfg.remote_dir.as_str();
+    loop {
+        match disk.exists(existing) {
+            Ok(true) if existing == cfg.remote_dir => break row("remote_dir", true, format!("disk:{} exists", cfg.remote_dir)),
+            Ok(true) => break row("remote_dir", true, format!("disk:{} will be created (disk:{existing} exists)", cfg.remote_dir)),
+            Ok(false) if existing != "/" => existing = existing.rsplit_once('/').map_or("/", |(p, _)| if p.is_empty() { "/" } else { p }),
+            Ok(false) => break row("remote_dir", false, "the Disk's root is missing?".into()),
+            Err(e) => break row("remote_dir", false, e.to_string()),
+        }
+    }
+    let mut dir = cfg.state_file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    while !dir.exists() && dir.pop() {}
+    let probe = dir.join(format!(".ysync-check-{}", std::process::id()));
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            row("state_file", true, format!("{} (writable)", cfg.state_file.display()));
+        }
+        Err(e) => row(
+            "state_file",
+            false,
+            format!("{}: cannot write in {}: {e}; set state_file to a writable place", cfg.state_file.display(), dir.display()),
+        ),
+    }
+    if problems == 0 {
+        println!("ready");
+        0
+    } else {
+        println!("{problems} problems to fix");
+        1
+    }
+}
+
 /// Compares the Disk with the local folder and the state; prints each
 /// difference. Exit status: 0 when they agree, 1 when they do not, 3 for a
 /// rejected token, 4 when local_dir is missing.

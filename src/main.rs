@@ -33,8 +33,10 @@ commands:
   verify   list the remote folder and compare it with the local folder and
            the state (paths, sizes, sha256); print each difference; exit 0
            only when they agree
-  check, login
-           reserved; not available in this version yet
+  check    validate the config and the account: effective settings (token
+           masked), free space, per-file limit, remote_dir reachable, state
+           location writable; exit 0 only when everything is ready
+  login    reserved; not available in this version yet
 
 options:
   -c, --config FILE   config file (default: $YSYNC_CONFIG, else /etc/ysync.conf)
@@ -101,8 +103,8 @@ fn main() {
     });
     logging::init(args.verbosity);
     match args.command.as_str() {
-        "run" | "once" | "status" | "verify" => {}
-        "check" | "login" => {
+        "run" | "once" | "status" | "verify" | "check" => {}
+        "login" => {
             eprintln!("ysync: `{}` is not available in this version yet; use `once` or `run`", args.command);
             exit(EXIT_USAGE)
         }
@@ -126,6 +128,7 @@ fn main() {
     match args.command.as_str() {
         "status" => exit(inspect::status(&cfg)),
         "verify" => exit(inspect::verify(&cfg, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout))),
+        "check" => exit(inspect::check(&cfg, &path, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout))),
         _ => {}
     }
 

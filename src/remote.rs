@@ -28,8 +28,12 @@ pub struct Item {
 pub type Tree = std::collections::BTreeMap<String, Item>;
 
 /// What ysync needs of the account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskInfo {
+    /// The account's login, when the Disk says.
+    pub login: String,
+    pub total: u64,
+    pub used: u64,
     pub free: u64,
     pub max_file_size: u64,
 }

@@ -80,6 +80,14 @@ struct Disk {
     used_space: u64,
     #[serde(default)]
     max_file_size: u64,
+    #[serde(default)]
+    user: Option<User>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    #[serde(default)]
+    login: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -300,9 +308,15 @@ impl Remote for Yandex {
     }
 
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {
-        let url = format!("{}/?fields=total_space,used_space,max_file_size", self.api);
+        let url = format!("{}/?fields=total_space,used_space,max_file_size,user.login", self.api);
         let d: Disk = json(&self.api_call("GET", &url)?.1)?;
-        Ok(DiskInfo { free: d.total_space.saturating_sub(d.used_space), max_file_size: d.max_file_size })
+        Ok(DiskInfo {
+            login: d.user.map(|u| u.login).unwrap_or_default(),
+            total: d.total_space,
+            used: d.used_space,
+            free: d.total_space.saturating_sub(d.used_space),
+            max_file_size: d.max_file_size,
+        })
     }
 }
 
