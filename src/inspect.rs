@@ -166,7 +166,6 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
             return 1;
         }
     };
-    let kept = |p: &str| scan.kept.iter().any(|k| p == k || p.starts_with(&format!("{k}/")));
     let mut differences = 0;
     let mut say = |line: String| {
         differences += 1;
@@ -208,7 +207,7 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
     }
     let mut foreign = 0;
     for (path, item) in &tree {
-        if local.contains(path.as_str()) || kept(path) || path.rsplit('/').next().is_some_and(|n| n.starts_with(".ysync-")) {
+        if local.contains(path.as_str()) || scan.keeps(path) || path.rsplit('/').next().is_some_and(|n| n.starts_with(".ysync-")) {
             continue;
         }
         let ours = if item.dir { state.dirs.contains(path) } else { state.files.contains_key(path) };

@@ -12,7 +12,7 @@ use std::fmt;
 use crate::config::{DeleteMode, MaxDelete};
 use crate::glob::Glob;
 use crate::remote::{Item, Tree};
-use crate::scan::{Entry, Kind, Scan};
+use crate::scan::{Entry, Kind, Scan, is_under};
 use crate::state::{Change, FileRec, State};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,10 +172,7 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
         let dir = state.dirs.contains(p);
         opts.exclude.iter().any(|g| g.matches(p, dir)) || ancestors(p).any(|a| opts.exclude.iter().any(|g| g.matches(a, true)))
     };
-    let kept = |p: &str| {
-        scan.kept.iter().any(|k| p == k || (p.starts_with(k.as_str()) && p.as_bytes().get(k.len()) == Some(&b'/')))
-            || (!opts.exclude.is_empty() && excluded(p))
-    };
+    let kept = |p: &str| scan.keeps(p) || (!opts.exclude.is_empty() && excluded(p));
     let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
 
     let tracked = state.files.len() as u64;
@@ -331,7 +328,7 @@ fn find_moves(scan: &Scan, state: &State, seen: &HashMap<&str, &Entry>, kept: &d
     for (from, e) in &pairs {
         let (d, n) = strip_common_tail(from, &e.path);
         let movable = state.dirs.contains(d) && !exists_as(d, Kind::Dir) && !kept(d) && exists_as(n, Kind::Dir) && !state.dirs.contains(n);
-        let no_pending = !state.pending.keys().any(|p| p.starts_with(&format!("{d}/")));
+        let no_pending = !state.pending.keys().any(|p| is_under(p, d));
         if !d.is_empty() && !n.is_empty() && movable && no_pending {
             *votes.entry((d.to_string(), n.to_string())).or_default() += 1;
         }
@@ -396,10 +393,6 @@ fn strip_common_tail<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
         }
         (i, j) = (ca, cb);
     }
-}
-
-fn is_under(p: &str, dir: &str) -> bool {
-    p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
 }
 
 /// Moves every entry at or below `from` to the same place below `to`.

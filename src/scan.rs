@@ -60,6 +60,20 @@ pub struct Scan {
     pub kept: Vec<String>,
 }
 
+impl Scan {
+    /// Is `path` at or below something the scan could not read or excluded?
+    /// Such paths keep their state and their remote copies.
+    pub fn keeps(&self, path: &str) -> bool {
+        self.kept.iter().any(|k| path == k || is_under(path, k))
+    }
+}
+
+/// Is the relative path `p` strictly below the folder `dir`? (`ab` is not
+/// below `a`.)
+pub fn is_under(p: &str, dir: &str) -> bool {
+    p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
+}
+
 /// Why `local_dir` itself could not be scanned. Never a reason to delete.
 #[derive(Debug)]
 pub enum RootError {

@@ -274,8 +274,7 @@ impl State {
 
     /// Forgets `path` and, if it was a folder, everything below it.
     fn forget(&mut self, path: &str) {
-        let below = format!("{path}/");
-        let gone = |p: &String| p == path || p.starts_with(&below);
+        let gone = |p: &String| p == path || crate::scan::is_under(p, path);
         self.files.retain(|p, _| !gone(p));
         self.dirs.retain(|p| !gone(p));
         self.pending.retain(|p, _| !gone(p));
@@ -514,9 +513,9 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
 fn read_snapshot(mut r: impl io::BufRead) -> Result<State, String> {
     let mut line = String::new();
     r.read_line(&mut line).map_err(|e| e.to_string())?;
-    let mut state: State = serde_json::from_str(&line).map_err(|e| e.to_string())?;
     let head: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
     let count = head["file_count"].as_u64().unwrap_or(0) as usize;
+    let mut state: State = serde_json::from_value(head).map_err(|e| e.to_string())?;
     let mut files = Vec::with_capacity(count);
     loop {
         line.clear();

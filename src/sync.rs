@@ -751,10 +751,7 @@ fn action_size(a: &Action) -> String {
 /// The failed folder that `path` lies in, if any.
 fn failed_ancestor<'m>(failed: &'m BTreeMap<String, String>, path: &str) -> Option<&'m str> {
     // `""` is remote_dir itself: nothing can go in when it could not be made.
-    failed
-        .keys()
-        .find(|d| path.len() > d.len() && (d.is_empty() || path.starts_with(d.as_str()) && path.as_bytes()[d.len()] == b'/'))
-        .map(String::as_str)
+    failed.keys().find(|d| path.len() > d.len() && (d.is_empty() || scan::is_under(path, d))).map(String::as_str)
 }
 
 fn now_ns() -> i64 {

@@ -3,11 +3,11 @@
 mod emulator;
 mod support;
 
-use std::fs::{self, File, FileTimes};
+use std::fs;
 use std::time::{Duration, SystemTime};
 
 use emulator::{FakeDisk, Fault, FaultKind, Options};
-use support::{Fixture, bytes, stderr, stdout};
+use support::{Fixture, bytes, set_mtime, stderr, stdout};
 
 const LINK: &str = "GET /v1/disk/resources/upload";
 const PUT: &str = "PUT upload";
@@ -87,10 +87,6 @@ fn second_idle_cycle_makes_no_request_and_keeps_the_state_file() {
         (after.modified().unwrap(), std::os::unix::fs::MetadataExt::ino(&after))
     );
     assert_eq!(fs::read(&fx.state).unwrap(), saved);
-}
-
-fn set_mtime(path: &std::path::Path, t: SystemTime) {
-    File::options().write(true).open(path).unwrap().set_times(FileTimes::new().set_modified(t)).unwrap();
 }
 
 #[test]

@@ -272,7 +272,7 @@ fn min_age_waits_for_files_still_being_written() {
     fx.sync();
     assert!(!fx.emu.exists("/Backup/recording.wav"));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    fs::File::options().write(true).open(fx.path("recording.wav")).unwrap().set_times(fs::FileTimes::new().set_modified(old)).unwrap();
+    support::set_mtime(&fx.path("recording.wav"), old);
     fx.sync();
     fx.assert_mirror();
 }

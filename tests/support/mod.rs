@@ -140,6 +140,11 @@ impl Fixture {
     }
 }
 
+/// Sets a file's modification time (to put it back, or to age it).
+pub fn set_mtime(path: &Path, t: std::time::SystemTime) {
+    fs::File::options().write(true).open(path).unwrap().set_times(fs::FileTimes::new().set_modified(t)).unwrap();
+}
+
 pub fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
