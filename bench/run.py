@@ -109,20 +109,40 @@ def main():
 
         # Idle cycles vs find.
         state_file = f"{WORK}/tree.state.json"
-        mtime = os.stat(state_file).st_mtime_ns
+        def stamp():
+            return [(os.stat(f).st_mtime_ns, os.stat(f).st_size) if os.path.exists(f) else None for f in (state_file, state_file + ".journal")]
+        before = stamp()
         counts(reset=True)
         idle = [ysync(conf) for _ in range(RUNS)]
         finds = [run_timed(["sh", "-c", f"find {tree} -printf '%s %T@\\n' >/dev/null"]) for _ in range(RUNS)]
         iw, fw = statistics.median(r[0] for r in idle), statistics.median(r[0] for r in finds)
-        loaded = re.search(r"state loaded: (\d+) files, \d+ journal lines, ([\d.]+) ms", idle[-1][3])
         rows.append(("idle cycle vs find", f"{iw * 1000:.0f} ms vs {fw * 1000:.0f} ms = {iw / fw:.2f}×", "≤ 1.5×"))
-        rows.append(("idle cycle, requests / state rewritten", f"{requests(counts())} / {'yes' if os.stat(state_file).st_mtime_ns != mtime else 'no'}", "0 / no"))
+        rows.append(("idle cycle, requests / state rewritten", f"{requests(counts())} / {'yes' if stamp() != before else 'no'}", "0 / no"))
         rows.append(("peak memory, idle cycle at %d files" % FILES, f"{max(r[2] for r in idle) / 1024:.1f} MiB", "≤ 40 MB"))
+
+        # The state: an idle cycle reads only its seal; a cycle with a change
+        # loads it, then journals and seals (the snapshot is rewritten only
+        # once the journal has grown).
+        def ms(pattern, logs):
+            found = [float(m) for log in logs for m in re.findall(pattern, log)[-1:]]
+            return statistics.median(found) if found else float("nan")
+        seal_ms = ms(r"state seal read and compared in ([\d.]+) ms", [r[3] for r in idle])
+        victim = os.path.join(tree, "d00", "s00", "IMG_0001.jpg")
+        changed = []
+        for i in range(RUNS):
+            with open(victim, "ab") as f:
+                f.write(b"x")
+            changed.append(ysync(conf))
+        load_ms = ms(r"state loaded: \d+ files, \d+ journal lines, ([\d.]+) ms", [r[3] for r in changed])
+        save_ms = ms(r"state (?:sealed: \d+ journal lines|saved: \d+ files, \d+ bytes), ([\d.]+) ms", [r[3] for r in changed])
         size = os.path.getsize(state_file)
-        load_ms = float(loaded.group(2)) if loaded else float("nan")
-        save_ms = float(saved[2]) if saved else float("nan")
-        rows.append(("state file", f"{size / FILES:.0f} bytes per file ({size / 1e6:.1f} MB); load {load_ms:.0f} ms, save {save_ms:.0f} ms "
-                     f"= {(load_ms + save_ms) / (iw * 1000) * 100:.0f}% of an idle cycle", "load + save ≤ 10% of an idle cycle"))
+        snapshot_ms = float(saved[2]) if saved else float("nan")
+        rows.append(("state file", f"{size / FILES:.0f} bytes per file ({size / 1e6:.1f} MB); a snapshot takes {snapshot_ms:.0f} ms to write, "
+                     f"once per {min(10000, 256 + FILES // 4)} journalled changes", "as small as JSON allows"))
+        rows.append(("state load + save, idle cycle", f"{seal_ms:.1f} ms = {seal_ms / (iw * 1000) * 100:.0f}% of an idle cycle "
+                     "(only the seal is read, and compared with the scan)", "≤ 10% of an idle cycle"))
+        rows.append(("state load + save, one file changed", f"load {load_ms:.0f} ms + save {save_ms:.1f} ms "
+                     f"= {(load_ms + save_ms) / (iw * 1000) * 100:.0f}% of an idle cycle", "≤ 10% of an idle cycle"))
 
         # Upload pipeline: one 1 GB file, and 10 000 files of 100 KiB.
         big = os.path.join(WORK, "big")

@@ -136,12 +136,8 @@ fn main() {
         log::error!("{e}");
         exit(if matches!(e, state::Error::Locked(_)) { EXIT_LOCKED } else { EXIT_USAGE })
     });
-    let state = store.load(&cfg.remote_dir).unwrap_or_else(|e| {
-        log::error!("{e}");
-        exit(EXIT_USAGE)
-    });
     let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
-    let mut syncer = sync::Syncer::new(&cfg, &mut disk, &mut store, state);
+    let mut syncer = sync::Syncer::new(&cfg, &mut disk, &mut store);
 
     let once = args.command == "once" || args.dry_run;
     loop {
@@ -149,7 +145,7 @@ fn main() {
         match &outcome {
             Outcome::Clean | Outcome::Failed(_) => {}
             Outcome::SafetyStop(m) | Outcome::StateError(m) => log::error!("{m}"),
-            Outcome::TokenRejected(m) => {
+            Outcome::TokenRejected(m) | Outcome::StateUnusable(m) => {
                 log::error!("{m}");
                 exit(outcome.exit_code())
             }

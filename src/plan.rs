@@ -13,7 +13,7 @@ use crate::config::{DeleteMode, MaxDelete};
 use crate::glob::Glob;
 use crate::remote::{Item, Tree};
 use crate::scan::{Entry, Kind, Scan, is_under};
-use crate::state::{Change, FileRec, State};
+use crate::state::{Change, FileRec, Fingerprint, Hex, State};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -274,6 +274,24 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
 /// The idle cycle's fast path: one merge pass over the scan and the state
 /// (both sorted by path) that says whether anything at all changed. Any
 /// difference, or anything unsettled, falls through to the full plan.
+/// The seal of a state that tracks exactly this scan (see [`State::seal`]):
+/// equal to the saved seal exactly when `unchanged` would hold, so `once`
+/// can skip loading the state. `None` when the scan keeps remote copies of
+/// things it could not read.
+pub fn seal_of(scan: &Scan, remote_dir: &str) -> Option<Hex<16>> {
+    if !scan.kept.is_empty() {
+        return None;
+    }
+    let mut f = Fingerprint::default();
+    for e in &scan.entries {
+        match e.kind {
+            Kind::File => f.file(&e.path, e.size, e.mtime_ns, e.ctime_ns, e.inode),
+            Kind::Dir => f.dir(&e.path),
+        }
+    }
+    Some(f.finish(remote_dir))
+}
+
 fn unchanged(scan: &Scan, state: &State) -> bool {
     if !state.pending.is_empty() || state.moving.is_some() || !state.dirs.contains("") || !scan.kept.is_empty() {
         return false;
@@ -510,8 +528,9 @@ mod tests {
     fn idle_when_nothing_changed() {
         let entries = vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7), file("a b", 1, 1, 1, 8), Entry::dir("a/y")];
         let (s, st) = (scan_of(entries.clone()), synced(&entries));
-        assert!(unchanged(&s, &st));
+        assert!(idle_fast(&s, &st));
         assert!(run(&s, &st).is_empty());
+        assert_ne!(seal_of(&s, "/elsewhere"), st.seal(), "a state for another remote_dir");
     }
 
     #[test]
@@ -524,13 +543,30 @@ mod tests {
             vec![file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8)],                  // folder gone
             vec![Entry::dir("a"), file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8), file("c", 1, 1, 1, 9)], // new file
             vec![Entry::dir("a"), Entry::dir("a/new"), file("a/x", 5, 1, 1, 7), file("b", 1, 1, 1, 8)], // new folder
+            vec![Entry::dir("a"), file("a/x", 6, 1, 1, 7), file("b", 1, 1, 1, 8)], // size
+            vec![Entry::dir("a"), file("a/x", 5, 2, 1, 7), file("b", 1, 1, 1, 8)], // mtime
+            vec![Entry::dir("a"), file("a/x", 5, 1, 1, 9), file("b", 1, 1, 1, 8)], // inode
+            vec![Entry::dir("a"), file("a/y", 5, 1, 1, 7), file("b", 1, 1, 1, 8)], // renamed
+            vec![Entry::dir("a"), Entry::dir("a/x"), file("b", 1, 1, 1, 8)],       // file became a folder
         ];
+        assert!(idle_fast(&scan_of(entries.clone()), &st));
         for c in changed {
-            assert!(!unchanged(&scan_of(c.clone()), &st), "{c:?}");
+            assert!(!idle_fast(&scan_of(c.clone()), &st), "{c:?}");
         }
         let mut pending = st.clone();
         pending.pending.insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
-        assert!(!unchanged(&scan_of(entries), &pending));
+        assert!(!idle_fast(&scan_of(entries.clone()), &pending));
+        let mut kept = scan_of(entries);
+        kept.kept.push("a/unreadable".into());
+        assert!(!idle_fast(&kept, &st));
+    }
+
+    /// Both fast paths give one answer: `unchanged` (the state in memory)
+    /// and the seal (`once`, before loading the state).
+    fn idle_fast(s: &Scan, st: &State) -> bool {
+        let by_seal = seal_of(s, &st.remote_dir).is_some_and(|seal| st.seal() == Some(seal));
+        assert_eq!(unchanged(s, st), by_seal, "{s:?}");
+        by_seal
     }
 
     #[test]

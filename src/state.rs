@@ -213,6 +213,10 @@ pub enum Change {
     },
     /// A move starts (`Some`) or is settled (`None`).
     Moving(Option<Moving>),
+    /// How the last cycle ended.
+    Last(LastCycle),
+    /// The state up to here has this seal (see [`State::seal`]).
+    Seal(Hex<16>),
 }
 
 /// The last cycle, for `ysync status`.
@@ -269,7 +273,26 @@ impl State {
                 self.pending.insert(path.clone(), pending.clone());
             }
             Change::Moving(m) => self.moving = m.clone(),
+            Change::Last(l) => self.last = Some(l.clone()),
+            Change::Seal(_) => {}
         }
+    }
+
+    /// A digest of what a scan is compared with: each file's path, size,
+    /// mtime, ctime and inode, each folder, and `remote_dir`. A scan with the
+    /// same digest ([`crate::plan::seal_of`]) needs no action, so `once` can
+    /// stop before loading the state. `None` while an upload or a move is
+    /// unsettled or the state is fresh: those cycles must look closer.
+    pub fn seal(&self) -> Option<Hex<16>> {
+        if !self.pending.is_empty() || self.moving.is_some() || !self.dirs.contains("") {
+            return None;
+        }
+        let mut f = Fingerprint::default();
+        for (p, r) in &self.files {
+            f.file(p, r.size, r.mtime, r.ctime, r.ino);
+        }
+        self.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| f.dir(d));
+        Some(f.finish(&self.remote_dir))
     }
 
     /// Forgets `path` and, if it was a folder, everything below it.
@@ -278,6 +301,44 @@ impl State {
         self.files.retain(|p, _| !gone(p));
         self.dirs.retain(|p| !gone(p));
         self.pending.retain(|p, _| !gone(p));
+    }
+}
+
+/// Builds a seal: files and folders are hashed as two sequences, each in
+/// path order, so a scan (where they interleave) and a state (where they
+/// are kept apart) give the same digest. sha256 because it is already here
+/// and fast (SHA-NI, ARMv8 crypto); 128 bits make an accidental match
+/// between two different trees practically impossible.
+#[derive(Default)]
+pub struct Fingerprint {
+    files: Sha256,
+    dirs: Sha256,
+}
+
+impl Fingerprint {
+    pub fn file(&mut self, path: &str, size: u64, mtime: i64, ctime: i64, ino: u64) {
+        let mut fixed = [0u8; 40];
+        for (i, v) in [path.len() as u64, size, mtime as u64, ctime as u64, ino].iter().enumerate() {
+            fixed[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        self.files.update(fixed);
+        self.files.update(path);
+    }
+
+    pub fn dir(&mut self, path: &str) {
+        self.dirs.update((path.len() as u64).to_le_bytes());
+        self.dirs.update(path);
+    }
+
+    pub fn finish(self, remote_dir: &str) -> Hex<16> {
+        let mut all = Sha256::new();
+        all.update(VERSION.to_le_bytes());
+        all.update(self.files.finalize());
+        all.update(self.dirs.finalize());
+        all.update(remote_dir);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&all.finalize()[..16]);
+        Hex(out)
     }
 }
 
@@ -308,11 +369,16 @@ pub struct Store {
     journal: Option<File>,
     /// Lines in the journal; a long journal is folded into a snapshot.
     journal_lines: usize,
+    /// The seal the files on disk end with, as far as this process knows.
+    seal: Option<Hex<16>>,
     _lock: File,
 }
 
 /// Journal lines after which the executor saves a snapshot mid-cycle.
 pub const JOURNAL_LIMIT: usize = 10_000;
+
+/// The longest journal line is a seal, `{"seal":"<32 hex digits>"}`.
+const SEAL_LINE_MAX: u64 = 64;
 
 impl Store {
     /// Takes the lock (without waiting) and creates the state folder if needed.
@@ -328,7 +394,8 @@ impl Store {
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(path.to_path_buf())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        Ok(Store { path: path.to_path_buf(), journal_path: suffixed(path, ".journal"), journal: None, journal_lines: 0, _lock: lock })
+        let journal_path = suffixed(path, ".journal");
+        Ok(Store { path: path.to_path_buf(), journal_path, journal: None, journal_lines: 0, seal: None, _lock: lock })
     }
 
     /// The saved state, or a fresh one when there is none (or it describes
@@ -337,8 +404,10 @@ impl Store {
     /// deleted, and uploads overwrite, so the remote gains no duplicates.
     pub fn load(&mut self, remote_dir: &str) -> Result<State, Error> {
         let started = std::time::Instant::now();
-        let mut state = self.load_snapshot(remote_dir)?;
-        self.journal_lines = replay(&mut state, &self.journal_path)?;
+        let (mut state, head_seal) = self.load_snapshot(remote_dir)?;
+        let (lines, seal) = replay(&mut state, &self.journal_path)?;
+        self.journal_lines = lines;
+        self.seal = if lines == 0 { head_seal } else { seal };
         log::debug!(
             "state loaded: {} files, {} journal lines, {:.1} ms",
             state.files.len(),
@@ -356,15 +425,15 @@ impl Store {
         Ok(state)
     }
 
-    fn load_snapshot(&self, remote_dir: &str) -> Result<State, Error> {
+    fn load_snapshot(&self, remote_dir: &str) -> Result<(State, Option<Hex<16>>), Error> {
         let file = match File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::new(remote_dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((State::new(remote_dir), None)),
             Err(e) => return Err(Error::Io(self.path.clone(), e)),
         };
         match read_snapshot(io::BufReader::with_capacity(64 << 10, file)) {
-            Ok(s) if s.version == VERSION => Ok(s),
-            Ok(s) => Err(Error::Corrupt(
+            Ok((s, seal)) if s.version == VERSION => Ok((s, seal)),
+            Ok((s, _)) => Err(Error::Corrupt(
                 self.path.clone(),
                 format!(
                     "it has version {}, this ysync reads version {VERSION}; use the ysync that wrote it, or move the file aside (files on the Disk are then adopted, not uploaded again)",
@@ -379,9 +448,79 @@ impl Store {
                     self.path.display(),
                     aside.display()
                 );
-                Ok(State::new(remote_dir))
+                Ok((State::new(remote_dir), None))
             }
         }
+    }
+
+    /// The seal the saved state ends with, read without loading it: the
+    /// journal's last line, or the snapshot's first when there is no
+    /// journal. `None` when there is none or anything is unreadable (the
+    /// caller then loads the state, which reports the problem).
+    pub fn read_seal(&mut self) -> Option<Hex<16>> {
+        self.seal = self.find_seal();
+        self.seal
+    }
+
+    fn find_seal(&self) -> Option<Hex<16>> {
+        use io::{BufRead, Read, Seek};
+        match File::open(&self.journal_path) {
+            Ok(mut f) => {
+                let len = f.metadata().ok()?.len();
+                if len > 0 {
+                    f.seek(io::SeekFrom::Start(len.saturating_sub(SEAL_LINE_MAX))).ok()?;
+                    let mut tail = Vec::new();
+                    f.read_to_end(&mut tail).ok()?;
+                    let line = tail.strip_suffix(b"\n")?;
+                    let start = line.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    return match serde_json::from_slice(&line[start..]) {
+                        Ok(Change::Seal(seal)) => Some(seal),
+                        _ => None,
+                    };
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            version: u32,
+            seal: Option<Hex<16>>,
+        }
+        let mut head = String::new();
+        io::BufReader::new(File::open(&self.path).ok()?).read_line(&mut head).ok()?;
+        serde_json::from_str::<Head>(&head).ok().filter(|h| h.version == VERSION)?.seal
+    }
+
+    /// Makes the journal durable, then appends `seal` to it.
+    pub fn write_seal(&mut self, seal: Hex<16>) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        self.sync()?;
+        self.record(&[Change::Seal(seal)])?;
+        self.seal = Some(seal);
+        log::debug!("state sealed: {} journal lines, {:.1} ms", self.journal_lines, started.elapsed().as_secs_f64() * 1e3);
+        Ok(())
+    }
+
+    /// Makes everything journalled so far durable.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        match &self.journal {
+            Some(f) => f.sync_data().map_err(|e| Error::Io(self.journal_path.clone(), e)),
+            None => Ok(()),
+        }
+    }
+
+    /// What the files on disk end with (see [`Store::read_seal`]).
+    pub fn seal(&self) -> Option<Hex<16>> {
+        self.seal
+    }
+
+    /// Whether the journal has grown enough to be folded into a snapshot:
+    /// a quarter of the tracked files, so rewriting the whole state costs
+    /// little per change, and the journal replays quickly. The first
+    /// snapshot is written at once: a lone journal would puzzle a reader.
+    pub fn compaction_due(&self, files: usize) -> bool {
+        self.journal_lines >= JOURNAL_LIMIT.min(256 + files / 4) || !self.path.exists()
     }
 
     /// Appends changes to the journal. Intents (an upload or a move about to
@@ -404,6 +543,7 @@ impl Store {
             .and_then(|()| if durable { f.sync_data() } else { Ok(()) })
             .map_err(|e| Error::Io(self.journal_path.clone(), e))?;
         self.journal_lines += changes.len();
+        self.seal = None;
         Ok(())
     }
 
@@ -426,6 +566,7 @@ impl Store {
         log::debug!("state saved: {} files, {} bytes, {:.1} ms", state.files.len(), bytes, started.elapsed().as_secs_f64() * 1e3);
         self.journal = None;
         self.journal_lines = 0;
+        self.seal = state.seal();
         match fs::remove_file(&self.journal_path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io(self.journal_path.clone(), e)),
             _ => Ok(()),
@@ -443,16 +584,20 @@ fn lock_path(path: &Path) -> PathBuf {
     suffixed(path, ".lock")
 }
 
-/// Applies the journal at `path` (if any) to `state`; returns its lines.
-fn replay(state: &mut State, path: &Path) -> Result<usize, Error> {
+/// Applies the journal at `path` (if any) to `state`; returns its lines
+/// and the seal it ends with.
+fn replay(state: &mut State, path: &Path) -> Result<(usize, Option<Hex<16>>), Error> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, None)),
         Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
     };
     let lines: Vec<&str> = text.lines().collect();
+    let mut seal = None;
     for (i, line) in lines.iter().enumerate() {
+        seal = None;
         match serde_json::from_str::<Change>(line) {
+            Ok(Change::Seal(s)) => seal = Some(s),
             Ok(c) => state.apply(&c),
             // Killed while appending: the action it describes is either
             // repeated (pending uploads) or harmless to repeat.
@@ -460,7 +605,7 @@ fn replay(state: &mut State, path: &Path) -> Result<usize, Error> {
             Err(e) => return Err(Error::Corrupt(path.to_path_buf(), format!("line {}: {e}", i + 1))),
         }
     }
-    Ok(lines.len())
+    Ok((lines.len(), seal))
 }
 
 /// The state as saved at `path`, read without the lock and without changing
@@ -468,7 +613,7 @@ fn replay(state: &mut State, path: &Path) -> Result<usize, Error> {
 pub fn peek(path: &Path) -> Result<Option<State>, Error> {
     let journal = suffixed(path, ".journal");
     let mut state: State = match File::open(path) {
-        Ok(f) => read_snapshot(io::BufReader::new(f)).map_err(|e| Error::Corrupt(path.to_path_buf(), e))?,
+        Ok(f) => read_snapshot(io::BufReader::new(f)).map_err(|e| Error::Corrupt(path.to_path_buf(), e))?.0,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !journal.exists() => return Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
         Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
@@ -491,6 +636,8 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         moving: &'a Option<Moving>,
         last: &'a Option<LastCycle>,
         file_count: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seal: Option<Hex<16>>,
     }
     let head = Head {
         version: state.version,
@@ -500,6 +647,7 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         moving: &state.moving,
         last: &state.last,
         file_count: state.files.len(),
+        seal: state.seal(),
     };
     serde_json::to_writer(&mut *w, &head)?;
     w.write_all(b"\n")?;
@@ -510,21 +658,23 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
     Ok(())
 }
 
-fn read_snapshot(mut r: impl io::BufRead) -> Result<State, String> {
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(|e| e.to_string())?;
-    let head: serde_json::Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
+fn read_snapshot(mut r: impl io::BufRead) -> Result<(State, Option<Hex<16>>), String> {
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+    let head: serde_json::Value = serde_json::from_slice(&line).map_err(|e| e.to_string())?;
     let count = head["file_count"].as_u64().unwrap_or(0) as usize;
+    let seal = head["seal"].as_str().and_then(Hex::parse).filter(|h| !h.is_unknown());
     let mut state: State = serde_json::from_value(head).map_err(|e| e.to_string())?;
     let mut files = Vec::with_capacity(count);
     loop {
         line.clear();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+        if r.read_until(b'\n', &mut line).map_err(|e| e.to_string())? == 0 {
             break;
         }
-        let pair = match fast_line(line.trim_end_matches('\n')) {
+        let text = line.strip_suffix(b"\n").unwrap_or(&line);
+        let pair = match fast_line(text) {
             Some(p) => p,
-            None => serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", files.len() + 2))?,
+            None => serde_json::from_slice(text).map_err(|e| format!("line {}: {e}", files.len() + 2))?,
         };
         files.push(pair);
     }
@@ -532,34 +682,74 @@ fn read_snapshot(mut r: impl io::BufRead) -> Result<State, String> {
         return Err(format!("{} files where the first line promises {count}: the file is truncated", files.len()));
     }
     state.files = files.into_iter().collect();
-    Ok(state)
+    Ok((state, seal))
 }
 
 /// The usual snapshot line, `["path",[size,mtime,ctime,ino,"sha256","md5"]]`,
-/// read by hand: three times faster than serde_json, and loading the state is
-/// most of an idle `once`. Anything else (an escaped path, other spacing)
-/// returns `None` and goes to serde_json.
-fn fast_line(line: &str) -> Option<(String, FileRec)> {
-    fn field<T: std::str::FromStr>(s: &str, end: char) -> Option<(T, &str)> {
-        let i = s.find(end)?;
-        Some((s[..i].parse().ok()?, &s[i + 1..]))
+/// read by hand, byte by byte: four times faster than serde_json, and
+/// loading the state is most of the state's cost in a cycle that changed
+/// something. Anything else (an escaped path, other spacing) returns `None`
+/// and goes to serde_json.
+fn fast_line(line: &[u8]) -> Option<(String, FileRec)> {
+    let mut c = Bytes(line);
+    c.eat(b"[\"")?;
+    let end = c.0.iter().position(|&b| b == b'"' || b == b'\\').filter(|&i| c.0[i] == b'"')?;
+    let path = std::str::from_utf8(&c.0[..end]).ok()?.to_owned();
+    c.0 = &c.0[end..];
+    c.eat(b"\",[")?;
+    let size = c.uint(b',')?;
+    let mtime = c.int(b',')?;
+    let ctime = c.int(b',')?;
+    let ino = c.uint(b',')?;
+    c.eat(b"\"")?;
+    let sha256 = c.hex::<32>()?;
+    c.eat(b"\",\"")?;
+    let md5 = if c.0.starts_with(b"\"") { Hex::UNKNOWN } else { c.hex::<16>()? };
+    c.eat(b"\"]]")?;
+    c.0.is_empty().then_some((path, FileRec { size, mtime, ctime, ino, sha256, md5 }))
+}
+
+/// A cursor over one snapshot line.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn eat(&mut self, s: &[u8]) -> Option<()> {
+        self.0 = self.0.strip_prefix(s)?;
+        Some(())
     }
-    let rest = line.strip_prefix("[\"")?;
-    let end = rest.find('"')?;
-    let path = &rest[..end];
-    if path.contains('\\') {
-        return None;
+
+    /// Decimal digits up to `end`, which is consumed. Up to 19 digits,
+    /// so that nothing can overflow; longer numbers go to serde_json.
+    fn uint(&mut self, end: u8) -> Option<u64> {
+        let mut n: u64 = 0;
+        let mut i = 0;
+        while let Some(d) = self.0.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+            n = n * 10 + u64::from(d);
+            i += 1;
+            if i > 19 {
+                return None;
+            }
+        }
+        if i == 0 || self.0.get(i) != Some(&end) {
+            return None;
+        }
+        self.0 = &self.0[i + 1..];
+        Some(n)
     }
-    let rest = rest[end..].strip_prefix("\",[")?;
-    let (size, rest) = field(rest, ',')?;
-    let (mtime, rest) = field(rest, ',')?;
-    let (ctime, rest) = field(rest, ',')?;
-    let (ino, rest) = field(rest, ',')?;
-    let rest = rest.strip_prefix('"')?;
-    let (sha256, rest) = (Hex::parse(rest.get(..64)?)?, rest.get(64..)?.strip_prefix("\",\"")?);
-    let end = rest.find('"')?;
-    let md5 = Hex::parse(&rest[..end])?;
-    (&rest[end..] == "\"]]").then(|| (path.to_string(), FileRec { size, mtime, ctime, ino, sha256, md5 }))
+
+    /// Times can be before 1970.
+    fn int(&mut self, end: u8) -> Option<i64> {
+        if self.eat(b"-").is_some() {
+            return self.uint(end).and_then(|n| 0i64.checked_sub_unsigned(n));
+        }
+        self.uint(end).and_then(|n| i64::try_from(n).ok())
+    }
+
+    fn hex<const N: usize>(&mut self) -> Option<Hex<N>> {
+        let digits = self.0.get(..2 * N)?;
+        self.0 = &self.0[2 * N..];
+        Hex::parse(std::str::from_utf8(digits).ok()?).filter(|h| !h.is_unknown())
+    }
 }
 
 /// Temp file (written by `fill`), fsync, rename over the target, fsync the folder.
@@ -590,6 +780,42 @@ mod tests {
 
     fn rec(n: u64) -> FileRec {
         FileRec { size: n, mtime: 1, ctime: 2, ino: 3, sha256: Hex([0xab; 32]), md5: Hex([0xcd; 16]) }
+    }
+
+    #[test]
+    fn the_seal_is_read_back_without_loading_and_any_later_change_breaks_it() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        let mut s = State::new("/r");
+        assert_eq!(s.seal(), None, "a fresh state must list the Disk first");
+        s.dirs.insert(String::new());
+        s.files.insert("a".into(), rec(1));
+        let sealed = s.seal().unwrap();
+
+        let mut store = Store::open(&p).unwrap();
+        assert_eq!(store.read_seal(), None, "nothing saved yet");
+        store.save(&s).unwrap();
+        assert_eq!(store.read_seal(), Some(sealed), "from the snapshot");
+        store.record(&[Change::Put { path: "b".into(), rec: rec(2) }]).unwrap();
+        assert_eq!(store.read_seal(), None, "a change after the seal");
+        s.files.insert("b".into(), rec(2));
+        store.write_seal(s.seal().unwrap()).unwrap();
+        assert_eq!(store.read_seal(), s.seal(), "from the journal");
+        assert_ne!(s.seal(), Some(sealed));
+        assert_eq!(store.load("/r").unwrap(), s);
+        assert_eq!(store.seal(), s.seal(), "load knows the seal too");
+
+        // A torn line after the seal: it no longer describes the files.
+        OpenOptions::new().append(true).open(suffixed(&p, ".journal")).unwrap().write_all(b"{\"put\":{\"pa").unwrap();
+        assert_eq!(store.read_seal(), None);
+        // Neither does anything while an upload is unsettled.
+        let mut unsettled = s.clone();
+        unsettled.pending.insert("c".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
+        assert_eq!(unsettled.seal(), None);
+        // The state's seal depends on every compared field.
+        let mut other = s.clone();
+        other.files.get_mut("a").unwrap().ino += 1;
+        assert_ne!(other.seal(), s.seal());
     }
 
     #[test]
@@ -641,14 +867,21 @@ mod tests {
         let cases = [("plain/path.jpg", rec(1)), ("Фото 2024/ёлка+1 #a.jpg", rec(2)), ("old", unknown_md5)];
         for (path, r) in cases {
             let line = serde_json::to_string(&(path, &r)).unwrap();
-            assert_eq!(fast_line(&line), Some((path.to_string(), r)), "{line}");
+            assert_eq!(fast_line(line.as_bytes()), Some((path.to_string(), r)), "{line}");
         }
         for path in ["quote\"d", "back\\slash", "tab\there"] {
             let line = serde_json::to_string(&(path, rec(3))).unwrap();
-            assert_eq!(fast_line(&line), None, "{line}");
+            assert_eq!(fast_line(line.as_bytes()), None, "{line}");
             assert_eq!(serde_json::from_str::<(String, FileRec)>(&line).unwrap(), (path.to_string(), rec(3)));
         }
-        assert_eq!(fast_line(r#"["a",[1,2,3,4,"ab","cd"]]"#), None, "short digests go to serde (which refuses them)");
+        for odd in [
+            r#"["a",[1,2,3,4,"ab","cd"]]"#,                     // short digests: serde refuses them
+            r#"["a",[1,2,3,99999999999999999999999,"","cd"]]"#, // too large
+            r#"["a", [1,2,3,4,"","cd"]]"#,                      // other spacing
+            r#"["a",[1,2,3,4,"","cd"]] "#,                      // trailing bytes
+        ] {
+            assert_eq!(fast_line(odd.as_bytes()), None, "{odd}");
+        }
     }
 
     #[test]

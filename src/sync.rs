@@ -36,6 +36,8 @@ pub enum Outcome {
     TokenRejected(String),
     /// The state could not be saved.
     StateError(String),
+    /// The state could not be read; retrying is pointless.
+    StateUnusable(String),
 }
 
 impl std::fmt::Display for Outcome {
@@ -46,6 +48,7 @@ impl std::fmt::Display for Outcome {
             Outcome::SafetyStop(m) => write!(f, "safety stop: {m}"),
             Outcome::TokenRejected(_) => write!(f, "the token was rejected"),
             Outcome::StateError(m) => write!(f, "the state could not be saved: {m}"),
+            Outcome::StateUnusable(m) => write!(f, "{m}"),
         }
     }
 }
@@ -56,6 +59,7 @@ impl Outcome {
             Outcome::Clean => 0,
             Outcome::Failed(_) => 1,
             Outcome::StateError(_) => 1,
+            Outcome::StateUnusable(_) => 2,
             Outcome::TokenRejected(_) => 3,
             Outcome::SafetyStop(_) => 4,
         }
@@ -181,7 +185,10 @@ pub struct Syncer<'a> {
     cfg: &'a Config,
     remote: &'a mut dyn Remote,
     store: &'a mut Store,
+    /// Loaded when a cycle needs it, and let go again once the files on
+    /// disk end with its seal: an idle `run` then holds no state in memory.
     state: State,
+    loaded: bool,
     /// Skipped paths already warned about in this process, so `run` does not
     /// repeat the same warning every interval.
     warned: HashSet<PathBuf>,
@@ -195,18 +202,23 @@ pub struct Syncer<'a> {
 }
 
 impl<'a> Syncer<'a> {
-    pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store, state: State) -> Syncer<'a> {
-        Syncer { cfg, remote, store, state, warned: HashSet::new(), too_large: HashMap::new(), dirty: false, journal_error: None }
+    pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Syncer<'a> {
+        Syncer {
+            cfg,
+            remote,
+            store,
+            state: State::new(&cfg.remote_dir),
+            loaded: false,
+            warned: HashSet::new(),
+            too_large: HashMap::new(),
+            dirty: false,
+            journal_error: None,
+        }
     }
 
     pub fn cycle(&mut self, dry_run: bool) -> Outcome {
         let start = Instant::now();
         let local = self.cfg.local_dir.display();
-        // The plan must know where an interrupted move left things.
-        if !dry_run && let Err(e) = self.finish_move() {
-            log::warn!("finishing an interrupted move failed: {e}; trying next cycle");
-            return Outcome::Failed(1);
-        }
         let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude) {
             Ok(s) => s,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
@@ -216,6 +228,34 @@ impl<'a> Syncer<'a> {
             if self.warned.insert(s.path.clone()) {
                 log::warn!("skipped {}: {}", s.path.display(), s.reason);
             }
+        }
+        if !self.loaded {
+            // The saved seal says what the state tracks: when the scan has
+            // the same, nothing changed and the state need not be read.
+            let compared = Instant::now();
+            let saved = self.store.read_seal();
+            let same = saved.is_some() && plan::seal_of(&scan, &self.cfg.remote_dir) == saved;
+            log::debug!(
+                "state seal read and compared in {:.1} ms: {}",
+                compared.elapsed().as_secs_f64() * 1e3,
+                if same { "same" } else { "differs" }
+            );
+            if same {
+                log::debug!("cycle done: nothing changed ({:.3}s)", start.elapsed().as_secs_f64());
+                if dry_run {
+                    println!("0 actions planned (dry run: nothing was changed)");
+                }
+                return Outcome::Clean;
+            }
+            match self.store.load(&self.cfg.remote_dir) {
+                Ok(s) => (self.state, self.loaded) = (s, true),
+                Err(e) => return Outcome::StateUnusable(e.to_string()),
+            }
+        }
+        // The plan must know where an interrupted move left things.
+        if !dry_run && let Err(e) = self.finish_move() {
+            log::warn!("finishing an interrupted move failed: {e}; trying next cycle");
+            return Outcome::Failed(1);
         }
         let opts = plan::Options {
             delete: self.cfg.delete,
@@ -267,7 +307,7 @@ impl<'a> Syncer<'a> {
                 break;
             }
             if self.store.journal_lines() >= state::JOURNAL_LIMIT
-                && let Err(e) = self.save()
+                && let Err(e) = self.store.save(&self.state)
             {
                 outcome = Some(Outcome::StateError(e.to_string()));
                 break;
@@ -306,15 +346,15 @@ impl<'a> Syncer<'a> {
             }
         }
         let outcome = outcome.unwrap_or(if tally.failed.is_empty() { Outcome::Clean } else { Outcome::Failed(tally.failed.len()) });
-        if self.dirty || !tally.failed.is_empty() || self.state.last.as_ref().is_some_and(|l| !l.failed.is_empty()) {
-            self.state.last = Some(LastCycle {
+        let failed = tally.failed.len();
+        if self.dirty || failed > 0 || self.state.last.as_ref().is_some_and(|l| !l.failed.is_empty()) {
+            self.change(Change::Last(LastCycle {
                 ended: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
                 result: outcome.to_string(),
                 failed: std::mem::take(&mut tally.failed),
-            });
-            self.dirty = true;
+            }));
         }
-        let saved = self.save();
+        let saved = self.end_cycle();
         if !plan.actions.is_empty() || !plan.deferred.is_empty() {
             log::info!(
                 "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {:.1}s",
@@ -325,7 +365,7 @@ impl<'a> Syncer<'a> {
                 tally.unchanged,
                 tally.folders,
                 tally.deleted,
-                self.state.last.as_ref().map_or(0, |l| l.failed.len()),
+                failed,
                 plan.deferred.len(),
                 start.elapsed().as_secs_f64()
             );
@@ -701,13 +741,24 @@ impl<'a> Syncer<'a> {
         Some(scan::file_entry(e.path.clone(), &m))
     }
 
-    /// Writes a snapshot (which empties the journal) if anything changed.
-    fn save(&mut self) -> Result<(), state::Error> {
-        if !self.dirty {
-            return Ok(());
+    /// Ends a cycle on disk. The journal already holds every change: it is
+    /// made durable and sealed, and folded into a new snapshot only once it
+    /// has grown (rewriting 100 000 records for one change would cost more
+    /// than the rest of an idle cycle). A sealed state is let go: the next
+    /// cycle reads it again only if the scan does not match the seal.
+    fn end_cycle(&mut self) -> Result<(), state::Error> {
+        let seal = self.state.seal();
+        if self.dirty && self.store.compaction_due(self.state.files.len()) {
+            self.store.save(&self.state)?;
+        } else if seal.is_some() && seal != self.store.seal() {
+            self.store.write_seal(seal.expect("checked"))?;
+        } else if self.dirty {
+            self.store.sync()?;
         }
-        self.store.save(&self.state)?;
         self.dirty = false;
+        if seal.is_some() && seal == self.store.seal() {
+            (self.state, self.loaded) = (State::new(&self.cfg.remote_dir), false);
+        }
         Ok(())
     }
 }

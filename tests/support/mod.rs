@@ -112,15 +112,68 @@ impl Fixture {
     }
 
     /// The state file's first line (everything but the file records) as JSON.
+    /// The state's first line (everything but the file records), with the
+    /// journal applied.
     pub fn state_json(&self) -> serde_json::Value {
-        let text = fs::read_to_string(&self.state).unwrap();
-        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+        self.state_now().0
     }
 
     /// The state's file records: path → [size, mtime, ctime, inode, sha256, md5].
     pub fn state_files(&self) -> BTreeMap<String, serde_json::Value> {
+        self.state_now().1
+    }
+
+    /// The snapshot with the journal replayed, by this test's own reading
+    /// of the format (README, "State"), not by ysync's code.
+    fn state_now(&self) -> (serde_json::Value, BTreeMap<String, serde_json::Value>) {
+        use serde_json::{Value, json};
+        let text = fs::read_to_string(&self.state).unwrap_or_default();
+        let mut lines = text.lines();
+        let mut head: Value = lines.next().map_or(json!({"dirs": [], "pending": {}}), |l| serde_json::from_str(l).unwrap());
+        let mut files: BTreeMap<String, Value> = lines.map(|l| serde_json::from_str::<(String, Value)>(l).unwrap()).collect();
+        let mut dirs: Vec<String> = serde_json::from_value(head["dirs"].take()).unwrap();
+        let mut pending: BTreeMap<String, Value> = serde_json::from_value(head["pending"].take()).unwrap_or_default();
+        let journal = fs::read_to_string(self.state.with_extension("json.journal")).unwrap_or_default();
+        let gone = |p: &str, path: &str| p == path || p.starts_with(&format!("{path}/"));
+        for line in journal.lines() {
+            let Ok(Value::Object(change)) = serde_json::from_str::<Value>(line) else { continue }; // a torn last line
+            let (kind, v) = change.into_iter().next().unwrap();
+            let path = v["path"].as_str().unwrap_or_default().to_string();
+            match kind.as_str() {
+                "put" => {
+                    pending.remove(&path);
+                    files.insert(path, v["rec"].clone());
+                }
+                "dir" => dirs.push(path),
+                "forget" => {
+                    files.retain(|p, _| !gone(p, &path));
+                    dirs.retain(|p| !gone(p, &path));
+                    pending.retain(|p, _| !gone(p, &path));
+                }
+                "pending" => drop(pending.insert(path, v["pending"].clone())),
+                "moving" | "last" => head[kind] = v,
+                "seal" => {}
+                other => panic!("unknown journal line {other}: {line}"),
+            }
+        }
+        head["dirs"] = json!(dirs);
+        head["pending"] = json!(pending);
+        (head, files)
+    }
+
+    /// Whether the saved state ends with a seal, so that the next idle
+    /// `once` does not read the whole state.
+    pub fn state_is_sealed(&self) -> bool {
+        let journal = fs::read_to_string(self.state.with_extension("json.journal")).unwrap_or_default();
+        match journal.lines().last() {
+            Some(last) => last.starts_with("{\"seal\":"),
+            None => self.state_json_head().get("seal").is_some(),
+        }
+    }
+
+    fn state_json_head(&self) -> serde_json::Value {
         let text = fs::read_to_string(&self.state).unwrap();
-        text.lines().skip(1).map(|l| serde_json::from_str::<(String, serde_json::Value)>(l).unwrap()).collect()
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
     }
 
     /// Hands the whole fixture to `nobody` so that permission bits bite
@@ -275,7 +328,7 @@ pub fn mutate(fx: &Fixture, rng: &mut Rng, step: usize) {
 /// The state (snapshot, after a clean run) describes exactly what is remote.
 pub fn assert_state_matches_remote(fx: &Fixture) {
     use sha2::Digest;
-    assert!(!fx.state.with_extension("json.journal").exists(), "a clean run leaves no journal");
+    assert!(fx.state_is_sealed(), "a clean run ends with a seal");
     let state = fx.state_json();
     assert_eq!(state["pending"], serde_json::json!({}), "unresolved uploads");
     assert_eq!(state["moving"], serde_json::Value::Null, "an unfinished move");
