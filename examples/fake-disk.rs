@@ -6,6 +6,10 @@
 //! then point a config at it (`api_url = http://127.0.0.1:8765/v1/disk`,
 //! `token = demo-token`). `curl http://127.0.0.1:8765/_emulator/tree` shows
 //! what is on the fake Disk. Everything lives in memory.
+//!
+//! `ysync login` works against it too (`oauth_url`, `client_id` and
+//! `client_secret` as printed): the pretend user approves the code after
+//! the first poll.
 
 #[path = "../tests/emulator/mod.rs"]
 mod emulator;
@@ -36,6 +40,11 @@ fn main() {
     let disk = emulator::FakeDisk::with(opts);
     println!("fake Yandex Disk listening; use in ysync.conf:\n");
     println!("  api_url = {}\n  token = {}\n", disk.api_url(), disk.token());
+    println!("or, to try `ysync login` (the code is approved by itself), instead of token:\n");
+    println!(
+        "  oauth_url = {}\n  client_id = test-client\n  client_secret = test-secret\n  token_file = /tmp/ysync-demo-token\n",
+        disk.oauth_url()
+    );
     println!("tree: curl {}", disk.api_url().replace("/v1/disk", "/_emulator/tree"));
     println!("Ctrl-C stops it (everything is kept in memory only).\n");
     loop {

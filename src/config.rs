@@ -14,6 +14,7 @@ use crate::glob::Glob;
 
 pub const DEFAULT_CONFIG: &str = "/etc/ysync.conf";
 pub const DEFAULT_API_URL: &str = "https://cloud-api.yandex.net/v1/disk";
+pub const DEFAULT_OAUTH_URL: &str = "https://oauth.yandex.ru";
 
 /// What to do on the Disk when a file or folder disappears locally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +144,9 @@ const KEYS: &[&str] = &[
     "bwlimit",
     "api_url",
     "timeout",
+    "client_id",
+    "client_secret",
+    "oauth_url",
 ];
 const LIST_KEYS: &[&str] = &["exclude", "throttled_ext"];
 
@@ -154,13 +158,17 @@ pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     }
 }
 
-/// Reads and validates `path`; `env` looks up environment variables.
-pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = fs::read_to_string(path).map_err(|e| ConfigError {
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    fs::read_to_string(path).map_err(|e| ConfigError {
         place: path.display().to_string(),
         key: String::new(),
         message: format!("cannot read the config file: {e} (pass another one with -c FILE, or copy ysync.conf.example)"),
-    })?;
+    })
+}
+
+/// Reads and validates `path`; `env` looks up environment variables.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = read_config(path)?;
     let config = parse(path, &text, env)?;
     warn_if_token_readable(path, &text);
     Ok(config)
@@ -217,46 +225,124 @@ fn unquote(v: &str) -> &str {
     v
 }
 
+/// What `ysync login` needs: the registered app, and where the token goes.
+/// Nothing else in the file has to be set yet.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub client_id: String,
+    pub client_secret: Token,
+    /// Base of Yandex OAuth, without a trailing slash.
+    pub oauth_url: String,
+    /// Where the token is written; `None` when the file has none.
+    pub token_file: Option<PathBuf>,
+    /// The line of an inline `token = …`, which login cannot rewrite.
+    pub inline_token: Option<String>,
+    pub api_url: String,
+    pub timeout: Duration,
+}
+
+/// Reads the settings `ysync login` needs from `path`.
+pub fn load_login(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Login, ConfigError> {
+    let text = read_config(path)?;
+    let login = parse_login(path, &text, env)?;
+    warn_if_token_readable(path, &text);
+    Ok(login)
+}
+
+pub fn parse_login(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Login, ConfigError> {
+    let s = Settings::read(path, text, env)?;
+    let register = "register an app at https://oauth.yandex.ru/client/new (see the README, \"Getting a token\")";
+    let (io, client_id) = s.get("client_id").ok_or_else(|| s.missing("client_id", &format!("{register} and copy its ClientID here")))?;
+    if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(io.err("is empty or contains white space; copy the ClientID of your app again"));
+    }
+    let (so, secret) =
+        s.get("client_secret").ok_or_else(|| s.missing("client_secret", &format!("{register} and copy its Client secret here")))?;
+    let client_secret = token_value(&so, &secret).map_err(|_| so.err("is empty or contains white space; copy the Client secret again"))?;
+    let oauth_url = match s.get("oauth_url") {
+        None => DEFAULT_OAUTH_URL.to_string(),
+        Some((o, v)) => parse_api_url(&o, &v)?,
+    };
+    let api_url = match s.get("api_url") {
+        None => DEFAULT_API_URL.to_string(),
+        Some((o, v)) => parse_api_url(&o, &v)?,
+    };
+    let token_file = match s.get("token_file") {
+        Some((o, v)) => Some(absolute_path(&o, &v)?),
+        None => None,
+    };
+    let inline_token = s.get("token").map(|(o, _)| o.place);
+    let timeout = match s.get("timeout") {
+        Some((o, v)) => Duration::from_secs(number(&o, &v, 1)?),
+        None => Duration::from_secs(30),
+    };
+    Ok(Login { client_id, client_secret, oauth_url, token_file, inline_token, api_url, timeout })
+}
+
+/// The file's lines checked and gathered, with the environment's overrides.
+struct Settings {
+    file: String,
+    /// key -> (origin, value) for keys given once.
+    single: Vec<(Origin, String)>,
+    excludes: Vec<(Origin, String)>,
+    throttled_ext: Vec<String>,
+}
+
+impl Settings {
+    fn read(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let file = path.display().to_string();
+        let lines = split_lines(&file, text)?;
+
+        // key -> (origin, value); list keys keep every value.
+        let mut single: Vec<(Origin, String)> = Vec::new();
+        let mut excludes: Vec<(Origin, String)> = Vec::new();
+        let mut throttled_ext: Vec<String> = Vec::new();
+        for l in &lines {
+            let origin = Origin { place: format!("{file}:{}", l.number), key: l.key.clone() };
+            if !KEYS.contains(&l.key.as_str()) {
+                return Err(origin.err(format!("unknown key (known keys: {})", KEYS.join(", "))));
+            }
+            if l.key == "throttled_ext" {
+                let ext = l.value.trim_start_matches('.').to_ascii_lowercase();
+                if ext.is_empty() || ext.contains(['/', '.', ' ']) {
+                    return Err(origin.err(format!("`{}` is not a file extension such as mp3", l.value)));
+                }
+                throttled_ext.push(ext);
+                continue;
+            }
+            if LIST_KEYS.contains(&l.key.as_str()) {
+                excludes.push((origin, l.value.clone()));
+                continue;
+            }
+            if let Some((first, _)) = single.iter().find(|(o, _)| o.key == l.key) {
+                return Err(origin.err(format!("given twice (first at {}); keep one", first.place)));
+            }
+            single.push((origin, l.value.clone()));
+        }
+        for (var, key) in [("YSYNC_TOKEN", "token"), ("YSYNC_API_URL", "api_url"), ("YSYNC_OAUTH_URL", "oauth_url")] {
+            if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                single.retain(|(o, _)| o.key != key);
+                single.push((Origin { place: format!("environment variable {var}"), key: key.into() }, v));
+            }
+        }
+        Ok(Settings { file, single, excludes, throttled_ext })
+    }
+
+    fn get(&self, key: &str) -> Option<(Origin, String)> {
+        self.single.iter().find(|(o, _)| o.key == key).cloned()
+    }
+
+    fn missing(&self, key: &str, hint: &str) -> ConfigError {
+        ConfigError { place: self.file.clone(), key: key.into(), message: format!("required but not set; {hint}") }
+    }
+}
+
 /// Parses config text; separate from `load` so tests need no files.
 pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let file = path.display().to_string();
-    let lines = split_lines(&file, text)?;
-
-    // key -> (origin, value); list keys keep every value.
-    let mut single: Vec<(Origin, String)> = Vec::new();
-    let mut excludes: Vec<(Origin, String)> = Vec::new();
-    let mut throttled_ext: Vec<String> = Vec::new();
-    for l in &lines {
-        let origin = Origin { place: format!("{file}:{}", l.number), key: l.key.clone() };
-        if !KEYS.contains(&l.key.as_str()) {
-            return Err(origin.err(format!("unknown key (known keys: {})", KEYS.join(", "))));
-        }
-        if l.key == "throttled_ext" {
-            let ext = l.value.trim_start_matches('.').to_ascii_lowercase();
-            if ext.is_empty() || ext.contains(['/', '.', ' ']) {
-                return Err(origin.err(format!("`{}` is not a file extension such as mp3", l.value)));
-            }
-            throttled_ext.push(ext);
-            continue;
-        }
-        if LIST_KEYS.contains(&l.key.as_str()) {
-            excludes.push((origin, l.value.clone()));
-            continue;
-        }
-        if let Some((first, _)) = single.iter().find(|(o, _)| o.key == l.key) {
-            return Err(origin.err(format!("given twice (first at {}); keep one", first.place)));
-        }
-        single.push((origin, l.value.clone()));
-    }
-    for (var, key) in [("YSYNC_TOKEN", "token"), ("YSYNC_API_URL", "api_url")] {
-        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
-            single.retain(|(o, _)| o.key != key);
-            single.push((Origin { place: format!("environment variable {var}"), key: key.into() }, v));
-        }
-    }
-    let get = |key: &str| single.iter().find(|(o, _)| o.key == key).cloned();
-    let missing =
-        |key: &str, hint: &str| ConfigError { place: file.clone(), key: key.into(), message: format!("required but not set; {hint}") };
+    let settings = Settings::read(path, text, env)?;
+    let get = |key: &str| settings.get(key);
+    let missing = |key: &str, hint: &str| settings.missing(key, hint);
+    let file = settings.file.clone();
 
     let token = match (get("token"), get("token_file")) {
         (Some((o, _)), Some((o2, _))) if !o.place.starts_with("environment") => {
@@ -325,8 +411,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         )));
     }
     let mut exclude = Vec::new();
-    for (o, v) in excludes {
-        exclude.push(Glob::new(&v).map_err(|e| o.err(e))?);
+    for (o, v) in &settings.excludes {
+        exclude.push(Glob::new(v).map_err(|e| o.err(e))?);
     }
 
     Ok(Config {
@@ -338,7 +424,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         delete,
         exclude,
         throttle_workaround,
-        throttled_ext,
+        throttled_ext: settings.throttled_ext.clone(),
         max_delete,
         min_age,
         bwlimit,
@@ -372,12 +458,19 @@ fn read_token_file(o: &Origin, v: &str) -> Result<Token, ConfigError> {
 }
 
 fn warn_if_token_readable(path: &Path, text: &str) {
-    let holds_token = text.lines().any(|l| strip_comment(l).trim_start().starts_with("token") && !l.contains("token_file"));
+    let holds_token = text.lines().any(|l| {
+        let l = strip_comment(l).trim_start();
+        (l.starts_with("token") && !l.starts_with("token_file")) || l.starts_with("client_secret")
+    });
     if let Ok(meta) = fs::metadata(path)
         && holds_token
         && meta.permissions().mode() & 0o077 != 0
     {
-        log::warn!("{} holds the token and can be read by other users; run: chmod 600 {}", path.display(), path.display());
+        log::warn!(
+            "{} holds a secret (token or client_secret) and can be read by other users; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
     }
 }
 
@@ -573,7 +666,7 @@ mod tests {
     fn errors_name_file_line_and_key() {
         assert_eq!(
             parse_err(&format!("{BASE}colour = red\n")),
-            "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout)"
+            "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout, client_id, client_secret, oauth_url)"
         );
         assert_eq!(parse_err(&format!("{BASE}interval = 5m\n")), "/etc/y.conf:4: interval: `5m` is not a whole number of seconds");
         assert_eq!(parse_err(&format!("{BASE}interval = 0\n")), "/etc/y.conf:4: interval: must be at least 1");
@@ -629,6 +722,25 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("secretTOKEN"), "{dbg}");
         assert!(dbg.contains("***alue"));
+    }
+
+    #[test]
+    fn login_needs_only_the_app_and_masks_its_secret() {
+        let env = |k: &str| (k == "YSYNC_OAUTH_URL").then(|| "http://127.0.0.1:9/".to_string());
+        let l = parse_login(Path::new("/etc/y.conf"), "client_id = abc\nclient_secret = SECRETvalue123\ntoken_file = /var/lib/t\n", &env)
+            .unwrap();
+        assert_eq!((l.client_id.as_str(), l.oauth_url.as_str()), ("abc", "http://127.0.0.1:9"));
+        assert_eq!((l.token_file, l.inline_token), (Some(PathBuf::from("/var/lib/t")), None));
+        assert!(!format!("{:?}", l.client_secret).contains("SECRET"));
+        let l = parse_login(Path::new("/etc/y.conf"), "client_id = abc\nclient_secret = s\n\ntoken = t\n", &no_env).unwrap();
+        assert_eq!((l.oauth_url.as_str(), l.inline_token.as_deref()), (DEFAULT_OAUTH_URL, Some("/etc/y.conf:4")));
+        let err = |text: &str| parse_login(Path::new("/etc/y.conf"), text, &no_env).unwrap_err().to_string();
+        assert!(err("client_secret = s\n").starts_with("/etc/y.conf: client_id: required but not set; register an app"));
+        assert!(err("client_id = abc\n").starts_with("/etc/y.conf: client_secret: required"));
+        assert!(err("client_id = a b\nclient_secret = s\n").starts_with("/etc/y.conf:1: client_id: is empty or contains white space"));
+        assert!(err("client_id = a\nclient_secret = s\noauth_url = ftp://x\n").starts_with("/etc/y.conf:3: oauth_url: "));
+        assert!(err("client_id = a\nclient_secret = s\ntoken_file = rel\n").starts_with("/etc/y.conf:3: token_file: "));
+        assert!(err("client_id = a\nclient_secret = s\nfoo = 1\n").starts_with("/etc/y.conf:3: foo: unknown key"));
     }
 
     #[test]

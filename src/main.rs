@@ -5,6 +5,7 @@ mod config;
 mod glob;
 mod inspect;
 mod logging;
+mod login;
 mod media;
 mod plan;
 mod remote;
@@ -36,12 +37,16 @@ commands:
   check    validate the config and the account: effective settings (token
            masked), free space, per-file limit, remote_dir reachable, state
            location writable; exit 0 only when everything is ready
-  login    reserved; not available in this version yet
+  login    get a token by the device flow: shows a code to enter at
+           ya.ru/device from any phone or computer, then writes token_file
+           (mode 0600); --print writes the token to stdout instead
+  help     help on one command: ysync help COMMAND (or COMMAND --help)
 
 options:
   -c, --config FILE   config file (default: $YSYNC_CONFIG, else /etc/ysync.conf)
   -n, --dry-run       print the planned actions; change nothing
       --bwlimit RATE  cap uploads at RATE bytes/s (500K, 2M; 0 = none), overriding the config
+      --print         (login) print the token instead of writing token_file
   -v, --verbose       more logging (-vv for trace); RUST_LOG overrides
   -q, --quiet         warnings and errors only
   -h, --help          this text
@@ -60,11 +65,88 @@ struct Args {
     dry_run: bool,
     verbosity: i32,
     bwlimit: Option<u64>,
+    print: bool,
+    help: bool,
     command: String,
+    /// `help COMMAND`.
+    topic: Option<String>,
+}
+
+/// `ysync COMMAND --help`: what the command does, what it reads and
+/// changes, and how it exits. Kept in step with the man page and README.
+fn command_help(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "run" => {
+            "\
+usage: ysync [-c FILE] [-n] [--bwlimit RATE] [-v|-q] run
+
+Syncs local_dir to remote_dir now, then again every `interval` seconds,
+until stopped (SIGTERM or Ctrl-C; an interrupted upload is finished or
+redone next time). Use it under systemd, OpenRC or supervise-daemon.
+Exits only when continuing is pointless: 2 (the state cannot be used),
+3 (the token was rejected), 5 (another instance holds the lock)."
+        }
+        "once" => {
+            "\
+usage: ysync [-c FILE] [-n] [--bwlimit RATE] [-v|-q] once
+
+One sync cycle, then exit; for cron and scripts. With -n it prints the
+planned actions and changes nothing. An idle cycle reads no more than the
+folder's metadata: no request, no write.
+exit: 0 mirrored, 1 some items failed (retried next cycle), 2 usage or
+configuration error, 3 token rejected, 4 safety stop, 5 locked."
+        }
+        "status" => {
+            "\
+usage: ysync [-c FILE] status
+
+What the state file knows, without the network: files and bytes synced,
+when the last cycle with changes ended and how, and the items that
+failed then. Safe while `run` is going."
+        }
+        "verify" => {
+            "\
+usage: ysync [-c FILE] verify
+
+Lists remote_dir and compares it with local_dir and the state: paths,
+sizes and sha256 (every local file is read). Prints each difference.
+exit: 0 when they agree, 1 when they differ, 3 token rejected."
+        }
+        "check" => {
+            "\
+usage: ysync [-c FILE] check
+
+Checks the setup without changing anything: the effective settings (token
+masked), local_dir, the account (login, used / total / free space, the
+per-file limit), whether remote_dir exists or can be created, and whether
+the state location is writable.
+exit: 0 when everything is ready, 1 with each problem named, 2 config
+error, 3 token rejected."
+        }
+        "login" => {
+            "\
+usage: ysync [-c FILE] login [--print]
+
+Gets an OAuth token for a box without a browser (the device flow of
+Yandex ID). Needs client_id and client_secret of an app you registered at
+https://oauth.yandex.ru/client/new with the permissions cloud_api:disk.read,
+cloud_api:disk.write and cloud_api:disk.info (README, \"Getting a token\").
+ysync shows a short code; open the link it prints on any phone or
+computer, sign in, enter the code and allow access. The token is written
+to token_file, readable by its owner only (when root runs this, the file
+goes to the owner of its folder, e.g. the service user). --print writes it
+to stdout instead. Then the Disk is asked once whether it accepts it.
+exit: 0 done, 1 the code expired or access was denied (run it again),
+2 config error (client_id, client_secret, token_file), 3 the Disk refuses
+the token (missing permissions)."
+        }
+        _ => return None,
+    })
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a = Args { config: None, dry_run: false, verbosity: 0, bwlimit: None, command: String::new() };
+    let mut a =
+        Args { config: None, dry_run: false, verbosity: 0, bwlimit: None, print: false, help: false, command: String::new(), topic: None };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-c" | "--config" => a.config = Some(it.next().ok_or("-c needs a FILE")?.into()),
@@ -77,20 +159,25 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "-q" | "--quiet" => a.verbosity -= 1,
             "-v" | "--verbose" => a.verbosity += 1,
             "-vv" => a.verbosity += 2,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                exit(0)
-            }
+            "--print" => a.print = true,
+            "-h" | "--help" => a.help = true,
             "-V" | "--version" => {
                 println!("ysync {}", env!("CARGO_PKG_VERSION"));
                 exit(0)
             }
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s if a.command.is_empty() => a.command = s.to_string(),
+            s if a.command == "help" && a.topic.is_none() => a.topic = Some(s.to_string()),
             s => return Err(format!("unexpected argument `{s}` after the command `{}`", a.command)),
         }
     }
-    if a.command.is_empty() {
+    if a.command == "help" {
+        (a.help, a.command) = (true, a.topic.take().unwrap_or_default());
+    }
+    if a.print && a.command != "login" {
+        return Err("--print belongs to `login`".into());
+    }
+    if a.command.is_empty() && !a.help {
         a.command = "run".into();
     }
     Ok(a)
@@ -101,13 +188,20 @@ fn main() {
         eprintln!("ysync: {e}\n\n{USAGE}");
         exit(EXIT_USAGE)
     });
+    if args.help {
+        match command_help(&args.command) {
+            Some(text) => println!("{text}"),
+            None if args.command.is_empty() => println!("{USAGE}"),
+            None => {
+                eprintln!("ysync: unknown command `{}`\n\n{USAGE}", args.command);
+                exit(EXIT_USAGE)
+            }
+        }
+        exit(0)
+    }
     logging::init(args.verbosity);
     match args.command.as_str() {
-        "run" | "once" | "status" | "verify" | "check" => {}
-        "login" => {
-            eprintln!("ysync: `{}` is not available in this version yet; use `once` or `run`", args.command);
-            exit(EXIT_USAGE)
-        }
+        "run" | "once" | "status" | "verify" | "check" | "login" => {}
         other => {
             eprintln!("ysync: unknown command `{other}`\n\n{USAGE}");
             exit(EXIT_USAGE)
@@ -116,6 +210,14 @@ fn main() {
 
     let env = |k: &str| std::env::var(k).ok();
     let path = args.config.unwrap_or_else(|| config::default_path(&env));
+    if args.command == "login" {
+        // Before anything else is set up: only the app and token_file matter.
+        let app = config::load_login(&path, &env).unwrap_or_else(|e| {
+            log::error!("{e}");
+            exit(EXIT_USAGE)
+        });
+        exit(login::login(&app, &path, args.print))
+    }
     let mut cfg = config::load(&path, &env).unwrap_or_else(|e| {
         log::error!("{e}");
         exit(EXIT_USAGE)
@@ -178,5 +280,18 @@ mod tests {
         assert!(parse("-c").is_err());
         assert_eq!(parse("--bwlimit 2M once").unwrap().bwlimit, Some(2 << 20));
         assert!(parse("--bwlimit fast").is_err());
+        let a = parse("login --print").unwrap();
+        assert!(a.print && !a.help && a.command == "login");
+        assert_eq!(parse("once --print").err().unwrap(), "--print belongs to `login`");
+        for line in ["help once", "once --help", "-h once"] {
+            let a = parse(line).unwrap();
+            assert!(a.help && a.command == "once", "{line}");
+        }
+        let a = parse("help").unwrap();
+        assert!(a.help && a.command.is_empty());
+        for c in ["run", "once", "status", "verify", "check", "login"] {
+            assert!(USAGE.contains(&format!("\n  {c} ")), "{c} is in the usage");
+            assert!(command_help(c).unwrap().starts_with("usage: ysync "), "{c} has its own help");
+        }
     }
 }

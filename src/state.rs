@@ -561,7 +561,7 @@ impl Store {
     /// Writes a snapshot of `state` and empties the journal it includes.
     pub fn save(&mut self, state: &State) -> Result<(), Error> {
         let started = std::time::Instant::now();
-        write_atomically(&self.path, |w| write_snapshot(w, state)).map_err(|e| Error::Io(self.path.clone(), e))?;
+        write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(|e| Error::Io(self.path.clone(), e))?;
         let bytes = fs::metadata(&self.path).map_or(0, |m| m.len());
         log::debug!("state saved: {} files, {} bytes, {:.1} ms", state.files.len(), bytes, started.elapsed().as_secs_f64() * 1e3);
         self.journal = None;
@@ -752,11 +752,19 @@ impl Bytes<'_> {
     }
 }
 
-/// Temp file (written by `fill`), fsync, rename over the target, fsync the folder.
-pub fn write_atomically(path: &Path, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+/// Temp file (written by `fill`), fsync, rename over the target, fsync the
+/// folder. The temp file is made afresh with `mode` (less the umask), so a
+/// secret never sits in a file that others can read, even for a moment.
+pub fn write_atomically(path: &Path, mode: u32, fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = suffixed(path, ".tmp");
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     {
-        let mut w = io::BufWriter::with_capacity(64 << 10, File::create(&tmp)?);
+        let file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut w = io::BufWriter::with_capacity(64 << 10, file);
         fill(&mut w)?;
         w.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
     }

@@ -100,17 +100,7 @@ struct ApiError {
 
 impl Yandex {
     pub fn new(api_url: &str, token: &str, timeout: Duration) -> Yandex {
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(timeout))
-            .timeout_recv_response(Some(timeout))
-            .timeout_recv_body(Some(timeout))
-            .timeout_send_request(Some(timeout))
-            .user_agent(USER_AGENT)
-            .max_redirects(0)
-            .build()
-            .into();
-        Yandex { agent, api: api_url.trim_end_matches('/').to_string(), auth: format!("OAuth {token}") }
+        Yandex { agent: agent(timeout), api: api_url.trim_end_matches('/').to_string(), auth: format!("OAuth {token}") }
     }
 
     fn resource_url(&self, endpoint: &str, path: &str, extra: &str) -> String {
@@ -318,6 +308,21 @@ impl Remote for Yandex {
             max_file_size: d.max_file_size,
         })
     }
+}
+
+/// The HTTP client: keep-alive, no redirects (the token must not follow
+/// one), every status returned as an answer rather than an error.
+pub fn agent(timeout: Duration) -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout))
+        .timeout_send_request(Some(timeout))
+        .user_agent(USER_AGENT)
+        .max_redirects(0)
+        .build()
+        .into()
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters.

@@ -347,7 +347,13 @@ fn a_config_holding_the_token_readable_by_others_gets_a_warning() {
     assert!(!stderr(&fx.sync()).contains("can be read by other users"));
     fs::set_permissions(&fx.conf, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let log = stderr(&fx.sync());
-    assert!(log.contains(&format!("{} holds the token and can be read by other users; run: chmod 600", fx.conf.display())), "{log}");
+    assert!(
+        log.contains(&format!(
+            "{} holds a secret (token or client_secret) and can be read by other users; run: chmod 600",
+            fx.conf.display()
+        )),
+        "{log}"
+    );
 }
 
 #[test]

@@ -15,10 +15,13 @@
 //!
 //! Tests read the tree, the trash and per-endpoint counters directly, and
 //! inject faults (error statuses, connection resets, delays, 202 answers).
+//! The same port serves Yandex OAuth's device flow (`oauth.rs`) for
+//! `ysync login`, with a scripted user.
 
 #![allow(dead_code)]
 
 pub mod http;
+pub mod oauth;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read, Write};
@@ -96,6 +99,8 @@ pub struct Options {
     /// Benchmarks: upload bodies are read and thrown away (files are stored
     /// empty), so the emulator is never the bottleneck.
     pub sink: bool,
+    /// The OAuth app and the scripted user of `ysync login`.
+    pub oauth: oauth::Script,
 }
 
 impl Default for Options {
@@ -116,6 +121,7 @@ impl Default for Options {
             link_ttl: Duration::from_secs(1800),
             throttle_rate: 128 << 10,
             sink: false,
+            oauth: oauth::Script::default(),
         }
     }
 }
@@ -194,6 +200,7 @@ struct Disk {
     faults_injected: u64,
     rng: u64,
     seq: u64,
+    oauth: oauth::OAuth,
 }
 
 struct Shared {
@@ -240,6 +247,16 @@ impl FakeDisk {
 
     pub fn token(&self) -> String {
         self.shared.opts.token.clone()
+    }
+
+    /// The `oauth_url` to put in ysync's config.
+    pub fn oauth_url(&self) -> String {
+        self.shared.api_url.trim_end_matches("/v1/disk").to_string()
+    }
+
+    /// What the OAuth endpoints saw.
+    pub fn oauth_record(&self) -> oauth::Record {
+        self.disk().oauth.record.clone()
     }
 
     fn disk(&self) -> MutexGuard<'_, Disk> {
@@ -463,9 +480,11 @@ fn pre(shared: &Shared, key: &str, path: &str) -> Option<FaultKind> {
 }
 
 fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -> Next {
-    if head.content_length().unwrap_or(0) > 0 || head.chunked() {
-        let _ = http::read_body(reader, head);
-    }
+    let body = if head.content_length().unwrap_or(0) > 0 || head.chunked() {
+        http::read_body(reader, head).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     if head.path == "/_emulator/tree" {
         return Next::Reply(Reply::text(200, shared.disk.lock().unwrap().dump()));
     }
@@ -492,6 +511,11 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
         Some(FaultKind::Delay(d)) => thread::sleep(d),
         Some(FaultKind::Accepted | FaultKind::ResetAfter) | None => {}
     }
+    let mut d = shared.disk.lock().unwrap();
+    if let Some(reply) = d.oauth.handle(&shared.opts.oauth, &shared.opts.token, head, &body) {
+        return Next::Reply(reply);
+    }
+    drop(d);
     if head.header("authorization") != Some(&format!("OAuth {}", shared.opts.token)) {
         return Next::Reply(error(401, "UnauthorizedError", "Unauthorized"));
     }

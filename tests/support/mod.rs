@@ -71,7 +71,7 @@ impl Fixture {
         let mut c = Command::new(&prefix[0]);
         c.args(&prefix[1..]);
         c.arg("-c").arg(&self.conf).args(args);
-        for v in ["YSYNC_TOKEN", "YSYNC_API_URL", "YSYNC_CONFIG", "RUST_LOG", "JOURNAL_STREAM"] {
+        for v in ["YSYNC_TOKEN", "YSYNC_API_URL", "YSYNC_OAUTH_URL", "YSYNC_CONFIG", "RUST_LOG", "JOURNAL_STREAM"] {
             c.env_remove(v);
         }
         c.env("HOME", self.tmp.path());

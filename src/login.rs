@@ -1,0 +1,321 @@
+//! `ysync login`: a token for a box without a browser, by the OAuth device
+//! flow of Yandex ID.
+//!
+//! 1. `POST {oauth_url}/device/code` with the app's `client_id` and this
+//!    box's `device_id` / `device_name` gives a `device_code` for ysync and a
+//!    `user_code` for the user, with a `verification_url`, the polling
+//!    `interval` and the codes' lifetime `expires_in` (10 minutes).
+//! 2. The user opens the URL on any phone or computer and types the code.
+//! 3. ysync polls `POST {oauth_url}/token` (`grant_type=device_code`) every
+//!    `interval` seconds. `authorization_pending` means not yet; `slow_down`
+//!    asks for 5 s more between polls, for good (RFC 8628); then comes the
+//!    token, or a denial, or the codes expire.
+//! 4. The token goes to `token_file` (mode 0600, written atomically, owned
+//!    like its folder when root runs this for a service user), or to
+//!    stdout with `--print`. Then `GET /v1/disk` checks that it works.
+//!
+//! Messages for the user go to stderr, so that `--print` leaves only the
+//! token on stdout.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::Login;
+use crate::plan::human_bytes;
+use crate::remote::{self, Remote};
+use crate::yandex::{self, Yandex};
+
+/// Exit codes, as for the other commands.
+const EXIT_FAILED: i32 = 1;
+const EXIT_CONFIG: i32 = 2;
+const EXIT_REJECTED: i32 = 3;
+
+/// The slowest a server may ask ysync to poll; a sane bound on a bad answer.
+const MAX_INTERVAL: u64 = 60;
+
+#[derive(Deserialize)]
+struct DeviceCode {
+    device_code: String,
+    user_code: String,
+    #[serde(default)]
+    verification_url: String,
+    #[serde(default)]
+    interval: Option<u64>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// Why a login ended without a token; each says what to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// The config must change (client_id / client_secret, token_file).
+    Config(String),
+    /// Try again (the code expired, access was denied, the network failed).
+    Again(String),
+}
+
+/// Runs the whole flow; returns the exit status.
+pub fn login(app: &Login, config_path: &Path, print: bool) -> i32 {
+    if !print && let Some(place) = &app.inline_token {
+        eprintln!(
+            "ysync: {place}: token is set in the config itself, and login does not rewrite config files. \
+             Replace that line by `token_file = /var/lib/ysync/token` and run `ysync login` again, \
+             or run `ysync login --print` and paste the token there"
+        );
+        return EXIT_CONFIG;
+    }
+    let Some(target) = app.token_file.as_deref().filter(|_| !print) else {
+        if print {
+            return match obtain(app) {
+                Ok(token) => {
+                    println!("{token}");
+                    verify(app, &token)
+                }
+                Err(f) => report(f),
+            };
+        }
+        eprintln!(
+            "ysync: {}: token_file: required by login; add e.g. `token_file = /var/lib/ysync/token` \
+             (login writes the token there, readable by its owner only), or use `ysync login --print`",
+            config_path.display()
+        );
+        return EXIT_CONFIG;
+    };
+    // Fail before the user types a code, not after.
+    if let Err(e) = writable_folder(target) {
+        eprintln!("ysync: token_file {}: {e}", target.display());
+        return EXIT_CONFIG;
+    }
+    let token = match obtain(app) {
+        Ok(t) => t,
+        Err(f) => return report(f),
+    };
+    match save_token(target, &token) {
+        Ok(note) => eprintln!("The token is saved in {}{note}.", target.display()),
+        Err(e) => {
+            // The user went through the browser step: do not lose the token.
+            eprintln!("ysync: writing {} failed: {e}. Here is the token; put it there by hand:\n{token}", target.display());
+            return EXIT_FAILED;
+        }
+    }
+    verify(app, &token)
+}
+
+fn report(f: Failure) -> i32 {
+    match f {
+        Failure::Config(m) => {
+            eprintln!("ysync: {m}");
+            EXIT_CONFIG
+        }
+        Failure::Again(m) => {
+            eprintln!("ysync: {m}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// Asks for the codes, shows them, and polls until there is an answer.
+fn obtain(app: &Login) -> Result<String, Failure> {
+    let agent = yandex::agent(app.timeout);
+    let (device_id, device_name) = device();
+    let form = [("client_id", app.client_id.as_str()), ("device_id", device_id.as_str()), ("device_name", device_name.as_str())];
+    let url = format!("{}/device/code", app.oauth_url);
+    let (status, body) = post(&agent, &url, &form)?;
+    if status != 200 {
+        return Err(refusal(app, &url, status, &body));
+    }
+    let code: DeviceCode = serde_json::from_str(&body)
+        .map_err(|e| Failure::Again(format!("{url} answered something unexpected ({e}): {}", excerpt(&body))))?;
+    let link = if code.verification_url.is_empty() { "https://ya.ru/device" } else { &code.verification_url };
+    let lifetime = Duration::from_secs(code.expires_in.unwrap_or(600).max(1));
+    eprintln!(
+        "To let ysync use your Yandex Disk, open\n\n    {link}\n\non any phone or computer, sign in, and enter the code\n\n    {}\n\n\
+         The code is valid for {} minutes. Waiting for your answer (Ctrl-C to give up)...",
+        code.user_code,
+        lifetime.as_secs().div_ceil(60)
+    );
+
+    let mut interval = code.interval.unwrap_or(5).clamp(1, MAX_INTERVAL);
+    let deadline = Instant::now() + lifetime;
+    let url = format!("{}/token", app.oauth_url);
+    loop {
+        sleep(Duration::from_secs(interval));
+        let form = [
+            ("grant_type", "device_code"),
+            ("code", code.device_code.as_str()),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.secret()),
+        ];
+        let answer = match post(&agent, &url, &form) {
+            Ok((_, body)) => serde_json::from_str::<TokenAnswer>(&body).ok().ok_or(body),
+            // A network blip while the user types: keep waiting.
+            Err(Failure::Again(e)) if Instant::now() < deadline => {
+                log::warn!("{e}; still waiting");
+                continue;
+            }
+            Err(f) => return Err(f),
+        };
+        match answer {
+            Ok(a) if !a.access_token.is_empty() => {
+                if let Some(secs) = a.expires_in {
+                    eprintln!("Access granted. The token is valid for {} days; run `ysync login` again before then.", secs / 86_400);
+                }
+                return Ok(a.access_token);
+            }
+            Ok(a) if a.error == "authorization_pending" && Instant::now() < deadline => {}
+            Ok(a) if a.error == "slow_down" && Instant::now() < deadline => {
+                interval = (interval + 5).min(MAX_INTERVAL);
+                log::debug!("the server asked to poll less often: every {interval}s now");
+            }
+            Ok(a) if a.error == "authorization_pending" || a.error == "slow_down" || a.error == "expired_token" => {
+                return Err(Failure::Again(format!(
+                    "the code {} expired before it was entered; run `ysync login` again (you have {} minutes each time)",
+                    code.user_code,
+                    lifetime.as_secs().div_ceil(60)
+                )));
+            }
+            Ok(a) if a.error == "access_denied" => {
+                return Err(Failure::Again("access was denied on the Yandex page; run `ysync login` again and choose to allow it".into()));
+            }
+            Ok(a) if a.error == "invalid_client" => {
+                return Err(Failure::Config(format!(
+                    "Yandex OAuth refused client_id {} with its client_secret ({}); copy both again from https://oauth.yandex.ru/ \
+                     (the app's ClientID and Client secret)",
+                    app.client_id,
+                    describe(&a.error, &a.error_description)
+                )));
+            }
+            Ok(a) => return Err(Failure::Again(format!("Yandex OAuth refused the code: {}", describe(&a.error, &a.error_description)))),
+            Err(body) => return Err(Failure::Again(format!("{url} answered something unexpected: {}", excerpt(&body)))),
+        }
+    }
+}
+
+fn post(agent: &ureq::Agent, url: &str, form: &[(&str, &str)]) -> Result<(u16, String), Failure> {
+    let mut resp = agent.post(url).send_form(form.iter().copied()).map_err(|e| Failure::Again(format!("{url}: {e}")))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().map_err(|e| Failure::Again(format!("{url}: {e}")))?;
+    Ok((status, body))
+}
+
+/// A refused code request, explained.
+fn refusal(app: &Login, url: &str, status: u16, body: &str) -> Failure {
+    let a: TokenAnswer = serde_json::from_str(body).unwrap_or(TokenAnswer {
+        access_token: String::new(),
+        expires_in: None,
+        error: format!("HTTP {status}"),
+        error_description: excerpt(body),
+    });
+    let why = describe(&a.error, &a.error_description);
+    if a.error == "invalid_client" || status == 401 {
+        Failure::Config(format!(
+            "Yandex OAuth does not know client_id {} ({why}); copy the ClientID of your app from https://oauth.yandex.ru/ \
+             and check that the app has the Disk permissions (README, \"Getting a token\")",
+            app.client_id
+        ))
+    } else if status == 404 {
+        Failure::Config(format!("{url} does not exist (HTTP 404); is oauth_url right? The default is https://oauth.yandex.ru"))
+    } else {
+        Failure::Again(format!("asking {url} for a code failed: {why}"))
+    }
+}
+
+fn describe(error: &str, description: &str) -> String {
+    match (error.is_empty(), description.is_empty()) {
+        (_, true) => error.to_string(),
+        (true, false) => description.to_string(),
+        (false, false) => format!("{error}: {description}"),
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(200).collect()
+}
+
+/// A stable id for this box (Yandex lists tokens per device, and a new id
+/// on every login would pile up "unknown devices"), and a readable name.
+fn device() -> (String, String) {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_else(|_| host.clone());
+    // 6 to 50 printable ASCII characters.
+    let id = format!("ysync-{}", crate::state::short_hash(machine.trim().as_bytes()));
+    let name: String = format!("ysync on {}", if host.is_empty() { "this device" } else { &host }).chars().take(100).collect();
+    (id, name)
+}
+
+/// The folder for `target` exists or can be made, and can be written.
+fn writable_folder(target: &Path) -> std::io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let probe = dir.join(format!(".ysync-login-{}", std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// Writes the token readable by its owner only, through a temporary file
+/// that never has wider permissions. When root writes into a folder that
+/// belongs to someone else (`/var/lib/ysync`, owned by the service user),
+/// the file is given to that owner, or the service could not read it.
+fn save_token(target: &Path, token: &str) -> std::io::Result<String> {
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    let owner = std::fs::metadata(dir)?;
+    let mut note = String::new();
+    crate::state::write_atomically(target, 0o600, |f| {
+        f.write_all(format!("{token}\n").as_bytes())?;
+        let file = f.get_ref();
+        if file.metadata()?.uid() == 0 && owner.uid() != 0 {
+            std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()))?;
+            note = format!(", owned by uid {} like its folder", owner.uid());
+        }
+        Ok(())
+    })?;
+    Ok(note)
+}
+
+/// Uses the new token once, so that a token without the Disk permissions
+/// is found now and not at the first sync.
+fn verify(app: &Login, token: &str) -> i32 {
+    match Yandex::new(&app.api_url, token, app.timeout).disk_info() {
+        Ok(d) => {
+            eprintln!(
+                "The Disk accepts it: logged in as {}, {} free of {}. Next: `ysync check`, then `ysync once`.",
+                if d.login.is_empty() { "(no login shown)" } else { &d.login },
+                human_bytes(d.free),
+                human_bytes(d.total)
+            );
+            0
+        }
+        Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
+            eprintln!(
+                "ysync: the token was issued, but the Disk refuses it ({e}). The app needs the permissions \
+                 cloud_api:disk.read, cloud_api:disk.write and cloud_api:disk.info; add them at https://oauth.yandex.ru/, \
+                 then run `ysync login` again"
+            );
+            EXIT_REJECTED
+        }
+        Err(e) => {
+            eprintln!("ysync: the token is saved, but checking it on the Disk failed ({e}); `ysync check` will tell more");
+            EXIT_FAILED
+        }
+    }
+}
