@@ -89,3 +89,36 @@ fn service_files_pass_their_validators() {
     let problems: Vec<&str> = said.lines().filter(|l| !l.contains("not found") && !l.trim().is_empty()).collect();
     assert!(problems.is_empty(), "systemd-analyze verify:\n{said}");
 }
+
+/// `ysync --help`, each command's `--help`, the man page and the README
+/// name the same commands and options.
+#[test]
+fn help_man_page_and_readme_agree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let man = fs::read_to_string(root.join("ysync.1")).unwrap();
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let cli = readme.split("## Command line").nth(1).unwrap().split("### Exit status").next().unwrap();
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ysync")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let usage = help(&["--help"]);
+    let commands = ["run", "once", "status", "verify", "check", "login", "help"];
+    for c in commands {
+        assert!(usage.contains(&format!("\n  {c} ")), "{c} in --help");
+        assert!(cli.contains(&format!("\n  {c} ")), "{c} in the README's command line");
+        assert!(man.contains(&format!(".B {c}")), "{c} in the man page");
+        if c != "help" {
+            let own = help(&[c, "--help"]);
+            assert!(own.starts_with("usage: ysync ") && own.contains(c), "{c} --help: {own}");
+            assert_eq!(own, help(&["help", c]));
+        }
+    }
+    for option in ["--config", "--dry-run", "--bwlimit", "--print", "--verbose", "--quiet", "--help", "--version"] {
+        let roff = option.replace('-', "\\-");
+        assert!(usage.contains(option), "{option} in --help");
+        assert!(cli.contains(option), "{option} in the README");
+        assert!(man.contains(&roff), "{option} in the man page");
+    }
+}
