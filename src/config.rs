@@ -448,7 +448,10 @@ fn read_token_file(o: &Origin, v: &str) -> Result<Token, ConfigError> {
     if !p.is_absolute() {
         return Err(o.err(format!("`{v}` is not an absolute path")));
     }
-    let text = fs::read_to_string(p).map_err(|e| o.err(format!("cannot read {v}: {e}")))?;
+    let text = fs::read_to_string(p).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => o.err(format!("{v} does not exist yet; run `ysync login` to create it, or put the token there")),
+        _ => o.err(format!("cannot read {v}: {e}")),
+    })?;
     if let Ok(meta) = fs::metadata(p)
         && meta.permissions().mode() & 0o077 != 0
     {
@@ -692,6 +695,10 @@ mod tests {
             "/etc/y.conf:2: local_dir: `srv/x` is not an absolute path; write it starting with /"
         );
         assert!(parse_err("token=t\ntoken_file=/tmp/x\nlocal_dir=/x\nremote_dir=/y\n").starts_with("/etc/y.conf:2: token_file: both"));
+        assert_eq!(
+            parse_err("token_file=/nonexistent/token\nlocal_dir=/x\nremote_dir=/y\n"),
+            "/etc/y.conf:1: token_file: /nonexistent/token does not exist yet; run `ysync login` to create it, or put the token there"
+        );
     }
 
     #[test]
