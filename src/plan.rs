@@ -196,6 +196,11 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
     for d in gone_dirs.iter().filter(|d| !under_gone_dir(d)) {
         deletes.push((d.to_string(), Kind::Dir, files_under(state, d)));
     }
+    // Folders of unknown fate, asked for but never confirmed: gone locally
+    // means they go on the Disk too (a 404 is fine).
+    for d in state.mkdirs.iter().filter(|d| !exists_as(d, Kind::Dir) && !kept(d) && !under_gone_dir(d)) {
+        deletes.push((d.clone(), Kind::Dir, 0));
+    }
     // Uploads of unknown fate (pending) are deleted too if the file is gone.
     let unconfirmed = state.pending.keys().filter(|p| !state.files.contains_key(*p));
     for p in state.files.keys().chain(unconfirmed) {
@@ -293,7 +298,8 @@ pub fn seal_of(scan: &Scan, remote_dir: &str) -> Option<Hex<16>> {
 }
 
 fn unchanged(scan: &Scan, state: &State) -> bool {
-    if !state.pending.is_empty() || state.moving.is_some() || !state.dirs.contains("") || !scan.kept.is_empty() {
+    if !state.pending.is_empty() || !state.mkdirs.is_empty() || state.moving.is_some() || !state.dirs.contains("") || !scan.kept.is_empty()
+    {
         return false;
     }
     let mut files = state.files.iter();
@@ -567,6 +573,20 @@ mod tests {
         let by_seal = seal_of(s, &st.remote_dir).is_some_and(|seal| st.seal() == Some(seal));
         assert_eq!(unchanged(s, st), by_seal, "{s:?}");
         by_seal
+    }
+
+    #[test]
+    fn a_folder_of_unknown_fate_is_created_again_or_deleted() {
+        // Killed after asking for `a` and `b`: both may exist on the Disk.
+        let mut st = synced(&[]);
+        st.apply(&Change::Mkdir { path: "a".into() });
+        st.apply(&Change::Mkdir { path: "b".into() });
+        let s = scan_of(vec![Entry::dir("a")]);
+        assert_eq!(run(&s, &st), ["mkdir a", "delete folder b (0 files)"]);
+        assert!(!idle_fast(&s, &st));
+        st.apply(&Change::Dir { path: "a".into() });
+        st.apply(&Change::Forget { path: "b".into() });
+        assert!(idle_fast(&s, &st), "settled");
     }
 
     #[test]

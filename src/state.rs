@@ -203,6 +203,11 @@ pub enum Change {
     Dir {
         path: String,
     },
+    /// A folder is about to be created: until `Dir` confirms it, it may or
+    /// may not exist on the Disk.
+    Mkdir {
+        path: String,
+    },
     /// A path (and everything below it) is gone or no longer ysync's.
     Forget {
         path: String,
@@ -240,6 +245,9 @@ pub struct State {
     pub files: BTreeMap<String, FileRec>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending: BTreeMap<String, Pending>,
+    /// Folders whose creation was asked for but not confirmed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mkdirs: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moving: Option<Moving>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +262,7 @@ impl State {
             dirs: BTreeSet::new(),
             files: BTreeMap::new(),
             pending: BTreeMap::new(),
+            mkdirs: BTreeSet::new(),
             moving: None,
             last: None,
         }
@@ -266,7 +275,11 @@ impl State {
                 self.files.insert(path.clone(), rec.clone());
             }
             Change::Dir { path } => {
+                self.mkdirs.remove(path);
                 self.dirs.insert(path.clone());
+            }
+            Change::Mkdir { path } => {
+                self.mkdirs.insert(path.clone());
             }
             Change::Forget { path } => self.forget(path),
             Change::Pending { path, pending } => {
@@ -284,7 +297,7 @@ impl State {
     /// stop before loading the state. `None` while an upload or a move is
     /// unsettled or the state is fresh: those cycles must look closer.
     pub fn seal(&self) -> Option<Hex<16>> {
-        if !self.pending.is_empty() || self.moving.is_some() || !self.dirs.contains("") {
+        if !self.pending.is_empty() || !self.mkdirs.is_empty() || self.moving.is_some() || !self.dirs.contains("") {
             return None;
         }
         let mut f = Fingerprint::default();
@@ -301,6 +314,7 @@ impl State {
         self.files.retain(|p, _| !gone(p));
         self.dirs.retain(|p| !gone(p));
         self.pending.retain(|p, _| !gone(p));
+        self.mkdirs.retain(|p| !gone(p));
     }
 }
 
@@ -538,7 +552,7 @@ impl Store {
             lines.push(b'\n');
         }
         let f = self.journal.as_mut().expect("opened above");
-        let durable = changes.iter().any(|c| matches!(c, Change::Pending { .. } | Change::Moving(Some(_))));
+        let durable = changes.iter().any(|c| matches!(c, Change::Pending { .. } | Change::Mkdir { .. } | Change::Moving(Some(_))));
         f.write_all(&lines)
             .and_then(|()| if durable { f.sync_data() } else { Ok(()) })
             .map_err(|e| Error::Io(self.journal_path.clone(), e))?;
@@ -633,6 +647,8 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         remote_dir: &'a str,
         dirs: &'a BTreeSet<String>,
         pending: &'a BTreeMap<String, Pending>,
+        #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+        mkdirs: &'a BTreeSet<String>,
         moving: &'a Option<Moving>,
         last: &'a Option<LastCycle>,
         file_count: usize,
@@ -644,6 +660,7 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         remote_dir: &state.remote_dir,
         dirs: &state.dirs,
         pending: &state.pending,
+        mkdirs: &state.mkdirs,
         moving: &state.moving,
         last: &state.last,
         file_count: state.files.len(),

@@ -403,6 +403,9 @@ impl<'a> Syncer<'a> {
                 self.change(Change::Put { path: entry.path.clone(), rec: record(entry, d) });
             }
             Action::Mkdir(p) => {
+                // Announced first: a kill after the request could otherwise
+                // leave a folder on the Disk that no state knows about.
+                self.change(Change::Mkdir { path: p.clone() });
                 self.remote.mkdir(&remote_path)?;
                 log::info!("created folder {p}");
                 tally.folders += 1;
@@ -514,7 +517,7 @@ impl<'a> Syncer<'a> {
     /// Does the state still track `path` (a move may have taken it away)?
     fn tracked(&self, path: &str, kind: Kind) -> bool {
         match kind {
-            Kind::Dir => self.state.dirs.contains(path),
+            Kind::Dir => self.state.dirs.contains(path) || self.state.mkdirs.contains(path),
             Kind::File => self.state.files.contains_key(path) || self.state.pending.contains_key(path),
         }
     }

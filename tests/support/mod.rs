@@ -133,6 +133,7 @@ impl Fixture {
         let mut files: BTreeMap<String, Value> = lines.map(|l| serde_json::from_str::<(String, Value)>(l).unwrap()).collect();
         let mut dirs: Vec<String> = serde_json::from_value(head["dirs"].take()).unwrap();
         let mut pending: BTreeMap<String, Value> = serde_json::from_value(head["pending"].take()).unwrap_or_default();
+        let mut mkdirs: Vec<String> = serde_json::from_value(head["mkdirs"].take()).unwrap_or_default();
         let journal = fs::read_to_string(self.state.with_extension("json.journal")).unwrap_or_default();
         let gone = |p: &str, path: &str| p == path || p.starts_with(&format!("{path}/"));
         for line in journal.lines() {
@@ -144,11 +145,16 @@ impl Fixture {
                     pending.remove(&path);
                     files.insert(path, v["rec"].clone());
                 }
-                "dir" => dirs.push(path),
+                "dir" => {
+                    mkdirs.retain(|p| *p != path);
+                    dirs.push(path);
+                }
+                "mkdir" => mkdirs.push(path),
                 "forget" => {
                     files.retain(|p, _| !gone(p, &path));
                     dirs.retain(|p| !gone(p, &path));
                     pending.retain(|p, _| !gone(p, &path));
+                    mkdirs.retain(|p| !gone(p, &path));
                 }
                 "pending" => drop(pending.insert(path, v["pending"].clone())),
                 "moving" | "last" => head[kind] = v,
@@ -158,6 +164,7 @@ impl Fixture {
         }
         head["dirs"] = json!(dirs);
         head["pending"] = json!(pending);
+        head["mkdirs"] = json!(mkdirs);
         (head, files)
     }
 
@@ -331,6 +338,7 @@ pub fn assert_state_matches_remote(fx: &Fixture) {
     assert!(fx.state_is_sealed(), "a clean run ends with a seal");
     let state = fx.state_json();
     assert_eq!(state["pending"], serde_json::json!({}), "unresolved uploads");
+    assert_eq!(state["mkdirs"], serde_json::json!([]), "unconfirmed folders");
     assert_eq!(state["moving"], serde_json::Value::Null, "an unfinished move");
     for (path, rec) in fx.state_files() {
         let remote = fx.emu.file(&fx.remote(&path)).unwrap_or_else(|| panic!("{path} is in the state but not on the Disk"));
