@@ -478,6 +478,11 @@ impl Store {
 
     fn find_seal(&self) -> Option<Hex<16>> {
         use io::{BufRead, Read, Seek};
+        // A journal describes changes to a snapshot; without one (removed by
+        // hand?) the seal describes something that is no longer there.
+        if !self.path.exists() {
+            return None;
+        }
         match File::open(&self.journal_path) {
             Ok(mut f) => {
                 let len = f.metadata().ok()?.len();
@@ -819,6 +824,8 @@ mod tests {
 
         let mut store = Store::open(&p).unwrap();
         assert_eq!(store.read_seal(), None, "nothing saved yet");
+        store.write_seal(sealed).unwrap();
+        assert_eq!(store.read_seal(), None, "a journal without its snapshot");
         store.save(&s).unwrap();
         assert_eq!(store.read_seal(), Some(sealed), "from the snapshot");
         store.record(&[Change::Put { path: "b".into(), rec: rec(2) }]).unwrap();
