@@ -37,6 +37,11 @@ fn main() {
             }
         }
     }
+    if !opts.sink {
+        // A free account's 10 GB, so that `ysync check` shows something
+        // real; the benchmarks' sink mode keeps it unlimited (cheaper).
+        opts.total_space = 10 << 30;
+    }
     let disk = emulator::FakeDisk::with(opts);
     println!("fake Yandex Disk listening; use in ysync.conf:\n");
     println!("  api_url = {}\n  token = {}\n", disk.api_url(), disk.token());
