@@ -746,11 +746,11 @@ impl Bytes<'_> {
         let mut n: u64 = 0;
         let mut i = 0;
         while let Some(d) = self.0.get(i).map(|b| b.wrapping_sub(b'0')).filter(|d| *d <= 9) {
-            n = n * 10 + u64::from(d);
-            i += 1;
-            if i > 19 {
+            if i == 19 {
                 return None;
             }
+            n = n * 10 + u64::from(d);
+            i += 1;
         }
         if i == 0 || self.0.get(i) != Some(&end) {
             return None;
