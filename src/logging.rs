@@ -61,6 +61,18 @@ fn utc_now() -> String {
     utc(secs)
 }
 
+/// `12.3` (milliseconds) without formatting a float (see `human_bytes`).
+pub fn ms(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    format!("{}.{}", us / 1000, us % 1000 / 100)
+}
+
+/// `1.2` (seconds), likewise.
+pub fn secs(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    format!("{}.{}", ms / 1000, ms % 1000 / 100)
+}
+
 pub fn utc(secs: u64) -> String {
     let (days, rem) = (secs / 86400, secs % 86400);
     // Howard Hinnant's civil_from_days.

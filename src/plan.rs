@@ -451,15 +451,21 @@ fn has_entry_under(scan: &Scan, dir: &str) -> bool {
     scan.entries.get(i).is_some_and(|e| e.path.starts_with(&prefix))
 }
 
+/// `1.5 MiB`: one decimal, rounded. Integer arithmetic, as in all of
+/// ysync's output: formatting floats would add std's float printer (about
+/// 20 KB) to a binary meant for routers.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
     let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
+    while u < UNITS.len() - 1 && n >> (10 * (u + 1)) > 0 {
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        return format!("{n} B");
+    }
+    let shift = 10 * u;
+    let tenths = (u128::from(n) * 10 + (1 << (shift - 1))) >> shift; // rounded
+    format!("{}.{} {}", tenths / 10, tenths % 10, UNITS[u])
 }
 
 #[cfg(test)]
@@ -861,5 +867,8 @@ mod tests {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 << 20), "5.0 MiB");
+        assert_eq!(human_bytes(2000), "2.0 KiB", "rounded, not cut");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(u64::MAX), "16777216.0 TiB");
     }
 }

@@ -53,7 +53,7 @@ impl Backoff {
     pub fn wait(&mut self, what: &str, err: &Error) -> bool {
         match self.next(err) {
             Some(d) => {
-                log::debug!("{what}: {err}; trying again in {:.1}s", d.as_secs_f64());
+                log::debug!("{what}: {err}; trying again in {}s", crate::logging::secs(d));
                 sleep(d);
                 true
             }

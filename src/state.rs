@@ -423,10 +423,10 @@ impl Store {
         self.journal_lines = lines;
         self.seal = if lines == 0 { head_seal } else { seal };
         log::debug!(
-            "state loaded: {} files, {} journal lines, {:.1} ms",
+            "state loaded: {} files, {} journal lines, {} ms",
             state.files.len(),
             self.journal_lines,
-            started.elapsed().as_secs_f64() * 1e3
+            crate::logging::ms(started.elapsed())
         );
         if state.remote_dir != remote_dir {
             log::warn!(
@@ -492,8 +492,9 @@ impl Store {
                     f.read_to_end(&mut tail).ok()?;
                     let line = tail.strip_suffix(b"\n")?;
                     let start = line.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                    return match serde_json::from_slice(&line[start..]) {
-                        Ok(Change::Seal(seal)) => Some(seal),
+                    // from_str, not from_slice: one copy of the parser in the binary.
+                    return match std::str::from_utf8(&line[start..]).ok().map(serde_json::from_str) {
+                        Some(Ok(Change::Seal(seal))) => Some(seal),
                         _ => None,
                     };
                 }
@@ -517,7 +518,7 @@ impl Store {
         self.sync()?;
         self.record(&[Change::Seal(seal)])?;
         self.seal = Some(seal);
-        log::debug!("state sealed: {} journal lines, {:.1} ms", self.journal_lines, started.elapsed().as_secs_f64() * 1e3);
+        log::debug!("state sealed: {} journal lines, {} ms", self.journal_lines, crate::logging::ms(started.elapsed()));
         Ok(())
     }
 
@@ -582,7 +583,7 @@ impl Store {
         let started = std::time::Instant::now();
         write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(|e| Error::Io(self.path.clone(), e))?;
         let bytes = fs::metadata(&self.path).map_or(0, |m| m.len());
-        log::debug!("state saved: {} files, {} bytes, {:.1} ms", state.files.len(), bytes, started.elapsed().as_secs_f64() * 1e3);
+        log::debug!("state saved: {} files, {} bytes, {} ms", state.files.len(), bytes, crate::logging::ms(started.elapsed()));
         self.journal = None;
         self.journal_lines = 0;
         self.seal = state.seal();
@@ -683,10 +684,21 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
 fn read_snapshot(mut r: impl io::BufRead) -> Result<(State, Option<Hex<16>>), String> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
-    let head: serde_json::Value = serde_json::from_slice(&line).map_err(|e| e.to_string())?;
-    let count = head["file_count"].as_u64().unwrap_or(0) as usize;
-    let seal = head["seal"].as_str().and_then(Hex::parse).filter(|h| !h.is_unknown());
-    let mut state: State = serde_json::from_value(head).map_err(|e| e.to_string())?;
+    let utf8 = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned).map_err(|e| e.to_string());
+    // The first line is the state without its files, plus two fields of its
+    // own; read twice rather than through serde_json::Value, which would
+    // add a second JSON model to the binary.
+    #[derive(Deserialize)]
+    struct Extra {
+        #[serde(default)]
+        file_count: usize,
+        #[serde(default)]
+        seal: Option<Hex<16>>,
+    }
+    let head = utf8(&line)?;
+    let Extra { file_count: count, seal } = serde_json::from_str(&head).map_err(|e| e.to_string())?;
+    let seal = seal.filter(|h| !h.is_unknown());
+    let mut state: State = serde_json::from_str(&head).map_err(|e| e.to_string())?;
     let mut files = Vec::with_capacity(count);
     loop {
         line.clear();
@@ -696,7 +708,7 @@ fn read_snapshot(mut r: impl io::BufRead) -> Result<(State, Option<Hex<16>>), St
         let text = line.strip_suffix(b"\n").unwrap_or(&line);
         let pair = match fast_line(text) {
             Some(p) => p,
-            None => serde_json::from_slice(text).map_err(|e| format!("line {}: {e}", files.len() + 2))?,
+            None => serde_json::from_str(&utf8(text)?).map_err(|e| format!("line {}: {e}", files.len() + 2))?,
         };
         files.push(pair);
     }

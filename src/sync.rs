@@ -16,6 +16,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DeleteMode};
+use crate::logging;
 use crate::media;
 use crate::plan::{self, Action, human_bytes};
 use crate::remote::{self, DiskInfo, Error, OpStatus, Placed, Remote};
@@ -156,18 +157,17 @@ impl<R: Read> Read for Meter<R> {
         let n = self.inner.read(&mut buf[..want])?;
         self.done += n as u64;
         if self.limit > 0 {
-            let due = Duration::from_secs_f64(self.done as f64 / self.limit as f64);
+            let due = Duration::from_nanos((u128::from(self.done) * 1_000_000_000 / u128::from(self.limit)) as u64);
             if let Some(wait) = due.checked_sub(self.start.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
         let now = Instant::now();
         if now >= self.next_report && self.size > 0 {
-            let secs = self.start.elapsed().as_secs_f64();
-            let rate = self.done as f64 / secs.max(0.001);
-            let eta = (self.size - self.done.min(self.size)) as f64 / rate.max(1.0);
+            let rate = u128::from(self.done) * 1000 / self.start.elapsed().as_millis().max(1);
+            let eta = u128::from(self.size - self.done.min(self.size)) / rate.max(1);
             log::info!(
-                "uploading {}: {}% ({} of {}), {}/s, {:.0}s left",
+                "uploading {}: {}% ({} of {}), {}/s, {}s left",
                 self.path,
                 self.done * 100 / self.size,
                 human_bytes(self.done),
@@ -223,7 +223,7 @@ impl<'a> Syncer<'a> {
             Ok(s) => s,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
         };
-        log::debug!("scanned {} entries in {:.1} ms", scan.entries.len(), start.elapsed().as_secs_f64() * 1e3);
+        log::debug!("scanned {} entries in {} ms", scan.entries.len(), logging::ms(start.elapsed()));
         for s in &scan.skipped {
             if self.warned.insert(s.path.clone()) {
                 log::warn!("skipped {}: {}", s.path.display(), s.reason);
@@ -236,12 +236,12 @@ impl<'a> Syncer<'a> {
             let saved = self.store.read_seal();
             let same = saved.is_some() && plan::seal_of(&scan, &self.cfg.remote_dir) == saved;
             log::debug!(
-                "state seal read and compared in {:.1} ms: {}",
-                compared.elapsed().as_secs_f64() * 1e3,
+                "state seal read and compared in {} ms: {}",
+                logging::ms(compared.elapsed()),
                 if same { "same" } else { "differs" }
             );
             if same {
-                log::debug!("cycle done: nothing changed ({:.3}s)", start.elapsed().as_secs_f64());
+                log::debug!("cycle done: nothing changed ({}s)", logging::secs(start.elapsed()));
                 if dry_run {
                     println!("0 actions planned (dry run: nothing was changed)");
                 }
@@ -282,7 +282,7 @@ impl<'a> Syncer<'a> {
             Ok(p) => p,
             Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
         };
-        log::debug!("planned {} actions at {:.1} ms", plan.actions.len(), start.elapsed().as_secs_f64() * 1e3);
+        log::debug!("planned {} actions at {} ms", plan.actions.len(), logging::ms(start.elapsed()));
         for p in &plan.deferred {
             log::debug!("{p} changed less than min_age ago; later");
         }
@@ -357,7 +357,7 @@ impl<'a> Syncer<'a> {
         let saved = self.end_cycle();
         if !plan.actions.is_empty() || !plan.deferred.is_empty() {
             log::info!(
-                "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {:.1}s",
+                "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {}s",
                 tally.uploaded,
                 human_bytes(tally.bytes),
                 tally.moved,
@@ -367,10 +367,10 @@ impl<'a> Syncer<'a> {
                 tally.deleted,
                 failed,
                 plan.deferred.len(),
-                start.elapsed().as_secs_f64()
+                logging::secs(start.elapsed())
             );
         } else {
-            log::debug!("cycle done: nothing to do ({:.3}s)", start.elapsed().as_secs_f64());
+            log::debug!("cycle done: nothing to do ({}s)", logging::secs(start.elapsed()));
         }
         match saved {
             Err(e) if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) => Outcome::StateError(e.to_string()),
@@ -663,7 +663,7 @@ impl<'a> Syncer<'a> {
     }
 
     fn uploaded(&mut self, e: &Entry, d: Digests, started: Instant, tally: &mut Tally) -> Result<(), Error> {
-        log::info!("uploaded {} ({}, {:.1}s)", e.path, human_bytes(e.size), started.elapsed().as_secs_f64());
+        log::info!("uploaded {} ({}, {}s)", e.path, human_bytes(e.size), logging::secs(started.elapsed()));
         tally.uploaded += 1;
         tally.bytes += e.size;
         // The scan's stat goes with the bytes sent: if the file changed
