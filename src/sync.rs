@@ -751,12 +751,11 @@ impl<'a> Syncer<'a> {
     /// cycle reads it again only if the scan does not match the seal.
     fn end_cycle(&mut self) -> Result<(), state::Error> {
         let seal = self.state.seal();
-        if self.dirty && self.store.compaction_due(self.state.files.len()) {
-            self.store.save(&self.state)?;
-        } else if seal.is_some() && seal != self.store.seal() {
-            self.store.write_seal(seal.expect("checked"))?;
-        } else if self.dirty {
-            self.store.sync()?;
+        match seal {
+            _ if self.dirty && self.store.compaction_due(self.state.files.len()) => self.store.save(&self.state)?,
+            Some(new) if seal != self.store.seal() => self.store.write_seal(new)?,
+            _ if self.dirty => self.store.sync()?,
+            _ => {}
         }
         self.dirty = false;
         if seal.is_some() && seal == self.store.seal() {
