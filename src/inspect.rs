@@ -112,12 +112,8 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     }
     let mut dir = cfg.state_file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     while !dir.exists() && dir.pop() {}
-    let probe = dir.join(format!(".ysync-check-{}", std::process::id()));
-    match std::fs::write(&probe, b"") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            row("state_file", true, format!("{} (writable)", cfg.state_file.display()));
-        }
+    match crate::state::can_write_in(&dir) {
+        Ok(()) => row("state_file", true, format!("{} (writable)", cfg.state_file.display())),
         Err(e) => row(
             "state_file",
             false,

@@ -267,9 +267,7 @@ fn device() -> (String, String) {
 fn writable_folder(target: &Path) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("/"));
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let probe = dir.join(format!(".ysync-login-{}", std::process::id()));
-    std::fs::File::create(&probe)?;
-    std::fs::remove_file(&probe)
+    crate::state::can_write_in(dir)
 }
 
 /// Writes the token readable by its owner only, through a temporary file

@@ -807,6 +807,13 @@ pub fn write_atomically(path: &Path, mode: u32, fill: impl FnOnce(&mut io::BufWr
     File::open(dir)?.sync_all()
 }
 
+/// Whether a file can be created in `dir`: tries one and removes it.
+pub fn can_write_in(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".ysync-probe-{}", std::process::id()));
+    File::create(&probe)?;
+    fs::remove_file(&probe)
+}
+
 /// First 8 hex digits of the sha256 of `bytes`.
 pub fn short_hash(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes)[..4])
