@@ -375,3 +375,35 @@ fn sigterm_stops_run_promptly_even_mid_upload() {
     fx.sync();
     fx.assert_mirror();
 }
+
+/// Killed after a new folder's creation reached the Disk, before ysync
+/// heard back; then the folder is removed locally. It must not stay on the
+/// Disk, unknown to every state.
+#[test]
+fn a_folder_created_just_before_a_kill_is_not_left_behind() {
+    let fx = Fixture::new("");
+    fx.write("keep.txt", "k");
+    fx.sync();
+    fx.mkdir("ghost");
+    let mut slow = Fault::new("PUT /v1/disk/resources", FaultKind::Delay(Duration::from_millis(800)), 1);
+    slow.path_contains = "ghost".into();
+    fx.emu.inject(slow);
+    fx.emu.reset_counts();
+    let mut child = fx.command(&["once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let until = |what: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !what() {
+            assert!(start.elapsed() < Duration::from_secs(10), "timed out");
+            sleep(Duration::from_millis(10));
+        }
+    };
+    until(&|| fx.emu.count("PUT /v1/disk/resources") >= 1);
+    child.kill().unwrap(); // SIGKILL while the Disk is still working on it
+    child.wait().unwrap();
+    until(&|| fx.emu.exists("/Backup/ghost"));
+    fs::remove_dir(fx.path("ghost")).unwrap();
+
+    fx.sync();
+
+    fx.assert_mirror();
+}
