@@ -566,7 +566,7 @@ mod tests {
             assert!(!idle_fast(&scan_of(c.clone()), &st), "{c:?}");
         }
         let mut pending = st.clone();
-        pending.pending.insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
+        pending.pending.insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
         assert!(!idle_fast(&scan_of(entries.clone()), &pending));
         let mut kept = scan_of(entries);
         kept.kept.push("a/unreadable".into());
@@ -755,8 +755,8 @@ mod tests {
         let mut state = synced(std::slice::from_ref(&synced_a));
         // Killed mid-upload: `a` (unchanged since its record) and `b` (new,
         // deleted locally since).
-        state.pending.insert("a".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
-        state.pending.insert("b".into(), Pending { size: 7, md5: String::new(), op: String::new(), temp: String::new() });
+        state.pending.insert("a".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
+        state.pending.insert("b".into(), Pending { size: 7, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
         assert_eq!(run(&scan_of(vec![synced_a]), &state), ["upload a (1 B)", "delete b"]);
     }
 

@@ -69,8 +69,9 @@ pub trait Remote {
     /// Creates one folder; an existing folder is success.
     fn mkdir(&mut self, path: &str) -> Result<(), Error>;
 
-    /// Asks for a link to upload to `path`, replacing a file there.
-    fn upload_link(&mut self, path: &str) -> Result<Link, Error>;
+    /// Asks for a link to upload to `path`. With `overwrite` a file there is
+    /// replaced; without, a file there is `AlreadyExists`.
+    fn upload_link(&mut self, path: &str, overwrite: bool) -> Result<Link, Error>;
 
     /// Sends exactly `size` bytes from `body` to a link. Not retried inside:
     /// a link is single-use and `body` is spent.
@@ -258,7 +259,7 @@ mod tests {
             self.0.push(path.to_string());
             Ok(())
         }
-        fn upload_link(&mut self, _: &str) -> Result<Link, Error> {
+        fn upload_link(&mut self, _: &str, _: bool) -> Result<Link, Error> {
             unreachable!()
         }
         fn put(&mut self, _: &Link, _: &mut dyn Read, _: u64) -> Result<Placed, Error> {

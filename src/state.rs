@@ -178,6 +178,30 @@ pub struct Pending {
     /// The temporary name it went to (throttled types), relative.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub temp: String,
+    /// When the link was issued (seconds since the Unix epoch; 0 in records
+    /// written before ysync noted it). A link lives 30 minutes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Pending {
+    /// A link not used within this time dies (the Disk's docs: 30
+    /// minutes), so an upload announced longer ago cannot still land;
+    /// five minutes more for clocks and slow answers.
+    pub const LINK_LIFE: u64 = 35 * 60;
+
+    /// May every byte of this upload have reached the Disk? The md5 is
+    /// journalled just before the last bytes of the body go out, so without
+    /// one the body was cut short and the Disk cannot store it. (Records
+    /// from before that rule have `at == 0` and are given the benefit of
+    /// the doubt.)
+    pub fn may_land(&self, now: u64) -> bool {
+        (!self.md5.is_empty() || self.at == 0) && now.saturating_sub(self.at) < Pending::LINK_LIFE
+    }
 }
 
 /// A server-side move that was started: until it is known to be done, the
@@ -408,6 +432,13 @@ impl Store {
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(path.to_path_buf())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
+        // A snapshot that a crash interrupted before its rename: never used.
+        let tmp = suffixed(path, ".tmp");
+        match fs::remove_file(&tmp) {
+            Ok(()) => log::info!("removed {}, an unfinished state save left by a crash", tmp.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io(tmp, e)),
+        }
         let journal_path = suffixed(path, ".journal");
         Ok(Store { path: path.to_path_buf(), journal_path, journal: None, journal_lines: 0, seal: None, _lock: lock })
     }
@@ -419,7 +450,23 @@ impl Store {
     pub fn load(&mut self, remote_dir: &str) -> Result<State, Error> {
         let started = std::time::Instant::now();
         let (mut state, head_seal) = self.load_snapshot(remote_dir)?;
-        let (lines, seal) = replay(&mut state, &self.journal_path)?;
+        let (lines, seal) = match replay(&mut state, &self.journal_path) {
+            Ok(found) => found,
+            // Never a reason to stop for good: both files are kept for
+            // inspection and the state is rebuilt by adoption.
+            Err(Error::Corrupt(_, why)) => {
+                self.journal = None;
+                let kept = self.set_aside_all().map_err(|io| Error::Corrupt(self.journal_path.clone(), format!("{why}; moving it aside failed: {io}")))?;
+                log::error!(
+                    "state journal {} is damaged ({why}); kept as {} for inspection. Starting afresh: nothing is deleted, files on the Disk with the same sha256 are adopted, the rest uploaded again",
+                    self.journal_path.display(),
+                    kept.join(", ")
+                );
+                state = State::new(remote_dir);
+                (0, None)
+            }
+            Err(e) => return Err(e),
+        };
         self.journal_lines = lines;
         self.seal = if lines == 0 { head_seal } else { seal };
         log::debug!(
@@ -525,7 +572,10 @@ impl Store {
     /// Makes everything journalled so far durable.
     pub fn sync(&mut self) -> Result<(), Error> {
         match &self.journal {
-            Some(f) => f.sync_data().map_err(|e| Error::Io(self.journal_path.clone(), e)),
+            Some(f) => {
+                crash_point(&self.journal_path);
+                f.sync_data().map_err(|e| Error::Io(self.journal_path.clone(), e))
+            }
             None => Ok(()),
         }
     }
@@ -548,9 +598,19 @@ impl Store {
     /// be: losing them to a power cut only repeats harmless work, and the
     /// next fsync or snapshot covers them.
     pub fn record(&mut self, changes: &[Change]) -> Result<(), Error> {
-        let io_err = |e| Error::Io(self.journal_path.clone(), e);
+        let durable = changes.iter().any(|c| matches!(c, Change::Pending { .. } | Change::Mkdir { .. } | Change::Moving(Some(_))));
+        self.append(changes, durable)
+    }
+
+    /// Appends changes without making them durable (the next [`Store::sync`]
+    /// does): for notes whose loss in a power cut only repeats harmless work.
+    pub fn note(&mut self, changes: &[Change]) -> Result<(), Error> {
+        self.append(changes, false)
+    }
+
+    fn append(&mut self, changes: &[Change], durable: bool) -> Result<(), Error> {
         if self.journal.is_none() {
-            self.journal = Some(OpenOptions::new().create(true).append(true).open(&self.journal_path).map_err(io_err)?);
+            self.journal = Some(self.open_journal().map_err(|e| Error::Io(self.journal_path.clone(), e))?);
         }
         let mut lines = Vec::new();
         for c in changes {
@@ -558,17 +618,64 @@ impl Store {
             lines.push(b'\n');
         }
         let f = self.journal.as_mut().expect("opened above");
-        let durable = changes.iter().any(|c| matches!(c, Change::Pending { .. } | Change::Mkdir { .. } | Change::Moving(Some(_))));
-        f.write_all(&lines)
-            .and_then(|()| if durable { f.sync_data() } else { Ok(()) })
-            .map_err(|e| Error::Io(self.journal_path.clone(), e))?;
+        let result = f.write_all(&lines).and_then(|()| {
+            if durable {
+                crash_point(&self.journal_path);
+                f.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        result.map_err(|e| Error::Io(self.journal_path.clone(), e))?;
         self.journal_lines += changes.len();
         self.seal = None;
         Ok(())
     }
 
+    /// Opens the journal for appending. A last line without its newline was
+    /// torn by a crash or a power cut: it is cut off first, so that the next
+    /// record starts on a line of its own instead of gluing itself onto it.
+    fn open_journal(&self) -> io::Result<File> {
+        use io::{Read, Seek};
+        let mut f = OpenOptions::new().create(true).read(true).append(true).open(&self.journal_path)?;
+        let len = f.metadata()?.len();
+        if len == 0 {
+            return Ok(f);
+        }
+        let mut last = [0u8];
+        f.seek(io::SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            let mut text = Vec::new();
+            f.seek(io::SeekFrom::Start(0))?;
+            f.read_to_end(&mut text)?;
+            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            log::warn!(
+                "state journal {}: cut off a torn last line ({} bytes), left by a crash or a power cut",
+                self.journal_path.display(),
+                text.len() - keep
+            );
+            f.set_len(keep as u64)?;
+            f.sync_data()?;
+        }
+        Ok(f)
+    }
+
     pub fn journal_lines(&self) -> usize {
         self.journal_lines
+    }
+
+    /// Moves the snapshot (if any) and the journal aside; returns their new names.
+    fn set_aside_all(&self) -> io::Result<Vec<String>> {
+        let mut kept = Vec::new();
+        if self.path.exists() {
+            kept.push(self.set_aside()?.display().to_string());
+        }
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = suffixed(&self.journal_path, &format!(".damaged-{secs}"));
+        fs::rename(&self.journal_path, &aside)?;
+        kept.push(aside.display().to_string());
+        Ok(kept)
     }
 
     fn set_aside(&self) -> io::Result<PathBuf> {
@@ -593,6 +700,39 @@ impl Store {
         }
     }
 }
+
+/// Tests only, in debug builds: `YSYNC_TEST_CRASH_AT_SYNC=N` ends the
+/// process at the Nth point where a state file is about to be made durable,
+/// as `kill -9` would there (what was written stays in the page cache).
+/// `YSYNC_TEST_POWER_CUT_AT_SYNC=N` also loses half of what was written to
+/// that file since it was last made durable, as a power cut can, tearing a
+/// line. Release builds have neither.
+#[cfg(debug_assertions)]
+fn crash_point(file: &Path) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    static DURABLE: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
+    let n = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+    let at = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) == Some(n);
+    let len = fs::metadata(file).map_or(0, |m| m.len());
+    let mut durable = DURABLE.lock().unwrap_or_else(|e| e.into_inner());
+    let before = durable.iter().find(|(p, _)| p == file).map_or(0, |(_, l)| *l).min(len);
+    if at("YSYNC_TEST_POWER_CUT_AT_SYNC") {
+        let _ = OpenOptions::new().write(true).open(file).and_then(|f| f.set_len(before + (len - before) / 2));
+        eprintln!("test: power cut at state sync point {n} ({})", file.display());
+        std::process::abort();
+    }
+    if at("YSYNC_TEST_CRASH_AT_SYNC") {
+        eprintln!("test: crash at state sync point {n} ({})", file.display());
+        std::process::abort();
+    }
+    durable.retain(|(p, _)| p != file);
+    durable.push((file.to_path_buf(), len));
+}
+
+#[cfg(not(debug_assertions))]
+fn crash_point(_: &Path) {}
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -800,7 +940,9 @@ pub fn write_atomically(path: &Path, mode: u32, fill: impl FnOnce(&mut io::BufWr
         let file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         let mut w = io::BufWriter::with_capacity(64 << 10, file);
         fill(&mut w)?;
-        w.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
+        let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+        crash_point(&tmp);
+        file.sync_all()?;
     }
     fs::rename(&tmp, path)?;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -861,7 +1003,7 @@ mod tests {
         assert_eq!(store.read_seal(), None);
         // Neither does anything while an upload is unsettled.
         let mut unsettled = s.clone();
-        unsettled.pending.insert("c".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() });
+        unsettled.pending.insert("c".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
         assert_eq!(unsettled.seal(), None);
         // The state's seal depends on every compared field.
         let mut other = s.clone();
@@ -992,7 +1134,7 @@ mod tests {
             Change::Dir { path: "d".into() },
             Change::Pending {
                 path: "d/big".into(),
-                pending: Pending { size: 9, md5: String::new(), op: String::new(), temp: String::new() },
+                pending: Pending { size: 9, md5: String::new(), op: String::new(), temp: String::new(), at: 0 },
             },
             Change::Forget { path: "old".into() },
         ];
@@ -1011,7 +1153,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_last_journal_line_is_ignored_but_a_torn_middle_is_not() {
+    fn a_torn_last_journal_line_is_cut_before_the_next_record() {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("s.json");
         let j = t.path().join("s.json.journal");
@@ -1019,8 +1161,41 @@ mod tests {
         fs::write(&j, format!("{good}\n{{\"put\":{{\"pa")).unwrap();
         let mut store = Store::open(&p).unwrap();
         assert_eq!(store.load("/r").unwrap().files.keys().collect::<Vec<_>>(), ["a"]);
+        store.record(&[put("b")]).unwrap();
+        let text = fs::read_to_string(&j).unwrap();
+        assert_eq!(text, format!("{good}\n{}\n", serde_json::to_string(&put("b")).unwrap()), "the torn tail is gone");
+        drop(store);
+        assert_eq!(Store::open(&p).unwrap().load("/r").unwrap().files.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_journal_damaged_in_the_middle_is_kept_aside_and_the_state_starts_afresh() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        let j = t.path().join("s.json.journal");
+        let mut store = Store::open(&p).unwrap();
+        let mut s = State::new("/r");
+        s.files.insert("old".into(), rec(1));
+        store.save(&s).unwrap();
+        let good = serde_json::to_string(&put("a")).unwrap();
         fs::write(&j, format!("{{\"put\":{{\"pa\n{good}\n")).unwrap();
-        assert!(store.load("/r").unwrap_err().to_string().contains("line 1"));
+        assert_eq!(store.load("/r").unwrap(), State::new("/r"), "never a permanent stop");
+        assert!(!p.exists() && !j.exists());
+        let mut aside: Vec<String> = fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        aside.sort();
+        assert_eq!(aside.len(), 3, "{aside:?}"); // the lock, and both files kept for inspection
+        assert!(aside[0].starts_with("s.json.damaged-") && aside[1].starts_with("s.json.journal.damaged-"), "{aside:?}");
+        store.record(&[put("b")]).unwrap();
+        assert_eq!(store.load("/r").unwrap().files.keys().collect::<Vec<_>>(), ["b"], "and it works afresh");
+    }
+
+    #[test]
+    fn a_snapshot_left_half_written_by_a_crash_is_removed_at_the_next_start() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("s.json");
+        fs::write(t.path().join("s.json.tmp"), b"{\"version\":2,\"remo").unwrap();
+        Store::open(&p).unwrap();
+        assert!(!t.path().join("s.json.tmp").exists());
     }
 
     #[test]
@@ -1053,7 +1228,7 @@ mod tests {
         let mut s = State::new("/r");
         s.apply(&Change::Pending {
             path: "a".into(),
-            pending: Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new() },
+            pending: Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 },
         });
         s.apply(&put("a"));
         assert!(s.pending.is_empty());

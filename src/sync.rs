@@ -125,6 +125,80 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// The body of one upload: the file's first `size` bytes, hashed on the
+/// way. A file that ends early (it shrank since the scan: `copytruncate`, a
+/// vacuumed database) fails the read at once instead of answering 0 for
+/// ever, so the request ends short and the Disk keeps nothing of it. Just
+/// before the last bytes are handed out, the upload's md5 is journalled:
+/// from then on every byte may reach the Disk (see [`Pending::may_land`]).
+struct Body<'j, R> {
+    hashing: Hashing<R>,
+    size: u64,
+    /// The journal and the pending record to complete with the md5.
+    journal: Option<(&'j mut Store, String, Pending)>,
+    /// The record written before the last bytes, for the state in memory.
+    marked: Option<Change>,
+    journal_error: Option<state::Error>,
+}
+
+/// Files at least this large make the note "every byte may now go out"
+/// durable before their last bytes: for them a crash right after the body
+/// can leave the Disk finalising for a while. For smaller files the note
+/// survives a kill, and a power cut that loses it only sends the file again.
+const DURABLE_MARK_MIN: u64 = 1 << 20;
+
+impl<'j, R: Read> Body<'j, R> {
+    fn new(inner: R, size: u64, journal: (&'j mut Store, String, Pending)) -> Body<'j, R> {
+        Body { hashing: Hashing::new(inner), size, journal: Some(journal), marked: None, journal_error: None }
+    }
+
+    /// Journals the md5 that the whole body will have.
+    fn mark(&mut self) -> io::Result<()> {
+        let Some((store, path, pending)) = self.journal.take() else { return Ok(()) };
+        let md5 = state::hex(&self.hashing.md5.clone().finalize());
+        let change = Change::Pending { path, pending: Pending { md5, ..pending } };
+        let written = store.note(std::slice::from_ref(&change)).and_then(|()| if self.size >= DURABLE_MARK_MIN { store.sync() } else { Ok(()) });
+        match written {
+            Ok(()) => {
+                self.marked = Some(change);
+                Ok(())
+            }
+            Err(e) => {
+                let io = io::Error::other(e.to_string());
+                self.journal_error = Some(e);
+                Err(io)
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for Body<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.hashing.count == self.size {
+            self.mark()?; // an empty file: its one "last byte" is the end
+            return Ok(0);
+        }
+        let n = self.hashing.read(buf)?;
+        if n == 0 {
+            let e = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file shrank while it was uploaded ({} read of the {} it had); nothing of it is kept on the Disk, it is sent again next cycle",
+                    human_bytes(self.hashing.count),
+                    human_bytes(self.size)
+                ),
+            );
+            let copy = io::Error::new(e.kind(), e.to_string());
+            self.hashing.local_error = Some(e);
+            return Err(copy);
+        }
+        if self.hashing.count == self.size {
+            self.mark()?;
+        }
+        Ok(n)
+    }
+}
+
 /// Caps the upload rate (`bwlimit`) and logs progress of long uploads.
 struct Meter<R> {
     inner: R,
@@ -396,7 +470,7 @@ impl<'a> Syncer<'a> {
                 let Some(file) = self.open(entry)? else { return Ok(()) };
                 let d = hash_file(&file).map_err(Error::Local)?;
                 if d.sha256 != remote.sha256 {
-                    return self.upload(entry, &remote_path, tally);
+                    return self.upload_as(entry, &remote_path, tally, false);
                 }
                 log::info!("adopted {} (already on the Disk, same sha256)", entry.path);
                 tally.adopted += 1;
@@ -537,8 +611,9 @@ impl<'a> Syncer<'a> {
         match result {
             Err(Error::Md5Differs) => match self.remote.stat(remote_path)? {
                 None => Ok(()), // the unconfirmed upload never landed
-                // Without an md5 (killed mid-upload) the size is the best guard.
-                Some(f) if f.md5 == p.md5 || (p.md5.is_empty() && f.size == p.size) => {
+                // Records from before ysync noted the md5 ahead of the last
+                // bytes (`at == 0`) may lack it: the size is the best guard.
+                Some(f) if f.md5 == p.md5 || (p.at == 0 && p.md5.is_empty() && f.size == p.size) => {
                     self.remote.delete(remote_path, permanently, Some(&f.md5))
                 }
                 Some(_) => Err(Error::Md5Differs),
@@ -551,16 +626,31 @@ impl<'a> Syncer<'a> {
     /// answer) may still land. Waits a bounded time for its operation to end
     /// so that nothing acts on the path while it could still change.
     /// Its temporary name, if it had one, is removed.
+    ///
+    /// Only an upload whose every byte may have gone out can land
+    /// ([`Pending::may_land`]): one cut short, or whose link died unused,
+    /// is not waited for, whatever its operation says (the Disk reports a
+    /// link's operation `in-progress` from the moment it is issued).
     fn settle_pending(&mut self, path: &str) -> Result<(), Error> {
         let Some(p) = self.state.pending.get(path).cloned() else { return Ok(()) };
-        let deadline = Instant::now() + SETTLE_LIMIT;
-        let mut pause = Duration::from_millis(250);
-        while !p.op.is_empty() && self.remote.operation(&p.op)? == OpStatus::InProgress {
-            if Instant::now() > deadline {
-                return Err(Error::Timeout("an earlier upload of this file is still in progress on the Disk; trying next cycle".into()));
+        if !p.op.is_empty() && p.may_land(now_secs()) {
+            let limit = settle_limit(p.size);
+            let deadline = Instant::now() + limit;
+            let mut pause = Duration::from_millis(250);
+            while self.remote.operation(&p.op)? == OpStatus::InProgress {
+                if Instant::now() > deadline {
+                    // Its sender is dead (this process holds the lock), and
+                    // the Disk had time to finish a whole body: it never
+                    // got one. What there is at the path now decides.
+                    log::info!(
+                        "{path}: an earlier upload's operation is still in progress after {}s; the Disk never got its whole body",
+                        limit.as_secs()
+                    );
+                    break;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
         if !p.temp.is_empty() {
             self.remote.delete(&remote::join(&self.cfg.remote_dir, &p.temp), true, None)?;
@@ -587,22 +677,42 @@ impl<'a> Syncer<'a> {
     /// A failed upload is tried again with a new link (links are single-use),
     /// but first the Disk is asked whether the file landed anyway.
     fn upload(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<(), Error> {
+        // A file the state calls new is not expected on the Disk, so it is
+        // sent without `overwrite`: that costs nothing, and a refusal says
+        // the state is older than the Disk (a restored backup of the state
+        // folder, saves lost in a power cut). Then ysync looks first.
+        let fresh = !self.state.files.contains_key(&e.path) && !self.state.pending.contains_key(&e.path);
+        self.upload_as(e, remote_path, tally, fresh)
+    }
+
+    fn upload_as(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally, fresh: bool) -> Result<(), Error> {
         let started = Instant::now();
         self.settle_pending(&e.path)?;
         // Throttled types go up under a neutral name, then move into place.
         let temp =
             (self.cfg.throttle_workaround && media::is_throttled(&e.path, &self.cfg.throttled_ext)).then(|| media::temp_name(&e.path));
         let target = temp.as_ref().map_or_else(|| remote_path.to_string(), |t| remote::join(&self.cfg.remote_dir, t));
-        let sent = match self.send(e, &target, temp.as_deref().unwrap_or_default()) {
+        let sent = match self.send(e, &target, temp.as_deref().unwrap_or_default(), temp.is_some() || !fresh) {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(()), // vanished or unreadable since the scan
+            Err(Error::AlreadyExists) if fresh && temp.is_none() => return self.adopt_or_replace(e, remote_path, tally),
             Err(err) => {
                 self.drop_temp(temp.is_some(), &target);
                 return Err(err);
             }
         };
         if temp.is_some() {
-            match self.remote.move_to(&target, remote_path, true) {
+            let moved = match self.remote.move_to(&target, remote_path, !fresh) {
+                // Someone's file, or ours from an older state: the same
+                // bytes stay, other content is replaced like any upload.
+                Err(Error::AlreadyExists) if self.landed(remote_path, e.size, &sent.sha256) => {
+                    self.drop_temp(true, &target);
+                    Ok(())
+                }
+                Err(Error::AlreadyExists) => self.remote.move_to(&target, remote_path, true),
+                other => other,
+            };
+            match moved {
                 Ok(()) => {}
                 // The answer was lost but the move happened.
                 Err(Error::NotFound) if self.landed(remote_path, e.size, &sent.sha256) => {}
@@ -615,19 +725,49 @@ impl<'a> Syncer<'a> {
         self.uploaded(e, sent, started, tally)
     }
 
+    /// A file the state calls new is on the Disk already. Same sha256: it
+    /// is adopted without sending a byte; other content is replaced, as a
+    /// remote file at a local file's path always is.
+    fn adopt_or_replace(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<(), Error> {
+        let Some(file) = self.open(e)? else { return Ok(()) };
+        let d = hash_file(&file).map_err(Error::Local)?;
+        match self.remote.stat(remote_path)? {
+            Some(f) if f.size == e.size && f.sha256 == d.sha256 => {
+                log::info!("adopted {} (already on the Disk, same sha256)", e.path);
+                tally.adopted += 1;
+                self.change(Change::Put { path: e.path.clone(), rec: record(e, d) });
+                Ok(())
+            }
+            _ => self.upload_as(e, remote_path, tally, false),
+        }
+    }
+
     /// Sends the file to `target` until the Disk holds exactly its bytes:
     /// a new link per try, and after a failure a look whether it landed.
-    fn send(&mut self, e: &Entry, target: &str, temp: &str) -> Result<Option<Digests>, Error> {
+    /// Without `overwrite` a file already at `target` is not replaced:
+    /// `AlreadyExists` comes back before any byte is sent.
+    fn send(&mut self, e: &Entry, target: &str, temp: &str, overwrite: bool) -> Result<Option<Digests>, Error> {
         let mut backoff = Backoff::new();
         loop {
             let Some(file) = self.open(e)? else { return Ok(None) };
-            let link = self.remote.upload_link(target)?;
+            let link = self.remote.upload_link(target, overwrite)?;
             // Announced before the first byte, so a crash leaves a trace.
-            let pending = Pending { size: e.size, md5: String::new(), op: link.operation.clone(), temp: temp.to_string() };
-            self.change(Change::Pending { path: e.path.clone(), pending });
-            let mut body = Meter::new(Hashing::new(file.take(e.size)), &e.path, e.size, self.cfg.bwlimit);
+            let pending = Pending { size: e.size, md5: String::new(), op: link.operation.clone(), temp: temp.to_string(), at: now_secs() };
+            self.change(Change::Pending { path: e.path.clone(), pending: pending.clone() });
+            if self.journal_error.is_some() {
+                return Err(Error::Local(io::Error::other("the state journal cannot be written")));
+            }
+            let journal = (&mut *self.store, e.path.clone(), pending);
+            let mut body = Meter::new(Body::new(file.take(e.size), e.size, journal), &e.path, e.size, self.cfg.bwlimit);
             let result = self.remote.put(&link, &mut body, e.size);
-            let mut body = body.into_inner();
+            let Body { hashing: mut body, marked, journal_error, .. } = body.into_inner();
+            if let Some(err) = journal_error {
+                log::error!("{err}; stopping this cycle");
+                self.journal_error.get_or_insert(err.to_string());
+            }
+            if let Some(c) = marked {
+                self.state.apply(&c);
+            }
             if let Some(local) = body.local_error.take() {
                 return Err(Error::Local(local));
             }
@@ -765,8 +905,13 @@ impl<'a> Syncer<'a> {
     }
 }
 
-/// How long to wait for an earlier upload of unknown fate to end.
-const SETTLE_LIMIT: Duration = Duration::from_secs(20);
+/// How long to wait for an earlier upload of unknown fate, whose every
+/// byte may have gone out, to end: the Disk finalises a body before it
+/// answers, about 2 minutes per GiB (rclone's docs, `backend/yandex`), and
+/// small files within a second.
+fn settle_limit(size: u64) -> Duration {
+    Duration::from_secs(5 + (size.saturating_mul(120) >> 30))
+}
 
 /// How often to ask for a fresh upload's metadata after a 202 (~10 s).
 const CONFIRM_TRIES: u32 = 8;
@@ -805,6 +950,10 @@ fn action_size(a: &Action) -> String {
 fn failed_ancestor<'m>(failed: &'m BTreeMap<String, String>, path: &str) -> Option<&'m str> {
     // `""` is remote_dir itself: nothing can go in when it could not be made.
     failed.keys().find(|d| path.len() > d.len() && (d.is_empty() || scan::is_under(path, d))).map(String::as_str)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn now_ns() -> i64 {

@@ -206,8 +206,8 @@ impl Remote for Yandex {
         }
     }
 
-    fn upload_link(&mut self, path: &str) -> Result<Link, Error> {
-        let url = self.resource_url("resources/upload", path, "&overwrite=true");
+    fn upload_link(&mut self, path: &str, overwrite: bool) -> Result<Link, Error> {
+        let url = self.resource_url("resources/upload", path, &format!("&overwrite={overwrite}"));
         let link: LinkJson = json(&self.api_call("GET", &url)?.1)?;
         Ok(Link { href: link.href, operation: link.operation_id.unwrap_or_default() })
     }
@@ -319,6 +319,11 @@ pub fn agent(timeout: Duration) -> Agent {
         .timeout_recv_response(Some(timeout))
         .timeout_recv_body(Some(timeout))
         .timeout_send_request(Some(timeout))
+        // A peer that stops reading or answering is a stall, not a slow
+        // transfer: each write and each read gets `timeout` on its own,
+        // however long the whole upload takes.
+        .timeout_per_write(Some(timeout))
+        .timeout_per_read(Some(timeout))
         .user_agent(USER_AGENT)
         .max_redirects(0)
         .build()

@@ -51,6 +51,17 @@ pub enum FaultKind {
     Delay(Duration),
     /// Upload PUT only: answer 202 and place the file when the operation ends.
     Accepted,
+    /// SIGKILL the client (tests' crash points): before the request is
+    /// worked on, or after the work, instead of the answer.
+    Kill { after: bool },
+}
+
+/// A crash point: the client dies at its `request`-th request (counting
+/// from 1 over both ports), before or after the Disk did the work.
+#[derive(Debug, Clone, Copy)]
+pub struct KillAt {
+    pub request: u64,
+    pub after: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -196,6 +207,11 @@ struct Disk {
     schedule: std::collections::BTreeSet<(Instant, String)>,
     /// Overrides `Options::fault_rate` when set.
     fault_rate: Option<f64>,
+    /// Requests seen on both ports, for `kill_at`.
+    seen: u64,
+    kill_at: Option<KillAt>,
+    /// The process that `kill_at` kills.
+    victim: Arc<std::sync::atomic::AtomicU32>,
     /// Faults given out, explicit and random.
     faults_injected: u64,
     rng: u64,
@@ -345,6 +361,14 @@ impl FakeDisk {
         self.shared.disk.lock().unwrap().fault_rate = Some(rate);
     }
 
+    /// Kills the process whose id is then given to `victim` at a request,
+    /// counted from now.
+    pub fn kill_at(&self, at: KillAt) -> Arc<std::sync::atomic::AtomicU32> {
+        let mut d = self.disk();
+        d.kill_at = Some(KillAt { request: d.seen + at.request, ..at });
+        d.victim.clone()
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.disk().faults.push(fault);
     }
@@ -448,7 +472,12 @@ fn pre(shared: &Shared, key: &str, path: &str) -> Option<FaultKind> {
     }
     let mut d = shared.disk.lock().unwrap();
     *d.counts.entry(key.to_string()).or_default() += 1;
+    d.seen += 1;
     d.settle();
+    if let Some(k) = d.kill_at.filter(|k| k.request == d.seen) {
+        d.kill_at = None;
+        return Some(FaultKind::Kill { after: k.after });
+    }
     let kind =
         match d.faults.iter_mut().find(|f| f.times > 0 && (f.endpoint == "*" || f.endpoint == key) && path.contains(&f.path_contains)) {
             Some(f) => {
@@ -509,7 +538,11 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
         Some(FaultKind::Status(s, name)) => return Next::Reply(error(s, name, "Injected fault.")),
         Some(FaultKind::Reset) => return Next::Reset,
         Some(FaultKind::Delay(d)) => thread::sleep(d),
-        Some(FaultKind::Accepted | FaultKind::ResetAfter) | None => {}
+        Some(FaultKind::Kill { after: false }) => {
+            kill_victim(shared);
+            return Next::Reset;
+        }
+        Some(FaultKind::Accepted | FaultKind::ResetAfter | FaultKind::Kill { after: true }) | None => {}
     }
     let mut d = shared.disk.lock().unwrap();
     if let Some(reply) = d.oauth.handle(&shared.opts.oauth, &shared.opts.token, head, &body) {
@@ -536,6 +569,11 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
         (_, p) if p.starts_with("/v1/disk") => error(405, "MethodNotAllowedError", "Method not allowed."),
         _ => error(404, "NotFoundError", "Unknown endpoint."),
     };
+    drop(d);
+    if matches!(fault, Some(FaultKind::Kill { after: true })) {
+        kill_victim(shared);
+        return Next::Reset;
+    }
     if matches!(fault, Some(FaultKind::ResetAfter)) {
         return Next::Reset;
     }
@@ -967,6 +1005,10 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     if head.method != "PUT" {
         return Next::Reply(error(405, "MethodNotAllowedError", "Method not allowed."));
     }
+    if matches!(fault, Some(FaultKind::Kill { after: false })) {
+        kill_victim(shared); // the link stays unused
+        return Next::Reset;
+    }
     // Single use: the first request spends the link, whatever happens next.
     let (path, op_id, throttled) = {
         let mut d = shared.disk.lock().unwrap();
@@ -1049,10 +1091,28 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     if let Some(op) = d.ops.get_mut(&op_id) {
         op.done = true;
     }
+    drop(d);
+    if matches!(fault, Some(FaultKind::Kill { after: true })) {
+        kill_victim(shared);
+        return Next::Reset;
+    }
     if matches!(fault, Some(FaultKind::ResetAfter)) {
         return Next::Reset;
     }
     Next::Reply(Reply::empty(201))
+}
+
+/// SIGKILL to the process a test named (it may still be starting).
+fn kill_victim(shared: &Shared) {
+    let victim = shared.disk.lock().unwrap().victim.clone();
+    let start = Instant::now();
+    let mut pid = victim.load(Ordering::SeqCst);
+    while pid == 0 && start.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(1));
+        pid = victim.load(Ordering::SeqCst);
+    }
+    assert!(pid != 0, "kill_at without a victim");
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
 }
 
 /// Reads `buf` full, at most `rate` bytes per second (0: as fast as it comes).

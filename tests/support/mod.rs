@@ -347,3 +347,48 @@ pub fn assert_state_matches_remote(fx: &Fixture) {
         assert_eq!(rec[4].as_str().unwrap(), sha, "{path}: the state records other content than the Disk has");
     }
 }
+
+/// Runs `cmd` to its end, but never longer than `limit`: a run that takes
+/// longer is killed and the test fails, naming what it printed (no hangs).
+pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let readers = (
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+            v
+        }),
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = err.read_to_end(&mut v);
+            v
+        }),
+    );
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (readers.0.join().unwrap(), readers.1.join().unwrap());
+    match status {
+        Some(status) => Output { status, stdout, stderr },
+        None => panic!("still running after {limit:?}: a hang\n{}", String::from_utf8_lossy(&stderr)),
+    }
+}
+
+impl Fixture {
+    /// `ysync ARGS`, failing the test if it runs longer than `secs`.
+    pub fn ysync_within(&self, args: &[&str], secs: u64) -> Output {
+        output_within(self.command(args), std::time::Duration::from_secs(secs))
+    }
+}
