@@ -46,13 +46,32 @@ pub fn init(verbosity: i32) {
         if stamp {
             write!(buf, "{} ", utc_now())?;
         }
-        writeln!(buf, "{} {}", r.level(), r.args())
+        // One record, one line, whatever a name holds.
+        writeln!(buf, "{} {}", r.level(), one_line(&r.args().to_string()))
     });
     let logger = b.build();
     let max = logger.filter();
     if log::set_boxed_logger(Box::new(Guarded(logger))).is_ok() {
         log::set_max_level(max);
     }
+}
+
+/// `text` with control characters written as escapes (`\n`, `\t`,
+/// `\u{7}`), so that no file name can break a log line or forge one.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => format!("\\u{{{:x}}}", u32::from(c)),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// RFC 3339 UTC time of now, without pulling in a date crate.
@@ -90,6 +109,12 @@ pub fn utc(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_log_record_is_one_line_whatever_a_name_holds() {
+        assert_eq!(super::one_line("plain Фото+1.jpg"), "plain Фото+1.jpg");
+        assert_eq!(super::one_line("a\nINFO forged\tb\r\u{7}"), "a\\nINFO forged\\tb\\r\\u{7}");
+    }
+
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");

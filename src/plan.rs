@@ -276,17 +276,14 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
     Ok(p)
 }
 
-/// The idle cycle's fast path: one merge pass over the scan and the state
-/// (both sorted by path) that says whether anything at all changed. Any
-/// difference, or anything unsettled, falls through to the full plan.
 /// The seal of a state that tracks exactly this scan (see [`State::seal`]):
-/// equal to the saved seal exactly when `unchanged` would hold, so `once`
-/// can skip loading the state. `None` when the scan keeps remote copies of
-/// things it could not read.
-pub fn seal_of(scan: &Scan, remote_dir: &str) -> Option<Hex<16>> {
-    if !scan.kept.is_empty() {
-        return None;
-    }
+/// equal to the saved seal exactly when [`unchanged`] would hold, so `once`
+/// can skip loading the state.
+///
+/// Paths the scan keeps (excluded, unreadable) need no care here: when the
+/// state tracks something under one, the scan lacks it and the digests
+/// differ; when it tracks nothing there, there is nothing to do.
+pub fn seal_of(scan: &Scan, remote_dir: &str) -> Hex<16> {
     let mut f = Fingerprint::default();
     for e in &scan.entries {
         match e.kind {
@@ -294,12 +291,14 @@ pub fn seal_of(scan: &Scan, remote_dir: &str) -> Option<Hex<16>> {
             Kind::Dir => f.dir(&e.path),
         }
     }
-    Some(f.finish(remote_dir))
+    f.finish(remote_dir)
 }
 
+/// The idle cycle's fast path: one merge pass over the scan and the state
+/// (both sorted by path) that says whether anything at all changed. Any
+/// difference, or anything unsettled, falls through to the full plan.
 fn unchanged(scan: &Scan, state: &State) -> bool {
-    if !state.pending.is_empty() || !state.mkdirs.is_empty() || state.moving.is_some() || !state.dirs.contains("") || !scan.kept.is_empty()
-    {
+    if !state.pending.is_empty() || !state.mkdirs.is_empty() || state.moving.is_some() || !state.dirs.contains("") {
         return false;
     }
     let mut files = state.files.iter();
@@ -542,7 +541,7 @@ mod tests {
         let (s, st) = (scan_of(entries.clone()), synced(&entries));
         assert!(idle_fast(&s, &st));
         assert!(run(&s, &st).is_empty());
-        assert_ne!(seal_of(&s, "/elsewhere"), st.seal(), "a state for another remote_dir");
+        assert_ne!(Some(seal_of(&s, "/elsewhere")), st.seal(), "a state for another remote_dir");
     }
 
     #[test]
@@ -566,17 +565,27 @@ mod tests {
             assert!(!idle_fast(&scan_of(c.clone()), &st), "{c:?}");
         }
         let mut pending = st.clone();
-        pending.pending.insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
+        pending
+            .pending
+            .insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
         assert!(!idle_fast(&scan_of(entries.clone()), &pending));
+        // Something excluded or unreadable that the state does not track
+        // changes nothing: the fast path holds (any such path once turned
+        // it off, so every idle cycle read the whole state).
         let mut kept = scan_of(entries);
         kept.kept.push("a/unreadable".into());
-        assert!(!idle_fast(&kept, &st));
+        assert!(idle_fast(&kept, &st));
+        // One that hides a tracked file is not idle, and the plan keeps it.
+        let mut hiding = scan_of(vec![Entry::dir("a"), file("b", 1, 1, 1, 8)]);
+        hiding.kept.push("a/x".into());
+        assert!(!idle_fast(&hiding, &st));
+        assert!(run(&hiding, &st).is_empty());
     }
 
     /// Both fast paths give one answer: `unchanged` (the state in memory)
     /// and the seal (`once`, before loading the state).
     fn idle_fast(s: &Scan, st: &State) -> bool {
-        let by_seal = seal_of(s, &st.remote_dir).is_some_and(|seal| st.seal() == Some(seal));
+        let by_seal = st.seal() == Some(seal_of(s, &st.remote_dir));
         assert_eq!(unchanged(s, st), by_seal, "{s:?}");
         by_seal
     }

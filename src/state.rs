@@ -456,7 +456,9 @@ impl Store {
             // inspection and the state is rebuilt by adoption.
             Err(Error::Corrupt(_, why)) => {
                 self.journal = None;
-                let kept = self.set_aside_all().map_err(|io| Error::Corrupt(self.journal_path.clone(), format!("{why}; moving it aside failed: {io}")))?;
+                let kept = self
+                    .set_aside_all()
+                    .map_err(|io| Error::Corrupt(self.journal_path.clone(), format!("{why}; moving it aside failed: {io}")))?;
                 log::error!(
                     "state journal {} is damaged ({why}); kept as {} for inspection. Starting afresh: nothing is deleted, files on the Disk with the same sha256 are adopted, the rest uploaded again",
                     self.journal_path.display(),

@@ -157,7 +157,8 @@ impl<'j, R: Read> Body<'j, R> {
         let Some((store, path, pending)) = self.journal.take() else { return Ok(()) };
         let md5 = state::hex(&self.hashing.md5.clone().finalize());
         let change = Change::Pending { path, pending: Pending { md5, ..pending } };
-        let written = store.note(std::slice::from_ref(&change)).and_then(|()| if self.size >= DURABLE_MARK_MIN { store.sync() } else { Ok(()) });
+        let written =
+            store.note(std::slice::from_ref(&change)).and_then(|()| if self.size >= DURABLE_MARK_MIN { store.sync() } else { Ok(()) });
         match written {
             Ok(()) => {
                 self.marked = Some(change);
@@ -308,7 +309,7 @@ impl<'a> Syncer<'a> {
             // the same, nothing changed and the state need not be read.
             let compared = Instant::now();
             let saved = self.store.read_seal();
-            let same = saved.is_some() && plan::seal_of(&scan, &self.cfg.remote_dir) == saved;
+            let same = saved == Some(plan::seal_of(&scan, &self.cfg.remote_dir));
             log::debug!(
                 "state seal read and compared in {} ms: {}",
                 logging::ms(compared.elapsed()),

@@ -20,7 +20,8 @@ fn sigkill_at_random_moments_never_breaks_the_mirror() {
     let mut rng = Rng::from_env();
     // Links live 30 minutes, as on the real Disk: a kill between asking
     // for a link and using it must not block that file.
-    let slow = Options { latency: Duration::from_millis(5), upload_rate: 3 << 20, op_delay: Duration::from_millis(100), ..Options::default() };
+    let slow =
+        Options { latency: Duration::from_millis(5), upload_rate: 3 << 20, op_delay: Duration::from_millis(100), ..Options::default() };
     let fx = Fixture::with(FakeDisk::with(slow), "/Backup", "interval = 1\nmax_delete = 100%");
     fx.write("anchor.txt", "never deleted, so local_dir is never empty");
     for i in 0..12 {

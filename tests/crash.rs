@@ -24,7 +24,11 @@ const LARGEST: u64 = 1_200_000;
 fn prepared() -> Fixture {
     // Links live 30 minutes, as on the real Disk: nothing here may rely on
     // an unused link's operation ending early.
-    let fx = Fixture::with(FakeDisk::with(Options { op_delay: Duration::from_millis(20), ..Options::default() }), "/Backup", "max_delete = 100%");
+    let fx = Fixture::with(
+        FakeDisk::with(Options { op_delay: Duration::from_millis(20), ..Options::default() }),
+        "/Backup",
+        "max_delete = 100%",
+    );
     fx.write("anchor.txt", "never deleted");
     fx.write("a.txt", "touched only");
     fx.write("d/b.txt", "changes size");
