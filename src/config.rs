@@ -92,6 +92,10 @@ pub struct Config {
     /// Base of the REST API without a trailing slash.
     pub api_url: String,
     pub timeout: Duration,
+    /// Folders on another filesystem than `local_dir` are skipped (kept).
+    pub one_file_system: bool,
+    /// How often a full listing is compared with the state; zero: never.
+    pub reconcile: Duration,
 }
 
 /// A configuration error: where it is and what to do about it.
@@ -144,6 +148,8 @@ const KEYS: &[&str] = &[
     "bwlimit",
     "api_url",
     "timeout",
+    "one_file_system",
+    "reconcile",
     "client_id",
     "client_secret",
     "oauth_url",
@@ -386,6 +392,14 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         None => true,
         Some((o, v)) => boolean(&o, &v)?,
     };
+    let one_file_system = match get("one_file_system") {
+        None => false,
+        Some((o, v)) => boolean(&o, &v)?,
+    };
+    let reconcile = match get("reconcile") {
+        None => Duration::from_secs(7 * 86400),
+        Some((o, v)) => period(&o, &v)?,
+    };
     let max_delete = match get("max_delete") {
         None => MaxDelete::Percent(50),
         Some((o, v)) => parse_max_delete(&o, &v)?,
@@ -430,6 +444,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         bwlimit,
         api_url,
         timeout,
+        one_file_system,
+        reconcile,
     })
 }
 
@@ -533,6 +549,22 @@ fn number(o: &Origin, v: &str, min: u64) -> Result<u64, ConfigError> {
     }
 }
 
+/// `7d`, `12h`, `30m`, `90s` or plain seconds; `0` is off.
+fn period(o: &Origin, v: &str) -> Result<Duration, ConfigError> {
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => 0,
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if scale > 0 => Ok(Duration::from_secs(n.saturating_mul(scale))),
+        _ => Err(o.err(format!("`{v}` is not a period such as 7d, 12h, 30m or 0 (off)"))),
+    }
+}
+
 fn boolean(o: &Origin, v: &str) -> Result<bool, ConfigError> {
     match v.to_ascii_lowercase().as_str() {
         "yes" | "true" | "on" | "1" => Ok(true),
@@ -629,6 +661,8 @@ mod tests {
         assert!(c.throttle_workaround);
         assert_eq!(c.bwlimit, 0);
         assert_eq!(c.api_url, DEFAULT_API_URL);
+        assert!(!c.one_file_system);
+        assert_eq!(c.reconcile, Duration::from_secs(7 * 86400));
     }
 
     #[test]
@@ -636,8 +670,11 @@ mod tests {
         let c = parse_ok(
             "# a comment\n\n token = \"abc123\"  # trailing comment\nlocal_dir = /srv/photos/\nremote_dir = /Фото 2024/a+b/\n\
              interval = 300\nstate_file = /var/lib/ysync/p.json\ndelete = permanent\nexclude = *.tmp\nexclude = \"#tag/**\"\n\
-             throttle_workaround = no\nthrottled_ext = .MP3\nthrottled_ext = flac\nmax_delete = 200\nmin_age = 5\nbwlimit = 2M\napi_url = http://127.0.0.1:1/v1/disk/\ntimeout = 10\n",
+             throttle_workaround = no\nthrottled_ext = .MP3\nthrottled_ext = flac\nmax_delete = 200\nmin_age = 5\nbwlimit = 2M\napi_url = http://127.0.0.1:1/v1/disk/\ntimeout = 10\n\
+             one_file_system = yes\nreconcile = 12h\n",
         );
+        assert!(c.one_file_system);
+        assert_eq!(c.reconcile, Duration::from_secs(12 * 3600));
         assert_eq!(c.token.secret(), "abc123");
         assert_eq!(c.local_dir, PathBuf::from("/srv/photos"));
         assert_eq!(c.remote_dir, "/Фото 2024/a+b");
@@ -656,6 +693,17 @@ mod tests {
     }
 
     #[test]
+    fn reconcile_periods() {
+        for (given, secs) in [("0", 0), ("90", 90), ("90s", 90), ("30m", 1800), ("12h", 43200), ("7d", 604_800)] {
+            assert_eq!(parse_ok(&format!("{BASE}reconcile = {given}\n")).reconcile, Duration::from_secs(secs), "{given}");
+        }
+        for bad in ["7 days", "1w", "d", "-1d"] {
+            let e = parse_err(&format!("{BASE}reconcile = {bad}\n"));
+            assert!(e.starts_with("/etc/y.conf:4: reconcile: ") && e.contains("7d, 12h, 30m or 0"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn remote_dir_forms() {
         for (given, want) in [("disk:/", "/"), ("/", "/"), ("disk:/a//b/", "/a/b"), ("a/b", "/a/b"), ("/t 10:30", "/t 10:30")] {
             let c = parse_ok(&format!("token=t\nlocal_dir=/x\nremote_dir={given}\n"));
@@ -669,7 +717,7 @@ mod tests {
     fn errors_name_file_line_and_key() {
         assert_eq!(
             parse_err(&format!("{BASE}colour = red\n")),
-            "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout, client_id, client_secret, oauth_url)"
+            "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout, one_file_system, reconcile, client_id, client_secret, oauth_url)"
         );
         assert_eq!(parse_err(&format!("{BASE}interval = 5m\n")), "/etc/y.conf:4: interval: `5m` is not a whole number of seconds");
         assert_eq!(parse_err(&format!("{BASE}interval = 0\n")), "/etc/y.conf:4: interval: must be at least 1");

@@ -133,7 +133,7 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
 /// difference. Exit status: 0 when they agree, 1 when they do not, 3 for a
 /// rejected token, 4 when local_dir is missing.
 pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
-    let scan = match scan::scan(&cfg.local_dir, &cfg.exclude) {
+    let scan = match scan::scan(&cfg.local_dir, &cfg.exclude, cfg.one_file_system) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ysync: local_dir {} {e}", cfg.local_dir.display());

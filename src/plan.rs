@@ -6,7 +6,7 @@
 //! remaining deletions last, so a failed upload never leaves the remote with
 //! less than it had.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use crate::config::{DeleteMode, MaxDelete};
@@ -116,6 +116,12 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Files left for a later cycle because they are younger than `min_age`.
     pub deferred: Vec<String>,
+    /// Tracked mount points that are not mounted now (the folder is
+    /// missing, on its parent's filesystem again, or empty): nothing at or
+    /// under them is touched, and the cycle ends as a safety stop.
+    pub unmounted: Vec<String>,
+    /// The mount points to remember from now on, when they changed.
+    pub mounts: Option<BTreeSet<String>>,
 }
 
 /// Why a cycle deletes nothing and stops. Never lose data on a guess.
@@ -172,8 +178,12 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
         let dir = state.dirs.contains(p);
         opts.exclude.iter().any(|g| g.matches(p, dir)) || ancestors(p).any(|a| opts.exclude.iter().any(|g| g.matches(a, true)))
     };
-    let kept = |p: &str| scan.keeps(p) || (!opts.exclude.is_empty() && excluded(p));
+    let unreadable_or_excluded = |p: &str| scan.keeps(p) || (!opts.exclude.is_empty() && excluded(p));
+    // An unmounted disk under local_dir is not "everything in it deleted".
+    let unmounted: Vec<String> = state.mounts.iter().filter(|m| !unreadable_or_excluded(m) && !mounted(scan, state, m)).cloned().collect();
+    let kept = |p: &str| unreadable_or_excluded(p) || unmounted.iter().any(|m| p == m || is_under(p, m));
     let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
+    let mounts: BTreeSet<String> = scan.mounts.iter().filter(|m| !kept(m)).chain(&unmounted).cloned().collect();
 
     let tracked = state.files.len() as u64;
     if scan.entries.is_empty() && scan.kept.is_empty() && (tracked > 0 || state.dirs.iter().any(|d| !d.is_empty())) {
@@ -218,7 +228,7 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
         return Err(Stop::TooManyDeletes { count, tracked, limit: opts.max_delete });
     }
 
-    let mut p = Plan::default();
+    let mut p = Plan { mounts: (mounts != state.mounts).then_some(mounts), ..Plan::default() };
     let mut late = Vec::new();
     for (path, kind, files) in deletes {
         let action = if keep { Action::Forget { path, kind } } else { Action::Delete { path, kind, files } };
@@ -236,7 +246,7 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
     let mut creates: Vec<Action> = scan
         .entries
         .iter()
-        .filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path))
+        .filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path) && !kept(&e.path))
         .map(|e| if remote_dir(&e.path) { Action::AdoptDir(e.path.clone()) } else { Action::Mkdir(e.path.clone()) })
         .collect();
     creates.extend(dir_moves);
@@ -248,7 +258,7 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
     } else {
         state.files.iter().filter(|(k, _)| !exists_as(k, Kind::File) && !kept(k) && !state.pending.contains_key(*k)).collect()
     };
-    for e in scan.entries.iter().filter(|e| e.kind == Kind::File) {
+    for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !kept(&e.path)) {
         let old = state.files.get(&e.path);
         // A pending upload may have left other content there: send it again.
         let pending = state.pending.contains_key(&e.path);
@@ -273,7 +283,16 @@ pub fn plan_with_remote(scan: &Scan, state: &State, remote: Option<&Tree>, opts:
         });
     }
     p.actions.extend(late);
+    p.unmounted = unmounted;
     Ok(p)
+}
+
+/// Is the tracked mount point `m` mounted now? Not when its folder is gone,
+/// is on its parent's filesystem, or is empty while files under it are
+/// tracked (an empty mount point, or a fresh filesystem mounted there).
+fn mounted(scan: &Scan, state: &State, m: &str) -> bool {
+    let empty = !has_entry_under(scan, m) && !scan.kept.iter().any(|k| is_under(k, m));
+    scan.mounts.binary_search_by(|x| x.as_str().cmp(m)).is_ok() && !(empty && files_under(state, m) > 0)
 }
 
 /// The seal of a state that tracks exactly this scan (see [`State::seal`]):
@@ -335,7 +354,7 @@ fn find_moves(scan: &Scan, state: &State, seen: &HashMap<&str, &Entry>, kept: &d
         return (Vec::new(), None);
     }
     let mut pairs: Vec<(&str, &Entry)> = Vec::new();
-    for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !state.files.contains_key(&e.path)) {
+    for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !state.files.contains_key(&e.path) && !kept(&e.path)) {
         if let Some(slot) = by_inode.get_mut(&(e.inode, e.size, e.mtime_ns))
             && let Some(from) = slot.take()
         {
@@ -725,6 +744,43 @@ mod tests {
         let mut s = scan_of(vec![file("ok", 1, 1, 1, 3)]);
         s.kept = vec!["locked".into(), "x.tmp".into()];
         assert!(run(&s, &synced(&old)).is_empty());
+    }
+
+    #[test]
+    fn an_unmounted_sub_folder_is_kept_not_mirrored_as_deleted() {
+        let old = vec![Entry::dir("photos"), file("photos/1.jpg", 1, 1, 1, 1), Entry::dir("photos/2024"), file("a", 1, 1, 1, 3)];
+        let mut st = synced(&old);
+        st.mounts.insert("photos".into());
+        let mounted = Scan { mounts: vec!["photos".into()], ..scan_of(old.clone()) };
+        let p = plan(&mounted, &st, &opts()).unwrap();
+        assert!(p.actions.is_empty() && p.unmounted.is_empty() && p.mounts.is_none(), "{p:?}");
+        let new_file = file("b", 1, 1, 1, 4);
+        let cases = [
+            ("missing", vec![file("a", 1, 1, 1, 3), new_file.clone()], vec![]),
+            ("an empty folder on the parent's filesystem", vec![Entry::dir("photos"), file("a", 1, 1, 1, 3), new_file.clone()], vec![]),
+            ("mounted but empty", vec![Entry::dir("photos"), file("a", 1, 1, 1, 3), new_file.clone()], vec!["photos".to_string()]),
+            (
+                "shadow files under the mount point",
+                vec![Entry::dir("photos"), file("photos/other.jpg", 5, 1, 1, 9), file("a", 1, 1, 1, 3), new_file.clone()],
+                vec![],
+            ),
+        ];
+        for (what, entries, mounts) in cases {
+            let s = Scan { mounts, ..scan_of(entries) };
+            let p = plan(&s, &st, &opts()).unwrap();
+            assert_eq!(p.unmounted, ["photos"], "{what}");
+            let actions: Vec<String> = p.actions.iter().map(|a| a.to_string()).collect();
+            assert_eq!(actions, ["upload b (1 B)"], "{what}: the rest syncs, nothing under photos is touched");
+            assert_eq!(p.mounts, None, "{what}: still remembered");
+        }
+        // A new mount point is remembered; an excluded one is forgotten.
+        let s = Scan { mounts: vec!["photos".into(), "usb".into()], ..scan_of([old.clone(), vec![Entry::dir("usb")]].concat()) };
+        assert_eq!(plan(&s, &st, &opts()).unwrap().mounts, Some(["photos".to_string(), "usb".to_string()].into()));
+        let mut s = scan_of(vec![file("a", 1, 1, 1, 3)]);
+        s.kept = vec!["photos".into()];
+        let p = plan(&s, &st, &opts()).unwrap();
+        assert!(p.unmounted.is_empty() && p.actions.is_empty());
+        assert_eq!(p.mounts, Some(BTreeSet::new()));
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct Scan {
     /// Relative paths whose tracked state must be kept as it is (unreadable
     /// or excluded): nothing at or below them is deleted remotely.
     pub kept: Vec<String>,
+    /// Folders on another filesystem than their parent (mount points),
+    /// sorted. The plan remembers them, to notice one being unmounted.
+    pub mounts: Vec<String>,
 }
 
 impl Scan {
@@ -97,19 +100,21 @@ impl std::fmt::Display for RootError {
 /// Longest name the Disk accepts, in characters.
 const MAX_NAME_CHARS: usize = 255;
 
-pub fn scan(root: &Path, exclude: &[Glob]) -> Result<Scan, RootError> {
-    match fs::metadata(root) {
+/// With `one_file_system`, folders on another filesystem than `root` are
+/// not entered: they are kept, like excluded ones.
+pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan, RootError> {
+    let root_dev = match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RootError::Missing),
         Err(e) => return Err(RootError::Unreadable(e)),
         Ok(m) if !m.is_dir() => return Err(RootError::NotADir),
-        Ok(_) => {}
-    }
+        Ok(m) => m.dev(),
+    };
     let mut out = Scan::default();
     // Read the root before anything else: an unreadable root is a root error,
     // not an empty tree.
     let first = fs::read_dir(root).map_err(RootError::Unreadable)?;
-    let mut pending = vec![(String::new(), first)];
-    while let Some((prefix, dir)) = pending.pop() {
+    let mut pending = vec![(String::new(), first, root_dev)];
+    while let Some((prefix, dir, dev)) = pending.pop() {
         for item in dir {
             let item = match item {
                 Ok(i) => i,
@@ -144,10 +149,20 @@ pub fn scan(root: &Path, exclude: &[Glob]) -> Result<Scan, RootError> {
                 continue;
             }
             if ft.is_dir() {
+                // One fstatat per folder: a mount point's device differs.
+                let here = item.metadata().map_or(dev, |m| m.dev());
+                if here != dev && one_file_system {
+                    log::debug!("{rel} is on another filesystem; not entered (one_file_system = yes)");
+                    out.kept.push(rel);
+                    continue;
+                }
                 match fs::read_dir(item.path()) {
                     Ok(rd) => {
                         out.entries.push(Entry::dir(&rel));
-                        pending.push((rel, rd));
+                        if here != dev {
+                            out.mounts.push(rel.clone());
+                        }
+                        pending.push((rel, rd, here));
                     }
                     Err(e) => {
                         skip(&mut out, item.path(), format!("folder cannot be read: {e}"));
@@ -173,6 +188,7 @@ pub fn scan(root: &Path, exclude: &[Glob]) -> Result<Scan, RootError> {
     }
     out.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     out.kept.sort_unstable();
+    out.mounts.sort_unstable();
     Ok(out)
 }
 
@@ -243,7 +259,7 @@ mod tests {
     #[test]
     fn sorted_with_parents_first_and_stat_recorded() {
         let t = tree(&["b.txt", "a/x/y.txt", "a b.txt", "empty/"]);
-        let s = scan(t.path(), &[]).unwrap();
+        let s = scan(t.path(), &[], false).unwrap();
         assert_eq!(paths(&s), ["a", "a b.txt", "a/x", "a/x/y.txt", "b.txt", "empty"]);
         let f = s.entries.iter().find(|e| e.path == "b.txt").unwrap();
         assert_eq!(f.size, 5);
@@ -260,7 +276,7 @@ mod tests {
         let fifo = t.path().join("pipe");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         let _sock = std::os::unix::net::UnixListener::bind(t.path().join("sock")).unwrap();
-        let s = scan(t.path(), &[]).unwrap();
+        let s = scan(t.path(), &[], false).unwrap();
         assert_eq!(paths(&s), ["d", "ok.txt"]);
         let mut reasons: Vec<_> = s.skipped.iter().map(|k| (k.path.file_name().unwrap().to_str().unwrap(), k.reason.as_str())).collect();
         reasons.sort();
@@ -276,7 +292,7 @@ mod tests {
         let t = tree(&["ok.txt"]);
         fs::write(t.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
         fs::write(t.path().join("bell\u{7}.txt"), b"x").unwrap();
-        let s = scan(t.path(), &[]).unwrap();
+        let s = scan(t.path(), &[], false).unwrap();
         assert_eq!(paths(&s), ["ok.txt"]);
         assert_eq!(s.skipped.len(), 2);
     }
@@ -296,7 +312,7 @@ mod tests {
     fn excluded_and_unreadable_are_kept() {
         let t = tree(&["a.tmp", "cache/x", "keep.txt"]);
         let g = vec![Glob::new("*.tmp").unwrap(), Glob::new("cache/").unwrap()];
-        let s = scan(t.path(), &g).unwrap();
+        let s = scan(t.path(), &g, false).unwrap();
         assert_eq!(paths(&s), ["keep.txt"]);
         assert_eq!(s.kept, ["a.tmp", "cache"]);
     }
@@ -304,7 +320,7 @@ mod tests {
     #[test]
     fn root_problems() {
         let t = tree(&["f"]);
-        assert!(matches!(scan(&t.path().join("nope"), &[]), Err(RootError::Missing)));
-        assert!(matches!(scan(&t.path().join("f"), &[]), Err(RootError::NotADir)));
+        assert!(matches!(scan(&t.path().join("nope"), &[], false), Err(RootError::Missing)));
+        assert!(matches!(scan(&t.path().join("f"), &[], false), Err(RootError::NotADir)));
     }
 }

@@ -244,6 +244,10 @@ pub enum Change {
     Moving(Option<Moving>),
     /// How the last cycle ended.
     Last(LastCycle),
+    /// The tracked folders that are (or were, and are protected) mount points.
+    Mounts(BTreeSet<String>),
+    /// A full listing was compared with the state at this time.
+    Reconciled(u64),
     /// The state up to here has this seal (see [`State::seal`]).
     Seal(Hex<16>),
 }
@@ -276,6 +280,14 @@ pub struct State {
     pub moving: Option<Moving>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<LastCycle>,
+    /// Tracked folders that were mount points (another device than their
+    /// parent): one that is no longer mounted is not mirrored as deleted.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mounts: BTreeSet<String>,
+    /// When a full listing was last compared with the state (seconds since
+    /// the Unix epoch; 0: never).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reconciled: u64,
 }
 
 impl State {
@@ -289,6 +301,8 @@ impl State {
             mkdirs: BTreeSet::new(),
             moving: None,
             last: None,
+            mounts: BTreeSet::new(),
+            reconciled: 0,
         }
     }
 
@@ -311,6 +325,8 @@ impl State {
             }
             Change::Moving(m) => self.moving = m.clone(),
             Change::Last(l) => self.last = Some(l.clone()),
+            Change::Mounts(m) => self.mounts = m.clone(),
+            Change::Reconciled(t) => self.reconciled = *t,
             Change::Seal(_) => {}
         }
     }
@@ -799,6 +815,10 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         mkdirs: &'a BTreeSet<String>,
         moving: &'a Option<Moving>,
         last: &'a Option<LastCycle>,
+        #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+        mounts: &'a BTreeSet<String>,
+        #[serde(skip_serializing_if = "is_zero")]
+        reconciled: &'a u64,
         file_count: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         seal: Option<Hex<16>>,
@@ -811,6 +831,8 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         mkdirs: &state.mkdirs,
         moving: &state.moving,
         last: &state.last,
+        mounts: &state.mounts,
+        reconciled: &state.reconciled,
         file_count: state.files.len(),
         seal: state.seal(),
     };

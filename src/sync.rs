@@ -294,7 +294,7 @@ impl<'a> Syncer<'a> {
     pub fn cycle(&mut self, dry_run: bool) -> Outcome {
         let start = Instant::now();
         let local = self.cfg.local_dir.display();
-        let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude) {
+        let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system) {
             Ok(s) => s,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
         };
@@ -358,6 +358,16 @@ impl<'a> Syncer<'a> {
             Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
         };
         log::debug!("planned {} actions at {} ms", plan.actions.len(), logging::ms(start.elapsed()));
+        let unmounted = (!plan.unmounted.is_empty()).then(|| {
+            let which = plan.unmounted.join(", ");
+            format!(
+                "safety stop in {local}: {which} was a mount point and is not mounted now (its folder is missing, empty, or on the \
+                 parent's filesystem); nothing under it was deleted or uploaded, the rest was synced. Mount it again; to stop \
+                 mirroring it, add `exclude = {}/` (its remote copies stay)",
+                plan.unmounted[0]
+            )
+        });
+
         for p in &plan.deferred {
             log::debug!("{p} changed less than min_age ago; later");
         }
@@ -365,10 +375,16 @@ impl<'a> Syncer<'a> {
             for a in &plan.actions {
                 println!("{a}");
             }
+            if let Some(m) = &unmounted {
+                println!("{m}");
+            }
             println!("{} actions planned (dry run: nothing was changed)", plan.actions.len());
             return Outcome::Clean;
         }
 
+        if let Some(mounts) = plan.mounts.clone() {
+            self.change(Change::Mounts(mounts));
+        }
         let mut tally = Tally::default();
         let mut outcome = None;
         for action in &plan.actions {
@@ -420,7 +436,11 @@ impl<'a> Syncer<'a> {
                 }
             }
         }
-        let outcome = outcome.unwrap_or(if tally.failed.is_empty() { Outcome::Clean } else { Outcome::Failed(tally.failed.len()) });
+        let outcome = outcome.unwrap_or(match unmounted {
+            Some(m) => Outcome::SafetyStop(m),
+            None if tally.failed.is_empty() => Outcome::Clean,
+            None => Outcome::Failed(tally.failed.len()),
+        });
         let failed = tally.failed.len();
         if self.dirty || failed > 0 || self.state.last.as_ref().is_some_and(|l| !l.failed.is_empty()) {
             self.change(Change::Last(LastCycle {

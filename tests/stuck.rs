@@ -168,3 +168,88 @@ fn an_upload_link_left_unused_by_a_kill_does_not_block_the_file() {
     assert!(started.elapsed() < Duration::from_secs(4), "it waited {:?} on a dead link", started.elapsed());
     fx.assert_mirror();
 }
+
+/// Runs `ysync ARGS` in a mount namespace of its own where `sub` (under
+/// local_dir) is a fresh tmpfs holding `files`; `None` when this is not
+/// root or `unshare` is missing (the caller then skips, saying so).
+fn once_with_a_mount(fx: &Fixture, sub: &str, files: &[(&str, &str)], args: &[&str]) -> Option<std::process::Output> {
+    if !support::is_root() || std::process::Command::new("unshare").arg("--help").output().is_err() {
+        // CI runs as root with util-linux installed: there, a skip would hide a gap.
+        assert!(std::env::var_os("CI").is_none(), "CI must run the mount tests: root and unshare(1) are needed");
+        return None;
+    }
+    let dir = fx.path(sub);
+    fs::create_dir_all(&dir).unwrap();
+    let mut script = format!("mount -t tmpfs ysync-test '{}' || exit 99\n", dir.display());
+    for (name, text) in files {
+        let p = dir.join(name);
+        script.push_str(&format!("mkdir -p '{}' && printf %s '{text}' > '{}'\n", p.parent().unwrap().display(), p.display()));
+    }
+    let cmd = fx.command(args);
+    let prog = cmd.get_program().to_str().unwrap().to_string();
+    let quoted: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_str().unwrap())).collect();
+    script.push_str(&format!("exec '{prog}' {}\n", quoted.join(" ")));
+    let mut sh = std::process::Command::new("unshare");
+    sh.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => drop(sh.env(k, v)),
+            None => drop(sh.env_remove(k)),
+        }
+    }
+    let out = support::output_within(sh, Duration::from_secs(30));
+    assert_ne!(out.status.code(), Some(99), "mount failed: {}", stderr(&out));
+    Some(out)
+}
+
+/// `local_dir/photos` is a disk of its own. Unmounted (the mount point is
+/// left empty), missing, or mounted empty: nothing under it is deleted on
+/// the Disk, the rest of the tree still syncs, and the exit status says so.
+#[test]
+fn an_unmounted_sub_folder_is_never_mirrored_as_deleted() {
+    let fx = Fixture::new("max_delete = 100%");
+    fx.write("notes.txt", "n");
+    let photos = [("1.jpg", "one"), ("2024/2.jpg", "two")];
+    let Some(out) = once_with_a_mount(&fx, "photos", &photos, &["once"]) else {
+        println!("skipped: needs root and unshare(1) for a mount namespace");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.file("/Backup/photos/2024/2.jpg").as_deref(), Some(&b"two"[..]));
+
+    // Outside the namespace the mount point is an empty folder.
+    fx.write("new.txt", "the rest of the tree keeps syncing");
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("photos was a mount point and is not mounted now"), "{}", stderr(&out));
+    assert_eq!(fx.emu.file("/Backup/photos/1.jpg").as_deref(), Some(&b"one"[..]), "nothing deleted");
+    assert_eq!(fx.emu.file("/Backup/new.txt").as_deref(), Some(&b"the rest of the tree keeps syncing"[..]));
+    assert_eq!(fx.emu.trash().len(), 0);
+
+    // Mounted again, but empty (a fresh filesystem): still nothing deleted.
+    let out = once_with_a_mount(&fx, "photos", &[], &["once"]).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // The folder gone altogether: the same.
+    fs::remove_dir(fx.path("photos")).unwrap();
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(fx.emu.tree("/Backup/photos").len(), 3, "{:?}", fx.emu.tree("/Backup/photos"));
+
+    // Back with its files: an ordinary cycle again, changes go through.
+    let out = once_with_a_mount(&fx, "photos", &[("1.jpg", "one"), ("2024/2.jpg", "two, edited")], &["once"]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.file("/Backup/photos/2024/2.jpg").as_deref(), Some(&b"two, edited"[..]));
+}
+
+/// `one_file_system = yes`: a mount inside local_dir is not entered at all.
+#[test]
+fn one_file_system_skips_mounts_inside_local_dir() {
+    let fx = Fixture::new("one_file_system = yes");
+    fx.write("notes.txt", "n");
+    let Some(out) = once_with_a_mount(&fx, "usb", &[("big.iso", "not mine to upload")], &["once"]) else {
+        println!("skipped: needs root and unshare(1) for a mount namespace");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.tree("/Backup").keys().collect::<Vec<_>>(), ["notes.txt"]);
+}
