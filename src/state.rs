@@ -425,6 +425,8 @@ pub struct Store {
     journal_lines: usize,
     /// The seal the files on disk end with, as far as this process knows.
     seal: Option<Hex<16>>,
+    /// The reconcile time found next to that seal by `read_seal`.
+    sealed_reconciled: u64,
     _lock: File,
 }
 
@@ -456,7 +458,7 @@ impl Store {
             Err(e) => return Err(Error::Io(tmp, e)),
         }
         let journal_path = suffixed(path, ".journal");
-        Ok(Store { path: path.to_path_buf(), journal_path, journal: None, journal_lines: 0, seal: None, _lock: lock })
+        Ok(Store { path: path.to_path_buf(), journal_path, journal: None, journal_lines: 0, seal: None, sealed_reconciled: 0, _lock: lock })
     }
 
     /// The saved state, or a fresh one when there is none (or it describes
@@ -535,13 +537,22 @@ impl Store {
     /// The seal the saved state ends with, read without loading it: the
     /// journal's last line, or the snapshot's first when there is no
     /// journal. `None` when there is none or anything is unreadable (the
-    /// caller then loads the state, which reports the problem).
+    /// caller then loads the state, which reports the problem). The time of
+    /// the last reconcile, kept next to the seal, is then in
+    /// [`Store::sealed_reconciled`].
     pub fn read_seal(&mut self) -> Option<Hex<16>> {
-        self.seal = self.find_seal();
+        let found = self.find_seal();
+        self.seal = found.map(|f| f.0);
+        self.sealed_reconciled = found.map_or(0, |f| f.1);
         self.seal
     }
 
-    fn find_seal(&self) -> Option<Hex<16>> {
+    /// When the state that [`Store::read_seal`] found was last reconciled.
+    pub fn sealed_reconciled(&self) -> u64 {
+        self.sealed_reconciled
+    }
+
+    fn find_seal(&self) -> Option<(Hex<16>, u64)> {
         use io::{BufRead, Read, Seek};
         // A journal describes changes to a snapshot; without one (removed by
         // hand?) the seal describes something that is no longer there.
@@ -552,16 +563,18 @@ impl Store {
             Ok(mut f) => {
                 let len = f.metadata().ok()?.len();
                 if len > 0 {
-                    f.seek(io::SeekFrom::Start(len.saturating_sub(SEAL_LINE_MAX))).ok()?;
+                    f.seek(io::SeekFrom::Start(len.saturating_sub(2 * SEAL_LINE_MAX))).ok()?;
                     let mut tail = Vec::new();
                     f.read_to_end(&mut tail).ok()?;
-                    let line = tail.strip_suffix(b"\n")?;
-                    let start = line.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    let mut lines = tail.strip_suffix(b"\n")?.rsplit(|&b| b == b'\n');
                     // from_str, not from_slice: one copy of the parser in the binary.
-                    return match std::str::from_utf8(&line[start..]).ok().map(serde_json::from_str) {
-                        Some(Ok(Change::Seal(seal))) => Some(seal),
-                        _ => None,
+                    let parse = |l: Option<&[u8]>| std::str::from_utf8(l?).ok().and_then(|t| serde_json::from_str::<Change>(t).ok());
+                    let Some(Change::Seal(seal)) = parse(lines.next()) else { return None };
+                    let reconciled = match parse(lines.next()) {
+                        Some(Change::Reconciled(t)) => t,
+                        _ => 0,
                     };
+                    return Some((seal, reconciled));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -571,17 +584,25 @@ impl Store {
         struct Head {
             version: u32,
             seal: Option<Hex<16>>,
+            #[serde(default)]
+            reconciled: u64,
         }
         let mut head = String::new();
         io::BufReader::new(File::open(&self.path).ok()?).read_line(&mut head).ok()?;
-        serde_json::from_str::<Head>(&head).ok().filter(|h| h.version == VERSION)?.seal
+        let head = serde_json::from_str::<Head>(&head).ok().filter(|h| h.version == VERSION)?;
+        Some((head.seal?, head.reconciled))
     }
 
-    /// Makes the journal durable, then appends `seal` to it.
-    pub fn write_seal(&mut self, seal: Hex<16>) -> Result<(), Error> {
+    /// Makes the journal durable, then appends `seal` to it, after the time
+    /// of the last reconcile (so that an idle cycle knows both at once).
+    pub fn write_seal(&mut self, seal: Hex<16>, reconciled: u64) -> Result<(), Error> {
         let started = std::time::Instant::now();
         self.sync()?;
-        self.record(&[Change::Seal(seal)])?;
+        let mut lines = vec![Change::Seal(seal)];
+        if reconciled != 0 {
+            lines.insert(0, Change::Reconciled(reconciled));
+        }
+        self.record(&lines)?;
         self.seal = Some(seal);
         log::debug!("state sealed: {} journal lines, {} ms", self.journal_lines, crate::logging::ms(started.elapsed()));
         Ok(())
@@ -1009,15 +1030,17 @@ mod tests {
 
         let mut store = Store::open(&p).unwrap();
         assert_eq!(store.read_seal(), None, "nothing saved yet");
-        store.write_seal(sealed).unwrap();
+        store.write_seal(sealed, 0).unwrap();
         assert_eq!(store.read_seal(), None, "a journal without its snapshot");
         store.save(&s).unwrap();
         assert_eq!(store.read_seal(), Some(sealed), "from the snapshot");
         store.record(&[Change::Put { path: "b".into(), rec: rec(2) }]).unwrap();
         assert_eq!(store.read_seal(), None, "a change after the seal");
         s.files.insert("b".into(), rec(2));
-        store.write_seal(s.seal().unwrap()).unwrap();
+        s.reconciled = 77;
+        store.write_seal(s.seal().unwrap(), 77).unwrap();
         assert_eq!(store.read_seal(), s.seal(), "from the journal");
+        assert_eq!(store.sealed_reconciled(), 77, "with the time of the last reconcile");
         assert_ne!(s.seal(), Some(sealed));
         assert_eq!(store.load("/r").unwrap(), s);
         assert_eq!(store.seal(), s.seal(), "load knows the seal too");

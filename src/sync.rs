@@ -274,6 +274,8 @@ pub struct Syncer<'a> {
     dirty: bool,
     /// Writing the journal failed: stop acting, nothing could be recorded.
     journal_error: Option<String>,
+    /// An action found the Disk without something the state records.
+    suspect: bool,
 }
 
 impl<'a> Syncer<'a> {
@@ -288,6 +290,7 @@ impl<'a> Syncer<'a> {
             too_large: HashMap::new(),
             dirty: false,
             journal_error: None,
+            suspect: false,
         }
     }
 
@@ -309,7 +312,7 @@ impl<'a> Syncer<'a> {
             // the same, nothing changed and the state need not be read.
             let compared = Instant::now();
             let saved = self.store.read_seal();
-            let same = saved == Some(plan::seal_of(&scan, &self.cfg.remote_dir));
+            let same = saved == Some(plan::seal_of(&scan, &self.cfg.remote_dir)) && !self.reconcile_due(self.store.sealed_reconciled());
             log::debug!(
                 "state seal read and compared in {} ms: {}",
                 logging::ms(compared.elapsed()),
@@ -339,76 +342,123 @@ impl<'a> Syncer<'a> {
             min_age_ns: self.cfg.min_age.as_nanos() as i64,
             now_ns: now_ns(),
         };
-        // A fresh state (first run, or the state file was lost): see what is
-        // on the Disk already, so it is adopted instead of uploaded again.
-        let remote = if self.state.dirs.contains("") {
-            None
-        } else {
-            match self.remote.tree(&self.cfg.remote_dir) {
-                Ok(t) => t,
-                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Outcome::TokenRejected(e.to_string()),
-                Err(e) => {
-                    log::warn!("listing {} failed ({e}); files already there are uploaded again", self.cfg.remote_dir);
-                    None
-                }
-            }
-        };
-        let plan = match plan::plan_with_remote(&scan, &self.state, remote.as_ref(), &opts) {
-            Ok(p) => p,
-            Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
-        };
-        log::debug!("planned {} actions at {} ms", plan.actions.len(), logging::ms(start.elapsed()));
-        let unmounted = (!plan.unmounted.is_empty()).then(|| {
-            let which = plan.unmounted.join(", ");
-            format!(
-                "safety stop in {local}: {which} was a mount point and is not mounted now (its folder is missing, empty, or on the \
-                 parent's filesystem); nothing under it was deleted or uploaded, the rest was synced. Mount it again; to stop \
-                 mirroring it, add `exclude = {}/` (its remote copies stay)",
-                plan.unmounted[0]
-            )
-        });
-
-        for p in &plan.deferred {
-            log::debug!("{p} changed less than min_age ago; later");
-        }
-        if dry_run {
-            for a in &plan.actions {
-                println!("{a}");
-            }
-            if let Some(m) = &unmounted {
-                println!("{m}");
-            }
-            println!("{} actions planned (dry run: nothing was changed)", plan.actions.len());
-            return Outcome::Clean;
-        }
-
-        if let Some(mounts) = plan.mounts.clone() {
-            self.change(Change::Mounts(mounts));
-        }
         let mut tally = Tally::default();
-        let mut outcome = None;
-        for action in &plan.actions {
-            if let Some(why) = self.skip_reason(action, &tally) {
+        let mut outcome;
+        // A fresh state (first run, or the state file was lost) lists the
+        // Disk to adopt what is there; so does a reconcile, when one is due
+        // or when the Disk turns out to have lost what the state records
+        // (then at once, in a second pass of this cycle).
+        let mut listing = !self.state.dirs.contains("") || (!dry_run && self.reconcile_due(self.state.reconciled));
+        let mut actions = 0;
+        let (deferred, unmounted) = loop {
+            self.suspect = false;
+            let remote = if listing {
+                match self.list_remote(dry_run) {
+                    Ok(t) => t,
+                    Err(e) => return Outcome::TokenRejected(e.to_string()),
+                }
+            } else {
+                None
+            };
+            let plan = match plan::plan_with_remote(&scan, &self.state, remote.as_ref(), &opts) {
+                Ok(p) => p,
+                Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
+            };
+            log::debug!("planned {} actions at {} ms", plan.actions.len(), logging::ms(start.elapsed()));
+            let unmounted = (!plan.unmounted.is_empty()).then(|| {
+                let which = plan.unmounted.join(", ");
+                format!(
+                    "safety stop in {local}: {which} was a mount point and is not mounted now (its folder is missing, empty, or on the \
+                     parent's filesystem); nothing under it was deleted or uploaded, the rest was synced. Mount it again; to stop \
+                     mirroring it, add `exclude = {}/` (its remote copies stay)",
+                    plan.unmounted[0]
+                )
+            });
+            for p in &plan.deferred {
+                log::debug!("{p} changed less than min_age ago; later");
+            }
+            if dry_run {
+                for a in &plan.actions {
+                    println!("{a}");
+                }
+                if let Some(m) = &unmounted {
+                    println!("{m}");
+                }
+                println!("{} actions planned (dry run: nothing was changed)", plan.actions.len());
+                return Outcome::Clean;
+            }
+            if let Some(mounts) = plan.mounts.clone() {
+                self.change(Change::Mounts(mounts));
+            }
+            actions += plan.actions.len();
+            outcome = self.run_actions(&plan.actions, &mut tally);
+            if self.suspect && !listing && outcome.is_none() {
+                log::warn!("the Disk has lost something the state records; listing {} to repair it", self.cfg.remote_dir);
+                listing = true;
+                tally.failed.clear();
+                continue;
+            }
+            break (plan.deferred, unmounted);
+        };
+        let outcome = outcome.unwrap_or(match unmounted {
+            Some(m) => Outcome::SafetyStop(m),
+            None if tally.failed.is_empty() => Outcome::Clean,
+            None => Outcome::Failed(tally.failed.len()),
+        });
+        let failed = tally.failed.len();
+        if self.dirty || failed > 0 || self.state.last.as_ref().is_some_and(|l| !l.failed.is_empty()) {
+            self.change(Change::Last(LastCycle {
+                ended: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                result: outcome.to_string(),
+                failed: std::mem::take(&mut tally.failed),
+            }));
+        }
+        let saved = self.end_cycle();
+        if actions > 0 || !deferred.is_empty() {
+            log::info!(
+                "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {}s",
+                tally.uploaded,
+                human_bytes(tally.bytes),
+                tally.moved,
+                tally.adopted,
+                tally.unchanged,
+                tally.folders,
+                tally.deleted,
+                failed,
+                deferred.len(),
+                logging::secs(start.elapsed())
+            );
+        } else {
+            log::debug!("cycle done: nothing to do ({}s)", logging::secs(start.elapsed()));
+        }
+        match saved {
+            Err(e) if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) => Outcome::StateError(e.to_string()),
+            _ => outcome,
+        }
+    }
+
+    /// Carries out the plan's actions in order under the one error policy:
+    /// what ends the cycle (`Some`: a rejected token, a journal that cannot
+    /// be written), what ends uploads only (a full Disk), what skips one file
+    /// (over the size limit) and what fails one item until the next cycle.
+    fn run_actions(&mut self, actions: &[Action], tally: &mut Tally) -> Option<Outcome> {
+        for action in actions {
+            if let Some(why) = self.skip_reason(action, tally) {
                 tally.failed.insert(action.path().to_string(), why);
                 continue;
             }
-            let result = self.execute(action, &mut tally);
+            let result = self.execute(action, tally);
             if let Some(e) = &self.journal_error {
-                outcome = Some(Outcome::StateError(e.clone()));
-                break;
+                return Some(Outcome::StateError(e.clone()));
             }
             if self.store.journal_lines() >= state::JOURNAL_LIMIT
                 && let Err(e) = self.store.save(&self.state)
             {
-                outcome = Some(Outcome::StateError(e.to_string()));
-                break;
+                return Some(Outcome::StateError(e.to_string()));
             }
             match result {
                 Ok(()) => {}
-                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => {
-                    outcome = Some(Outcome::TokenRejected(e.to_string()));
-                    break;
-                }
+                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Some(Outcome::TokenRejected(e.to_string())),
                 Err(Error::InsufficientStorage) => {
                     tally.disk_full = true;
                     let free = self.remote.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
@@ -431,46 +481,63 @@ impl<'a> Syncer<'a> {
                     tally.failed.insert(action.path().to_string(), msg);
                 }
                 Err(e) => {
+                    // A folder the state records is not on the Disk: the
+                    // Disk was emptied or edited behind ysync's back.
+                    if matches!(e, Error::ParentMissing) || matches!((&e, action), (Error::NotFound, Action::Move { .. })) {
+                        self.suspect = true;
+                    }
                     log::warn!("failed: {action}: {e}");
                     tally.failed.insert(action.path().to_string(), e.to_string());
                 }
             }
         }
-        let outcome = outcome.unwrap_or(match unmounted {
-            Some(m) => Outcome::SafetyStop(m),
-            None if tally.failed.is_empty() => Outcome::Clean,
-            None => Outcome::Failed(tally.failed.len()),
-        });
-        let failed = tally.failed.len();
-        if self.dirty || failed > 0 || self.state.last.as_ref().is_some_and(|l| !l.failed.is_empty()) {
-            self.change(Change::Last(LastCycle {
-                ended: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                result: outcome.to_string(),
-                failed: std::mem::take(&mut tally.failed),
-            }));
+        None
+    }
+
+    /// Is a full comparison of the Disk with the state due (`reconcile`)?
+    fn reconcile_due(&self, last: u64) -> bool {
+        let every = self.cfg.reconcile.as_secs();
+        every > 0 && now_secs().saturating_sub(last) >= every
+    }
+
+    /// Lists `remote_dir`. With a state that tracks anything, this is a
+    /// reconcile: whatever the state records that the Disk does not hold
+    /// with the recorded size and sha256 is forgotten, so that the plan
+    /// uploads or creates it again (never deletes: foreign files stay
+    /// untouched). `Err` only for a rejected token; a listing that fails
+    /// otherwise is a warning, and the cycle goes on without it.
+    fn list_remote(&mut self, dry_run: bool) -> Result<Option<remote::Tree>, Error> {
+        let started = Instant::now();
+        let tree = match self.remote.tree(&self.cfg.remote_dir) {
+            Ok(t) => t,
+            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+            Err(e) => {
+                log::warn!("listing {} failed ({e}); trying again next cycle", self.cfg.remote_dir);
+                return Ok(None);
+            }
+        };
+        if dry_run {
+            return Ok(tree);
         }
-        let saved = self.end_cycle();
-        if !plan.actions.is_empty() || !plan.deferred.is_empty() {
-            log::info!(
-                "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {}s",
-                tally.uploaded,
-                human_bytes(tally.bytes),
-                tally.moved,
-                tally.adopted,
-                tally.unchanged,
-                tally.folders,
-                tally.deleted,
-                failed,
-                plan.deferred.len(),
-                logging::secs(start.elapsed())
+        let lost = lost_on_disk(&self.state, tree.as_ref());
+        let files = self.state.files.len();
+        if !lost.is_empty() {
+            log::warn!(
+                "{} of {files} synced files and folders are not on the Disk as ysync left them (deleted or changed there); \
+                 they are uploaded or created again, e.g. {}",
+                lost.len(),
+                lost.iter().take(3).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
             );
-        } else {
-            log::debug!("cycle done: nothing to do ({}s)", logging::secs(start.elapsed()));
+        } else if self.state.dirs.contains("") {
+            log::info!("reconciled: the Disk holds the {files} synced files as recorded ({}s)", logging::secs(started.elapsed()));
         }
-        match saved {
-            Err(e) if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) => Outcome::StateError(e.to_string()),
-            _ => outcome,
+        let mut changes: Vec<Change> = lost.into_iter().map(|path| Change::Forget { path }).collect();
+        if tree.is_none() && self.state.dirs.contains("") {
+            changes.push(Change::Forget { path: String::new() }); // remote_dir itself
         }
+        changes.push(Change::Reconciled(now_secs()));
+        self.changes(changes);
+        Ok(tree)
     }
 
     fn execute(&mut self, action: &Action, tally: &mut Tally) -> Result<(), Error> {
@@ -914,7 +981,7 @@ impl<'a> Syncer<'a> {
         let seal = self.state.seal();
         match seal {
             _ if self.dirty && self.store.compaction_due(self.state.files.len()) => self.store.save(&self.state)?,
-            Some(new) if seal != self.store.seal() => self.store.write_seal(new)?,
+            Some(new) if seal != self.store.seal() => self.store.write_seal(new, self.state.reconciled)?,
             _ if self.dirty => self.store.sync()?,
             _ => {}
         }
@@ -965,6 +1032,32 @@ fn action_size(a: &Action) -> String {
         Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => human_bytes(e.size),
         _ => "?".into(),
     }
+}
+
+/// What the state records that `tree` (the Disk's listing of remote_dir)
+/// lacks or holds otherwise: topmost missing folders (their contents go with
+/// them), then files missing or with another size or sha256 (a sha256 the
+/// Disk has not computed yet counts as the same). Everything when there
+/// is no remote_dir at all.
+fn lost_on_disk(state: &State, tree: Option<&remote::Tree>) -> Vec<String> {
+    let mut lost: Vec<String> = Vec::new();
+    let under_lost = |lost: &[String], p: &str| lost.iter().any(|d| scan::is_under(p, d));
+    for d in state.dirs.iter().filter(|d| !d.is_empty()) {
+        let there = tree.is_some_and(|t| t.get(d).is_some_and(|i| i.dir));
+        if !there && !under_lost(&lost, d) {
+            lost.push(d.clone());
+        }
+    }
+    let dirs = lost.len();
+    for (p, r) in &state.files {
+        let same = tree
+            .and_then(|t| t.get(p))
+            .is_some_and(|i| !i.dir && i.size == r.size && (i.sha256.is_empty() || i.sha256 == r.sha256.to_string()));
+        if !same && !under_lost(&lost[..dirs], p) {
+            lost.push(p.clone());
+        }
+    }
+    lost
 }
 
 /// The failed folder that `path` lies in, if any.

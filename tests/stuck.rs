@@ -253,3 +253,67 @@ fn one_file_system_skips_mounts_inside_local_dir() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fx.emu.tree("/Backup").keys().collect::<Vec<_>>(), ["notes.txt"]);
 }
+
+/// Someone deletes remote_dir in the Disk's web interface. The next change
+/// finds its folder missing (409): ysync lists the Disk at once, creates
+/// again what is missing and uploads again what is not there.
+#[test]
+fn a_deleted_remote_dir_is_rebuilt_by_the_next_cycle_that_notices() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.write("d/b.txt", "b");
+    fx.mkdir("empty");
+    fx.sync();
+    fx.emu.remove("/Backup");
+    fx.write("d/b.txt", "b, changed");
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not on the Disk as ysync left them"), "{}", stderr(&out));
+    fx.assert_mirror();
+    fx.emu.reset_counts();
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!((out.status.code(), fx.emu.total_requests()), (Some(0), 0), "then idle\n{}", stderr(&out));
+}
+
+/// Nothing changes locally, but the Disk was emptied or edited behind
+/// ysync's back: the periodic reconcile (`reconcile`) repairs it, and
+/// leaves files that are not ysync's alone.
+#[test]
+fn the_periodic_reconcile_repairs_a_disk_edited_behind_ysyncs_back() {
+    let fx = Fixture::new("reconcile = 2");
+    fx.write("a.txt", "a");
+    fx.write("d/b.txt", "b");
+    fx.write("d/c.txt", "c");
+    fx.sync();
+    fx.emu.remove("/Backup/d/b.txt");
+    fx.emu.put_file("/Backup/d/c.txt", b"edited in the web interface");
+    fx.emu.put_file("/Backup/theirs.txt", b"someone else's");
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "not due yet: an idle cycle asks nothing");
+    sleep(Duration::from_millis(2100));
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.file("/Backup/d/b.txt").as_deref(), Some(&b"b"[..]));
+    assert_eq!(fx.emu.file("/Backup/d/c.txt").as_deref(), Some(&b"c"[..]));
+    assert_eq!(fx.emu.file("/Backup/theirs.txt").as_deref(), Some(&b"someone else's"[..]), "foreign files untouched");
+    assert_eq!(fx.emu.count(PUT), 2, "only what was missing or different is sent");
+    // A reconcile that finds everything in order costs its listings only.
+    sleep(Duration::from_millis(2100));
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), fx.emu.count("GET /v1/disk/resources"), "{:?}", fx.emu.counts());
+    assert_eq!(fx.emu.count("GET /v1/disk/resources"), 2, "one listing per folder");
+}
+
+/// `reconcile = 0`: never listed, whatever happens on the Disk.
+#[test]
+fn reconcile_0_never_lists() {
+    let fx = Fixture::new("reconcile = 0");
+    fx.write("a.txt", "a");
+    fx.sync();
+    fx.emu.remove("/Backup/a.txt");
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0);
+}

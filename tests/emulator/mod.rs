@@ -316,6 +316,12 @@ impl FakeDisk {
         d.nodes.insert(path.to_string(), Node::File(Arc::new(data.to_vec())));
     }
 
+    /// Removes a file or a folder tree directly (not to the trash), as if
+    /// someone had deleted it in the Disk's web interface.
+    pub fn remove(&self, path: &str) {
+        self.disk().take_subtree(path);
+    }
+
     pub fn trash(&self) -> Vec<TrashEntry> {
         self.disk().trash.clone()
     }
