@@ -144,7 +144,8 @@ fn obtain(app: &Login) -> Result<String, Failure> {
     let code: DeviceCode = serde_json::from_str(&body)
         .map_err(|e| Failure::Again(format!("{url} answered something unexpected ({e}): {}", excerpt(&body))))?;
     let link = if code.verification_url.is_empty() { "https://ya.ru/device" } else { &code.verification_url };
-    let lifetime = Duration::from_secs(code.expires_in.unwrap_or(600).max(1));
+    // Yandex says 300 s; whatever it says, the wait ends within an hour.
+    let lifetime = Duration::from_secs(code.expires_in.unwrap_or(600).clamp(1, 3600));
     eprintln!(
         "To let ysync use your Yandex Disk, open\n\n    {link}\n\non any phone or computer, sign in, and enter the code\n\n    {}\n\n\
          The code is valid for {} minutes. Waiting for your answer (Ctrl-C to give up)...",

@@ -74,6 +74,10 @@ struct Embedded {
 /// Entries per listing page (the Disk's default is 20).
 const PAGE: usize = 1000;
 
+/// A folder listing longer than this (10 million entries) is a server that
+/// ignores `offset`, not a folder: the loop over pages must end.
+const MAX_PAGES: usize = 10_000;
+
 #[derive(Deserialize)]
 struct Disk {
     total_space: u64,
@@ -254,7 +258,12 @@ impl Remote for Yandex {
         const FIELDS: &str = "type,_embedded.total,_embedded.items.name,_embedded.items.type,\
                               _embedded.items.size,_embedded.items.sha256,_embedded.items.md5";
         let mut items = Vec::new();
+        let mut pages = 0;
         loop {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(Error::Protocol(format!("the listing of {path} did not end after {MAX_PAGES} pages")));
+            }
             let extra = format!("&limit={PAGE}&offset={}&fields={FIELDS}", items.len());
             let page: Listing = match self.api_call("GET", &self.resource_url("resources", path, &extra)) {
                 Ok((_, body)) => json(&body)?,
@@ -317,7 +326,10 @@ pub fn agent(timeout: Duration) -> Agent {
         .http_status_as_error(false)
         .timeout_connect(Some(timeout))
         .timeout_recv_response(Some(timeout))
-        .timeout_recv_body(Some(timeout))
+        // A whole answer body (a listing page is some 250 KB) gets ten times
+        // `timeout`, so a slow line still lists while a trickle cannot hold
+        // a cycle for ever; each read has `timeout` of its own (below).
+        .timeout_recv_body(Some(timeout * 10))
         .timeout_send_request(Some(timeout))
         // A peer that stops reading or answering is a stall, not a slow
         // transfer: each write and each read gets `timeout` on its own,

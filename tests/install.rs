@@ -115,6 +115,20 @@ fn help_man_page_and_readme_agree() {
             assert_eq!(own, help(&["help", c]));
         }
     }
+    // Every key of the example config is in the README's table and the man page.
+    let example = fs::read_to_string(root.join("ysync.conf.example")).unwrap();
+    let keys: Vec<&str> = example
+        .lines()
+        .filter_map(|l| l.trim_start_matches("# ").split_once(" = ").map(|(k, _)| k))
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect();
+    assert!(keys.len() > 15 && keys.contains(&"reconcile"), "{keys:?}");
+    for k in keys {
+        let row = |l: &str| l.starts_with("| `") && l.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{k}`")));
+        assert!(readme.lines().any(row), "{k} in the README's configuration table");
+        let tag = |l: &str| (l.starts_with(".B ") || l.starts_with(".BR ")) && l.split_whitespace().any(|w| w == k);
+        assert!(man.lines().any(tag), "{k} in the man page");
+    }
     for option in ["--config", "--dry-run", "--bwlimit", "--print", "--verbose", "--quiet", "--help", "--version"] {
         let roff = option.replace('-', "\\-");
         assert!(usage.contains(option), "{option} in --help");

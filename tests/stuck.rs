@@ -317,3 +317,36 @@ fn reconcile_0_never_lists() {
     fx.sync();
     assert_eq!(fx.emu.total_requests(), 0);
 }
+
+/// The uploader stops reading in the middle of a body (a hung peer, a
+/// dead NAT mapping): the write times out after `timeout`, the upload is
+/// tried again with a new link, and the cycle ends. Before, it waited for
+/// ever: only connecting and reading had a timeout.
+#[test]
+fn an_uploader_that_stops_reading_mid_body_is_a_timeout_not_a_hang() {
+    let fx = Fixture::new("timeout = 2");
+    fx.write("anchor.txt", "a");
+    fx.sync();
+    fx.write("big.bin", bytes(40 << 20, 5)); // far more than the socket buffers hold
+    fx.emu.reset_counts();
+    fx.emu.inject(emulator::Fault::new(PUT, emulator::FaultKind::Stall(Duration::from_secs(120)), 1));
+    let started = std::time::Instant::now();
+    let out = fx.ysync_within(&["once"], 40);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(fx.emu.count(PUT), 2, "tried again with a new link");
+    fx.assert_mirror();
+}
+
+/// `timeout` bounds each read and write, never a whole upload: a file that
+/// takes many times `timeout` to send goes through in one piece.
+#[test]
+fn an_upload_longer_than_timeout_is_not_cut() {
+    let fx = Fixture::new("timeout = 1\nbwlimit = 1M\nthrottle_workaround = no");
+    fx.write("video.bin", bytes(4 << 20, 6)); // 4 s at this rate
+    fx.emu.reset_counts();
+    let out = fx.ysync_within(&["once"], 40);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.count(PUT), 1, "one try\n{}", stderr(&out));
+    fx.assert_mirror();
+}

@@ -51,6 +51,9 @@ pub enum FaultKind {
     Delay(Duration),
     /// Upload PUT only: answer 202 and place the file when the operation ends.
     Accepted,
+    /// Upload PUT only: read half of the body, then stop reading (a peer
+    /// that hangs) for this long, then close the connection.
+    Stall(Duration),
     /// SIGKILL the client (tests' crash points): before the request is
     /// worked on, or after the work, instead of the answer.
     Kill { after: bool },
@@ -548,7 +551,7 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
             kill_victim(shared);
             return Next::Reset;
         }
-        Some(FaultKind::Accepted | FaultKind::ResetAfter | FaultKind::Kill { after: true }) | None => {}
+        Some(FaultKind::Accepted | FaultKind::ResetAfter | FaultKind::Stall(_) | FaultKind::Kill { after: true }) | None => {}
     }
     let mut d = shared.disk.lock().unwrap();
     if let Some(reply) = d.oauth.handle(&shared.opts.oauth, &shared.opts.token, head, &body) {
@@ -1053,7 +1056,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         return Next::Reply(Reply::empty(201));
     }
     let mut data = vec![0u8; len as usize];
-    let half = if matches!(fault, Some(FaultKind::Reset)) { len as usize / 2 } else { data.len() };
+    let half = if matches!(fault, Some(FaultKind::Reset | FaultKind::Stall(_))) { len as usize / 2 } else { data.len() };
     let fail_op = || {
         if let Some(op) = shared.disk.lock().unwrap().ops.get_mut(&op_id) {
             (op.done, op.failed) = (true, true);
@@ -1066,6 +1069,9 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     };
     if read_paced(reader, &mut data[..half], rate).is_err() || half < data.len() {
         fail_op(); // the body did not arrive whole: nothing is stored
+        if let Some(FaultKind::Stall(d)) = fault {
+            thread::sleep(d);
+        }
         return Next::Reset;
     }
     if let Some(FaultKind::Status(s, name)) = fault {
