@@ -144,6 +144,20 @@ def main():
         rows.append(("state load + save, one file changed", f"load {load_ms:.0f} ms + save {save_ms:.1f} ms "
                      f"= {(load_ms + save_ms) / (iw * 1000) * 100:.0f}% of an idle cycle", "≤ 10% of an idle cycle"))
 
+        # A reconcile: every folder listed and compared with the state.
+        rconf = config("tree", tree, "/bench/tree", "reconcile = 1\n")
+        time.sleep(1.1)
+        counts(reset=True)
+        wall, cpu, rss, log = ysync(rconf)
+        c = counts()
+        listings = c.get("GET /v1/disk/resources", 0)
+        rows.append((f"reconcile at {FILES} files (every `reconcile`, 7 days by default)",
+                     f"{listings} listing requests of {requests(c)} in all ({folders} folders, 1000 entries a page), "
+                     f"{wall:.1f} s wall, {cpu:.1f} s CPU, {rss / 1024:.1f} MiB peak; "
+                     f"{'nothing' if c.get('uploaded_bytes', 0) == 0 else 'something'} uploaded",
+                     "one request per folder and per 1000 entries; nothing sent"))
+        config("tree", tree, "/bench/tree")
+
         # Upload pipeline: one 1 GB file, and 10 000 files of 100 KiB.
         big = os.path.join(WORK, "big")
         os.makedirs(big)

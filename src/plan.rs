@@ -584,9 +584,10 @@ mod tests {
             assert!(!idle_fast(&scan_of(c.clone()), &st), "{c:?}");
         }
         let mut pending = st.clone();
-        pending
-            .pending
-            .insert("b".into(), crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
+        pending.pending.insert(
+            "b".into(),
+            crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+        );
         assert!(!idle_fast(&scan_of(entries.clone()), &pending));
         // Something excluded or unreadable that the state does not track
         // changes nothing: the fast path holds (any such path once turned
@@ -820,8 +821,14 @@ mod tests {
         let mut state = synced(std::slice::from_ref(&synced_a));
         // Killed mid-upload: `a` (unchanged since its record) and `b` (new,
         // deleted locally since).
-        state.pending.insert("a".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
-        state.pending.insert("b".into(), Pending { size: 7, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
+        state.pending.insert(
+            "a".into(),
+            Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+        );
+        state.pending.insert(
+            "b".into(),
+            Pending { size: 7, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+        );
         assert_eq!(run(&scan_of(vec![synced_a]), &state), ["upload a (1 B)", "delete b"]);
     }
 

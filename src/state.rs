@@ -182,6 +182,10 @@ pub struct Pending {
     /// written before ysync noted it). A link lives 30 minutes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub at: u64,
+    /// The md5s of earlier attempts at this path that may have landed: the
+    /// Disk holds one of them, or this attempt's, or what was there before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -199,8 +203,28 @@ impl Pending {
     /// one the body was cut short and the Disk cannot store it. (Records
     /// from before that rule have `at == 0` and are given the benefit of
     /// the doubt.)
+    /// Is `md5` the content of one of these attempts?
+    pub fn is_ours(&self, md5: &str) -> bool {
+        !md5.is_empty() && (self.md5 == md5 || self.earlier.iter().any(|m| m == md5))
+    }
+
+    /// The record of a new attempt at the same path: what this one may have
+    /// left on the Disk is remembered (a few at most).
+    pub fn next_attempt(&self, op: String, at: u64) -> Pending {
+        let mut earlier = self.earlier.clone();
+        if !self.md5.is_empty() && !earlier.contains(&self.md5) {
+            earlier.push(self.md5.clone());
+        }
+        let drop = earlier.len().saturating_sub(4);
+        earlier.drain(..drop);
+        Pending { md5: String::new(), op, at, earlier, ..self.clone() }
+    }
+
     pub fn may_land(&self, now: u64) -> bool {
-        (!self.md5.is_empty() || self.at == 0) && now.saturating_sub(self.at) < Pending::LINK_LIFE
+        if self.at == 0 {
+            return true;
+        }
+        !self.md5.is_empty() && now.saturating_sub(self.at) < Pending::LINK_LIFE
     }
 }
 
@@ -1050,7 +1074,10 @@ mod tests {
         assert_eq!(store.read_seal(), None);
         // Neither does anything while an upload is unsettled.
         let mut unsettled = s.clone();
-        unsettled.pending.insert("c".into(), Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 });
+        unsettled.pending.insert(
+            "c".into(),
+            Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+        );
         assert_eq!(unsettled.seal(), None);
         // The state's seal depends on every compared field.
         let mut other = s.clone();
@@ -1181,7 +1208,7 @@ mod tests {
             Change::Dir { path: "d".into() },
             Change::Pending {
                 path: "d/big".into(),
-                pending: Pending { size: 9, md5: String::new(), op: String::new(), temp: String::new(), at: 0 },
+                pending: Pending { size: 9, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
             },
             Change::Forget { path: "old".into() },
         ];
@@ -1271,11 +1298,31 @@ mod tests {
     }
 
     #[test]
+    fn only_an_upload_whose_every_byte_may_have_gone_out_can_still_land() {
+        let now = 10_000;
+        let p = |md5: &str, at: u64| Pending { size: 1, md5: md5.into(), op: "op".into(), temp: String::new(), at, earlier: Vec::new() };
+        assert!(!p("", now - 5).may_land(now), "cut short: the md5 is noted before the last bytes");
+        assert!(p("abc", now - 5).may_land(now), "the whole body may have reached the Disk");
+        assert!(!p("abc", now - Pending::LINK_LIFE).may_land(now), "older than a link lives");
+        assert!(p("", 0).may_land(now), "a record from before the rule: the benefit of the doubt");
+        // A second attempt remembers what the first may have left.
+        let second = p("aaa", now - 5).next_attempt("op2".into(), now);
+        assert_eq!((second.md5.as_str(), second.op.as_str(), second.earlier.clone()), ("", "op2", vec!["aaa".to_string()]));
+        assert!(second.is_ours("aaa") && !second.is_ours("bbb") && !second.is_ours(""));
+        let mut many = second;
+        for m in ["b", "c", "d", "e", "f"] {
+            many.md5 = m.into();
+            many = many.next_attempt("op".into(), now);
+        }
+        assert_eq!(many.earlier, ["c", "d", "e", "f"], "a few at most");
+    }
+
+    #[test]
     fn put_settles_a_pending_upload() {
         let mut s = State::new("/r");
         s.apply(&Change::Pending {
             path: "a".into(),
-            pending: Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0 },
+            pending: Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
         });
         s.apply(&put("a"));
         assert!(s.pending.is_empty());

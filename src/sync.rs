@@ -701,7 +701,7 @@ impl<'a> Syncer<'a> {
                 None => Ok(()), // the unconfirmed upload never landed
                 // Records from before ysync noted the md5 ahead of the last
                 // bytes (`at == 0`) may lack it: the size is the best guard.
-                Some(f) if f.md5 == p.md5 || (p.at == 0 && p.md5.is_empty() && f.size == p.size) => {
+                Some(f) if p.is_ours(&f.md5) || (p.at == 0 && p.md5.is_empty() && f.size == p.size) => {
                     self.remote.delete(remote_path, permanently, Some(&f.md5))
                 }
                 Some(_) => Err(Error::Md5Differs),
@@ -840,7 +840,17 @@ impl<'a> Syncer<'a> {
             let Some(file) = self.open(e)? else { return Ok(None) };
             let link = self.remote.upload_link(target, overwrite)?;
             // Announced before the first byte, so a crash leaves a trace.
-            let pending = Pending { size: e.size, md5: String::new(), op: link.operation.clone(), temp: temp.to_string(), at: now_secs() };
+            let pending = match self.state.pending.get(&e.path) {
+                Some(before) => Pending { size: e.size, temp: temp.to_string(), ..before.next_attempt(link.operation.clone(), now_secs()) },
+                None => Pending {
+                    size: e.size,
+                    md5: String::new(),
+                    op: link.operation.clone(),
+                    temp: temp.to_string(),
+                    at: now_secs(),
+                    earlier: Vec::new(),
+                },
+            };
             self.change(Change::Pending { path: e.path.clone(), pending: pending.clone() });
             if self.journal_error.is_some() {
                 return Err(Error::Local(io::Error::other("the state journal cannot be written")));

@@ -32,7 +32,10 @@ fn sigkill_at_random_moments_never_breaks_the_mirror() {
         for _ in 0..=rng.below(3) {
             mutate(&fx, &mut rng, 100 + step);
         }
-        let mut child = fx.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // YSYNC_TEST_LOGS=DIR keeps each killed run's log there, for a failing seed.
+        let logs = std::env::var_os("YSYNC_TEST_LOGS").map_or_else(|| fx.tmp.path().to_path_buf(), std::path::PathBuf::from);
+        let log = std::fs::File::create(logs.join(format!("run-{step:02}.log"))).unwrap();
+        let mut child = fx.command(&["-v", "run"]).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         sleep(Duration::from_millis(rng.below(700)));
         let before = fx.emu.total_requests();
         child.kill().unwrap(); // SIGKILL

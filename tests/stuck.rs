@@ -350,3 +350,29 @@ fn an_upload_longer_than_timeout_is_not_cut() {
     assert_eq!(fx.emu.count(PUT), 1, "one try\n{}", stderr(&out));
     fx.assert_mirror();
 }
+
+/// Killed right after an upload landed (its answer lost), then killed again
+/// during the next attempt at that file, which has another size now; then
+/// the file is deleted locally. The first attempt's copy is ysync's and must
+/// go too: the record of the second attempt remembers the first's md5.
+#[test]
+fn a_crash_during_a_second_attempt_does_not_leave_the_first_behind() {
+    let fx = Fixture::new("");
+    fx.write("anchor.txt", "a");
+    fx.sync();
+    let killed = |request: u64, after: bool| {
+        let victim = fx.emu.kill_at(emulator::KillAt { request, after });
+        let mut child = fx.command(&["once"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        victim.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(child.wait().unwrap().code(), None, "killed at request {request}");
+    };
+    fx.write("draft.doc", bytes(50_000, 1));
+    killed(2, true); // the upload link, then the PUT: stored, never answered
+    assert!(fx.emu.file("/Backup/draft.doc").is_some());
+    fx.write("draft.doc", bytes(60_000, 2));
+    killed(3, false); // the first attempt's operation, a new link, the PUT
+    fs::remove_file(fx.path("draft.doc")).unwrap();
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fx.assert_mirror();
+}
