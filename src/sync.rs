@@ -352,17 +352,24 @@ impl<'a> Syncer<'a> {
         let mut actions = 0;
         let (deferred, unmounted) = loop {
             self.suspect = false;
+            // Either ends the cycle, but what an earlier pass did is sealed.
             let remote = if listing {
                 match self.list_remote(dry_run) {
                     Ok(t) => t,
-                    Err(e) => return Outcome::TokenRejected(e.to_string()),
+                    Err(e) => {
+                        outcome = Some(Outcome::TokenRejected(e.to_string()));
+                        break (Vec::new(), None);
+                    }
                 }
             } else {
                 None
             };
             let plan = match plan::plan_with_remote(&scan, &self.state, remote.as_ref(), &opts) {
                 Ok(p) => p,
-                Err(stop) => return Outcome::SafetyStop(format!("safety stop in {local}: {stop}")),
+                Err(stop) => {
+                    outcome = Some(Outcome::SafetyStop(format!("safety stop in {local}: {stop}")));
+                    break (Vec::new(), None);
+                }
             };
             log::debug!("planned {} actions at {} ms", plan.actions.len(), logging::ms(start.elapsed()));
             let unmounted = (!plan.unmounted.is_empty()).then(|| {

@@ -755,7 +755,11 @@ impl Disk {
     fn relocate(&mut self, from: &str, to: &str) {
         self.take_subtree(to);
         for (k, n) in self.take_subtree(from) {
-            self.nodes.insert(format!("{to}{}", &k[from.len()..]), n);
+            let new = format!("{to}{}", &k[from.len()..]);
+            if let Some(size) = self.sunk.remove(&k) {
+                self.sunk.insert(new.clone(), size);
+            }
+            self.nodes.insert(new, n);
         }
     }
 
