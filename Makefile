@@ -11,6 +11,12 @@ X86   = x86_64-unknown-linux-musl
 ARM   = aarch64-unknown-linux-musl
 # No PIE for a static binary: smaller, nothing to relocate at start.
 STATIC_FLAGS = -C relocation-model=static
+# panic = "abort" unwinds nothing, so the unwind tables' search index
+# (.eh_frame_hdr, 31 KB) and ring's C unwind tables are dead weight; a panic
+# still prints its message, only its backtrace stays empty.
+X86_FLAGS = $(STATIC_FLAGS) -C link-arg=-Wl,--no-eh-frame-hdr
+ARM_FLAGS = $(STATIC_FLAGS) -C link-arg=--no-eh-frame-hdr
+NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
 .PHONY: bench build test test-native test-aarch64 demo emulator static static-aarch64 static-deps size \
         install install-files uninstall clean
@@ -50,7 +56,7 @@ static-deps:
 static:
 	@rustup target list --installed | grep -qx $(X86) || { echo "make static: the Rust target $(X86) is missing; run: rustup target add $(X86) (or make static-deps)" >&2; exit 1; }
 	@command -v musl-gcc >/dev/null || { echo "make static: musl-gcc is missing (ring compiles C with it); run: apt-get install musl-tools (or make static-deps)" >&2; exit 1; }
-	CC_x86_64_unknown_linux_musl=musl-gcc RUSTFLAGS="$(STATIC_FLAGS)" \
+	CC_x86_64_unknown_linux_musl=musl-gcc CFLAGS_x86_64_unknown_linux_musl="$(NO_UNWIND_CFLAGS)" RUSTFLAGS="$(X86_FLAGS)" \
 	    $(CARGO) build --release --locked --target $(X86)
 	@ls -l target/$(X86)/release/ysync
 
@@ -59,7 +65,7 @@ static-aarch64:
 	@rustup target list --installed | grep -qx $(ARM) || { echo "make static-aarch64: the Rust target $(ARM) is missing; run: rustup target add $(ARM) (or make static-deps)" >&2; exit 1; }
 	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "make static-aarch64: aarch64-linux-gnu-gcc is missing (ring compiles C with it); run: apt-get install gcc-aarch64-linux-gnu (or make static-deps)" >&2; exit 1; }
 	CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-	    RUSTFLAGS="$(STATIC_FLAGS)" $(CARGO) build --release --locked --target $(ARM)
+	    CFLAGS_aarch64_unknown_linux_musl="$(NO_UNWIND_CFLAGS)" RUSTFLAGS="$(ARM_FLAGS)" $(CARGO) build --release --locked --target $(ARM)
 	@ls -l target/$(ARM)/release/ysync
 
 # The core integration tests with the aarch64 binary, run by qemu.

@@ -40,6 +40,15 @@ pub fn status(cfg: &Config) -> i32 {
             state.pending.len() + usize::from(state.moving.is_some())
         );
     }
+    if !state.mounts.is_empty() {
+        let m: Vec<&str> = state.mounts.iter().map(String::as_str).collect();
+        println!("mounts       {} (never mirrored as deleted while unmounted)", m.join(", "));
+    }
+    match (state.reconciled, cfg.reconcile.as_secs()) {
+        (_, 0) => println!("reconciled   off (reconcile = 0)"),
+        (0, every) => println!("reconciled   not yet (every {})", period(every)),
+        (t, every) => println!("reconciled   {} (every {})", crate::logging::utc(t), period(every)),
+    }
     match &state.last {
         None => println!("last change  none recorded"),
         Some(l) => {
@@ -47,12 +56,23 @@ pub fn status(cfg: &Config) -> i32 {
             if !l.failed.is_empty() {
                 println!("failed then:");
                 for (path, why) in &l.failed {
-                    println!("  {path}: {why}");
+                    println!("  {}: {why}", crate::logging::one_line(path));
                 }
             }
         }
     }
     0
+}
+
+/// `7d`, `12h`, `30m` or seconds, as the config writes it.
+fn period(secs: u64) -> String {
+    match secs {
+        0 => "off".into(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Checks that everything is ready: the settings (token masked), local_dir,
@@ -68,14 +88,17 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     println!("   token        {:?}", cfg.token);
     println!("   api_url      {}", cfg.api_url);
     println!(
-        "   settings     interval {}s, delete = {:?}, max_delete = {}, min_age {}s, bwlimit {}, throttle_workaround {}, {} exclude patterns",
+        "   settings     interval {}s, delete = {:?}, max_delete = {}, min_age {}s, bwlimit {}, throttle_workaround {}, {} exclude patterns, \
+         one_file_system {}, reconcile {}",
         cfg.interval.as_secs(),
         cfg.delete,
         cfg.max_delete,
         cfg.min_age.as_secs(),
         if cfg.bwlimit == 0 { "none".to_string() } else { format!("{}/s", human_bytes(cfg.bwlimit)) },
         if cfg.throttle_workaround { "yes" } else { "no" },
-        cfg.exclude.len()
+        cfg.exclude.len(),
+        if cfg.one_file_system { "yes" } else { "no" },
+        period(cfg.reconcile.as_secs())
     );
     match std::fs::read_dir(&cfg.local_dir) {
         Ok(_) => row("local_dir", true, cfg.local_dir.display().to_string()),

@@ -101,8 +101,9 @@ configuration error, 3 token rejected, 4 safety stop, 5 locked."
 usage: ysync [-c FILE] status
 
 What the state file knows, without the network: files and bytes synced,
-when the last cycle with changes ended and how, and the items that
-failed then. Safe while `run` is going."
+when the last cycle with changes ended and how, the items that failed
+then, the mount points it watches, and when the Disk was last compared
+with the state (`reconcile`). Safe while `run` is going."
         }
         "verify" => {
             "\

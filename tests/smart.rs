@@ -218,6 +218,7 @@ fn status_tells_what_the_state_knows_without_network() {
     assert!(text.contains("synced       1 files, 2.0 KiB, in 1 folders"), "{text}");
     assert!(text.contains("1 items failed (retried next cycle)"), "{text}");
     assert!(text.contains("  bad.txt: the Disk had an internal error (HTTP 500)"), "{text}");
+    assert!(text.contains("reconciled   20") && text.contains("(every 7d)"), "the first run's listing counts: {text}");
     assert_eq!(fx.emu.total_requests(), 0, "status makes no request");
 }
 
