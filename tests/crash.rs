@@ -11,10 +11,9 @@ mod support;
 
 use std::fs;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use emulator::{FakeDisk, KillAt, Options};
+use emulator::{FakeDisk, Options};
 use support::{Fixture, assert_state_matches_remote, bytes, output_within, stderr};
 
 /// The largest file the reference cycle sends.
@@ -85,11 +84,7 @@ fn kill_at_every_request(after: bool) {
         let what = format!("killed at request {request} of {requests}, {} the work", if after { "after" } else { "before" });
         let fx = prepared();
         fx.emu.reset_counts();
-        let victim = fx.emu.kill_at(KillAt { request, after });
-        let mut child = fx.command(&["once"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-        victim.store(child.id(), Ordering::SeqCst);
-        let status = child.wait().unwrap();
-        assert_eq!(status.code(), None, "{what}: ysync was not killed");
+        fx.once_killed_at(request, after);
         converges(&fx, &what, reference_bytes);
     }
     println!("{} kill points converged", requests);

@@ -158,10 +158,7 @@ fn an_upload_link_left_unused_by_a_kill_does_not_block_the_file() {
     fx.sync();
     fx.write("report.pdf", bytes(300_000, 4));
     // Requests of that cycle: the upload link, then the PUT.
-    let victim = fx.emu.kill_at(emulator::KillAt { request: 2, after: false });
-    let mut child = fx.command(&["once"]).spawn().unwrap();
-    victim.store(child.id(), std::sync::atomic::Ordering::SeqCst);
-    assert_eq!(child.wait().unwrap().code(), None, "killed");
+    fx.once_killed_at(2, false);
     let started = std::time::Instant::now();
     let out = fx.ysync_within(&["once"], 60);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -360,12 +357,7 @@ fn a_crash_during_a_second_attempt_does_not_leave_the_first_behind() {
     let fx = Fixture::new("");
     fx.write("anchor.txt", "a");
     fx.sync();
-    let killed = |request: u64, after: bool| {
-        let victim = fx.emu.kill_at(emulator::KillAt { request, after });
-        let mut child = fx.command(&["once"]).stderr(std::process::Stdio::null()).spawn().unwrap();
-        victim.store(child.id(), std::sync::atomic::Ordering::SeqCst);
-        assert_eq!(child.wait().unwrap().code(), None, "killed at request {request}");
-    };
+    let killed = |request, after| fx.once_killed_at(request, after);
     fx.write("draft.doc", bytes(50_000, 1));
     killed(2, true); // the upload link, then the PUT: stored, never answered
     assert!(fx.emu.file("/Backup/draft.doc").is_some());

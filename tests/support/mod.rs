@@ -387,6 +387,17 @@ pub fn output_within(mut cmd: Command, limit: std::time::Duration) -> Output {
 }
 
 impl Fixture {
+    /// `ysync once`, killed (SIGKILL) by the emulator at its `request`-th
+    /// request from now, before or `after` the Disk did the work.
+    pub fn once_killed_at(&self, request: u64, after: bool) {
+        let victim = self.emu.kill_at(crate::emulator::KillAt { request, after });
+        let null = std::process::Stdio::null;
+        let mut child = self.command(&["once"]).stdout(null()).stderr(null()).spawn().unwrap();
+        victim.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), None, "ysync was not killed at request {request} ({status})");
+    }
+
     /// `ysync ARGS`, failing the test if it runs longer than `secs`.
     pub fn ysync_within(&self, args: &[&str], secs: u64) -> Output {
         output_within(self.command(args), std::time::Duration::from_secs(secs))
