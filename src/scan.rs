@@ -12,6 +12,9 @@
 //! - A folder or file that cannot be read is reported in `kept`: the plan
 //!   keeps everything tracked under it instead of deleting it remotely.
 //! - Excluded paths are also `kept`: excluding something never deletes it.
+//! - A folder met a second time (a bind mount, perhaps of its own ancestor,
+//!   which would otherwise nest until paths grow too long) is skipped with a
+//!   warning and kept.
 //! - No file is opened or hashed here; that is the executor's job.
 
 use std::fs;
@@ -103,17 +106,18 @@ const MAX_NAME_CHARS: usize = 255;
 /// With `one_file_system`, folders on another filesystem than `root` are
 /// not entered: they are kept, like excluded ones.
 pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan, RootError> {
-    let root_dev = match fs::metadata(root) {
+    let (root_dev, root_ino) = match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RootError::Missing),
         Err(e) => return Err(RootError::Unreadable(e)),
         Ok(m) if !m.is_dir() => return Err(RootError::NotADir),
-        Ok(m) => m.dev(),
+        Ok(m) => (m.dev(), m.ino()),
     };
     let mut out = Scan::default();
     // Read the root before anything else: an unreadable root is a root error,
     // not an empty tree.
     let first = fs::read_dir(root).map_err(RootError::Unreadable)?;
     let mut pending = vec![(String::new(), first, root_dev)];
+    let mut folders = std::collections::HashSet::from([(root_dev, root_ino)]);
     while let Some((prefix, dir, dev)) = pending.pop() {
         for item in dir {
             let item = match item {
@@ -149,10 +153,17 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
                 continue;
             }
             if ft.is_dir() {
-                // One fstatat per folder: a mount point's device differs.
-                let here = item.metadata().map_or(dev, |m| m.dev());
+                // One fstatat per folder: a mount point's device differs,
+                // and a folder seen before is a bind mount (maybe of its
+                // own ancestor: a loop that would nest without end).
+                let (here, ino) = item.metadata().map_or((dev, 0), |m| (m.dev(), m.ino()));
                 if here != dev && one_file_system {
                     log::debug!("{rel} is on another filesystem; not entered (one_file_system = yes)");
+                    out.kept.push(rel);
+                    continue;
+                }
+                if ino != 0 && !folders.insert((here, ino)) {
+                    skip(&mut out, item.path(), "the same folder as one seen before (a bind mount); not entered again".into());
                     out.kept.push(rel);
                     continue;
                 }

@@ -170,11 +170,6 @@ fn an_upload_link_left_unused_by_a_kill_does_not_block_the_file() {
 /// local_dir) is a fresh tmpfs holding `files`; `None` when this is not
 /// root or `unshare` is missing (the caller then skips, saying so).
 fn once_with_a_mount(fx: &Fixture, sub: &str, files: &[(&str, &str)], args: &[&str]) -> Option<std::process::Output> {
-    if !support::is_root() || std::process::Command::new("unshare").arg("--help").output().is_err() {
-        // CI runs as root with util-linux installed: there, a skip would hide a gap.
-        assert!(std::env::var_os("CI").is_none(), "CI must run the mount tests: root and unshare(1) are needed");
-        return None;
-    }
     let dir = fx.path(sub);
     fs::create_dir_all(&dir).unwrap();
     let mut script = format!("mount -t tmpfs ysync-test '{}' || exit 99\n", dir.display());
@@ -182,6 +177,19 @@ fn once_with_a_mount(fx: &Fixture, sub: &str, files: &[(&str, &str)], args: &[&s
         let p = dir.join(name);
         script.push_str(&format!("mkdir -p '{}' && printf %s '{text}' > '{}'\n", p.parent().unwrap().display(), p.display()));
     }
+    in_a_mount_namespace(fx, &script, args)
+}
+
+/// Runs the shell `setup` (exit 99 on failure), then `ysync ARGS`, in a
+/// mount namespace of their own; `None` when this is not root or `unshare`
+/// is missing.
+fn in_a_mount_namespace(fx: &Fixture, setup: &str, args: &[&str]) -> Option<std::process::Output> {
+    if !support::is_root() || std::process::Command::new("unshare").arg("--help").output().is_err() {
+        // CI runs as root with util-linux installed: there, a skip would hide a gap.
+        assert!(std::env::var_os("CI").is_none(), "CI must run the mount tests: root and unshare(1) are needed");
+        return None;
+    }
+    let mut script = setup.to_string();
     let cmd = fx.command(args);
     let prog = cmd.get_program().to_str().unwrap().to_string();
     let quoted: Vec<String> = cmd.get_args().map(|a| format!("'{}'", a.to_str().unwrap())).collect();
@@ -367,4 +375,25 @@ fn a_crash_during_a_second_attempt_does_not_leave_the_first_behind() {
     let out = fx.ysync_within(&["once"], 30);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     fx.assert_mirror();
+}
+
+/// A bind mount of local_dir inside itself (`mount --bind /srv /srv/a/loop`,
+/// a NAS admin's slip) must not nest the tree until paths grow too long:
+/// the folder met again is skipped with a warning.
+#[test]
+fn a_bind_mount_loop_is_entered_once() {
+    let fx = Fixture::new("");
+    fx.write("a/photo.jpg", "p");
+    fx.write("notes.txt", "n");
+    fx.mkdir("a/loop");
+    let local = fx.local.display();
+    let setup = format!("mount --bind '{local}' '{local}/a/loop' || exit 99\n");
+    let Some(out) = in_a_mount_namespace(&fx, &setup, &["once"]) else {
+        println!("skipped: needs root and unshare(1) for a mount namespace");
+        return;
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("a/loop: the same folder as one seen before (a bind mount)"), "{}", stderr(&out));
+    let remote: Vec<String> = fx.emu.tree("/Backup").into_keys().collect();
+    assert_eq!(remote, ["a", "a/photo.jpg", "notes.txt"]);
 }
