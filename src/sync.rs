@@ -750,6 +750,10 @@ impl<'a> Syncer<'a> {
         if !p.temp.is_empty() {
             self.remote.delete(&remote::join(&self.cfg.remote_dir, &p.temp), true, None)?;
         }
+        // Settled for this process: nothing to wait for or remove again.
+        if let Some(p) = self.state.pending.get_mut(path) {
+            (p.op, p.temp) = (String::new(), String::new());
+        }
         Ok(())
     }
 
@@ -783,6 +787,12 @@ impl<'a> Syncer<'a> {
     fn upload_as(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally, fresh: bool) -> Result<(), Error> {
         let started = Instant::now();
         self.settle_pending(&e.path)?;
+        // An earlier attempt may have landed whole, its answer lost to a
+        // crash: when the Disk holds exactly this file, nothing is sent again.
+        let landed_before = self.state.pending.get(&e.path).is_some_and(|p| !p.md5.is_empty() || !p.earlier.is_empty());
+        if landed_before && self.adopt_if_there(e, remote_path, tally)? {
+            return Ok(());
+        }
         // Throttled types go up under a neutral name, then move into place.
         let temp =
             (self.cfg.throttle_workaround && media::is_throttled(&e.path, &self.cfg.throttled_ext)).then(|| media::temp_name(&e.path));
@@ -790,7 +800,13 @@ impl<'a> Syncer<'a> {
         let sent = match self.send(e, &target, temp.as_deref().unwrap_or_default(), temp.is_some() || !fresh) {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(()), // vanished or unreadable since the scan
-            Err(Error::AlreadyExists) if fresh && temp.is_none() => return self.adopt_or_replace(e, remote_path, tally),
+            // Sent without overwrite and refused: look first.
+            Err(Error::AlreadyExists) if fresh && temp.is_none() => {
+                return match self.adopt_if_there(e, remote_path, tally)? {
+                    true => Ok(()),
+                    false => self.upload_as(e, remote_path, tally, false),
+                };
+            }
             Err(err) => {
                 self.drop_temp(temp.is_some(), &target);
                 return Err(err);
@@ -820,20 +836,20 @@ impl<'a> Syncer<'a> {
         self.uploaded(e, sent, started, tally)
     }
 
-    /// A file the state calls new is on the Disk already. Same sha256: it
-    /// is adopted without sending a byte; other content is replaced, as a
-    /// remote file at a local file's path always is.
-    fn adopt_or_replace(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<(), Error> {
-        let Some(file) = self.open(e)? else { return Ok(()) };
+    /// Does the Disk hold exactly this file at `remote_path` (an older state,
+    /// or an upload whose answer a crash lost)? Then it is recorded without
+    /// sending a byte. `false`: other content, or none; the caller uploads.
+    fn adopt_if_there(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<bool, Error> {
+        let Some(file) = self.open(e)? else { return Ok(true) }; // gone since the scan: nothing to send
         let d = hash_file(&file).map_err(Error::Local)?;
         match self.remote.stat(remote_path)? {
             Some(f) if f.size == e.size && f.sha256 == d.sha256 => {
                 log::info!("adopted {} (already on the Disk, same sha256)", e.path);
                 tally.adopted += 1;
                 self.change(Change::Put { path: e.path.clone(), rec: record(e, d) });
-                Ok(())
+                Ok(true)
             }
-            _ => self.upload_as(e, remote_path, tally, false),
+            _ => Ok(false),
         }
     }
 

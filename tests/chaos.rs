@@ -86,7 +86,13 @@ fn thirty_percent_of_requests_failing_still_converges() {
     }
     let (faults, requests) = (fx.emu.faults_injected(), fx.emu.total_requests());
     println!("cycles to converge per round: {cycles:?}; {faults} of {requests} requests failed");
-    assert!(faults * 5 >= requests, "the fault rate was really above 20%");
+    // Each request fails with probability 0.3: the count is binomial, and
+    // four standard deviations below its mean is what "really about 30%"
+    // can promise (a fixed 20% floor failed one run in a few hundred when a
+    // run happened to make few requests).
+    let n = requests as f64;
+    let floor = 0.3 * n - 4.0 * (0.21 * n).sqrt();
+    assert!(faults as f64 >= floor, "only {faults} of {requests} requests failed: the fault rate was not 30%");
     fx.emu.set_fault_rate(0.0);
     fx.assert_mirror();
     assert_state_matches_remote(&fx);

@@ -397,3 +397,24 @@ fn a_bind_mount_loop_is_entered_once() {
     let remote: Vec<String> = fx.emu.tree("/Backup").into_keys().collect();
     assert_eq!(remote, ["a", "a/photo.jpg", "notes.txt"]);
 }
+
+/// A big upload landed, but ysync was killed before the Disk's answer came
+/// ("failed at the end although the file landed"). The next cycle finds the
+/// Disk holding exactly that file and records it: not a byte is sent again.
+#[test]
+fn an_upload_that_landed_just_before_a_kill_is_not_sent_again() {
+    let fx = Fixture::new("");
+    fx.write("anchor.txt", "a");
+    fx.sync();
+    fx.write("backup.img", bytes(3 << 20, 7));
+    fx.once_killed_at(2, true); // the upload link, then the PUT: stored, never answered
+    fx.emu.reset_counts();
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.uploaded_bytes(), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("adopted backup.img"), "{}", stderr(&out));
+    fx.assert_mirror();
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0);
+}
