@@ -422,6 +422,32 @@ fn find_moves(scan: &Scan, state: &State, seen: &HashMap<&str, &Entry>, kept: &d
     (actions, Some(after))
 }
 
+/// A reconcile: what the state records that `tree` (the Disk's listing of remote_dir)
+/// lacks or holds otherwise: topmost missing folders (their contents go with
+/// them), then files missing or with another size or sha256 (a sha256 the
+/// Disk has not computed yet counts as the same). Everything when there
+/// is no remote_dir at all.
+pub fn lost_on_disk(state: &State, tree: Option<&Tree>) -> Vec<String> {
+    let mut lost: Vec<String> = Vec::new();
+    let under_lost = |lost: &[String], p: &str| lost.iter().any(|d| is_under(p, d));
+    for d in state.dirs.iter().filter(|d| !d.is_empty()) {
+        let there = tree.is_some_and(|t| t.get(d).is_some_and(|i| i.dir));
+        if !there && !under_lost(&lost, d) {
+            lost.push(d.clone());
+        }
+    }
+    let dirs = lost.len();
+    for (p, r) in &state.files {
+        let same = tree
+            .and_then(|t| t.get(p))
+            .is_some_and(|i| !i.dir && i.size == r.size && (i.sha256.is_empty() || i.sha256 == r.sha256.to_string()));
+        if !same && !under_lost(&lost[..dirs], p) {
+            lost.push(p.clone());
+        }
+    }
+    lost
+}
+
 /// `a/b/c/x`, `z/c/x` → (`a/b`, `z`): what is left of each once the common
 /// trailing components are removed.
 fn strip_common_tail<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
@@ -782,6 +808,33 @@ mod tests {
         let p = plan(&s, &st, &opts()).unwrap();
         assert!(p.unmounted.is_empty() && p.actions.is_empty());
         assert_eq!(p.mounts, Some(BTreeSet::new()));
+    }
+
+    #[test]
+    fn a_reconcile_forgets_what_the_disk_lost_or_holds_otherwise() {
+        let entries = vec![
+            Entry::dir("d"),
+            file("d/a", 1, 1, 1, 1),
+            Entry::dir("gone"),
+            file("gone/x", 1, 1, 1, 2),
+            file("b", 2, 1, 1, 3),
+            file("c", 3, 1, 1, 4),
+            file("e", 4, 1, 1, 5),
+        ];
+        let st = synced(&entries);
+        let item = |dir: bool, size: u64, sha256: &str| Item { name: String::new(), dir, size, sha256: sha256.into(), md5: String::new() };
+        let old = Hex(OLD).to_string();
+        let tree: Tree = [
+            ("d".to_string(), item(true, 0, "")),
+            ("d/a".to_string(), item(false, 1, &old)),
+            ("b".to_string(), item(false, 2, "ff")),    // edited on the Disk
+            ("c".to_string(), item(false, 9, &old)),    // another size
+            ("e".to_string(), item(false, 4, "")),      // not hashed yet: the same
+            ("theirs".to_string(), item(false, 1, "")), // not ysync's: not its business
+        ]
+        .into();
+        assert_eq!(lost_on_disk(&st, Some(&tree)), ["gone", "b", "c"], "the folder once, not its files");
+        assert_eq!(lost_on_disk(&st, None).len(), 5, "no remote_dir: every top folder and file");
     }
 
     #[test]

@@ -526,7 +526,7 @@ impl<'a> Syncer<'a> {
         if dry_run {
             return Ok(tree);
         }
-        let lost = lost_on_disk(&self.state, tree.as_ref());
+        let lost = plan::lost_on_disk(&self.state, tree.as_ref());
         let files = self.state.files.len();
         if !lost.is_empty() {
             log::warn!(
@@ -1065,32 +1065,6 @@ fn action_size(a: &Action) -> String {
         Action::Upload(e) | Action::Check { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => human_bytes(e.size),
         _ => "?".into(),
     }
-}
-
-/// What the state records that `tree` (the Disk's listing of remote_dir)
-/// lacks or holds otherwise: topmost missing folders (their contents go with
-/// them), then files missing or with another size or sha256 (a sha256 the
-/// Disk has not computed yet counts as the same). Everything when there
-/// is no remote_dir at all.
-fn lost_on_disk(state: &State, tree: Option<&remote::Tree>) -> Vec<String> {
-    let mut lost: Vec<String> = Vec::new();
-    let under_lost = |lost: &[String], p: &str| lost.iter().any(|d| scan::is_under(p, d));
-    for d in state.dirs.iter().filter(|d| !d.is_empty()) {
-        let there = tree.is_some_and(|t| t.get(d).is_some_and(|i| i.dir));
-        if !there && !under_lost(&lost, d) {
-            lost.push(d.clone());
-        }
-    }
-    let dirs = lost.len();
-    for (p, r) in &state.files {
-        let same = tree
-            .and_then(|t| t.get(p))
-            .is_some_and(|i| !i.dir && i.size == r.size && (i.sha256.is_empty() || i.sha256 == r.sha256.to_string()));
-        if !same && !under_lost(&lost[..dirs], p) {
-            lost.push(p.clone());
-        }
-    }
-    lost
 }
 
 /// The failed folder that `path` lies in, if any.
