@@ -1137,7 +1137,8 @@ fn kill_victim(shared: &Shared) {
         pid = victim.load(Ordering::SeqCst);
     }
     assert!(pid != 0, "kill_at without a victim");
-    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    // The shell's builtin kill: no procps needed.
+    let _ = std::process::Command::new("sh").args(["-c", &format!("kill -KILL {pid}")]).status();
 }
 
 /// Reads `buf` full, at most `rate` bytes per second (0: as fast as it comes).
