@@ -19,7 +19,10 @@ use std::time::Duration;
 const HELP: &str = "usage: fake-disk [--port N] [--upload-port N] [--token T] [--op-delay-ms N] [--sink] [--quiet]";
 
 fn main() {
-    let mut opts = emulator::Options { token: "demo-token".into(), api_port: 8765, verbose: true, ..Default::default() };
+    // Operation links name this emulator, so that other clients (rclone,
+    // yadisk) that follow them by hand reach it; tests use the real host.
+    let mut opts =
+        emulator::Options { token: "demo-token".into(), api_port: 8765, verbose: true, real_op_links: false, ..Default::default() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().unwrap_or_else(|| panic!("{name} needs a value\n{HELP}"));

@@ -157,13 +157,20 @@ impl Yandex {
         }
     }
 
-    /// Polls an operation href until it ends.
+    /// Polls an operation href until it ends. An operation the Disk no
+    /// longer knows (404 `DiskOperationNotFoundError`) has failed: its work
+    /// may not have happened (R9 in real-disk-evidence.md), so it is never
+    /// taken for a success; the caller repeats the request.
     fn wait(&self, href: &str) -> Result<(), Error> {
-        let url = self.same_host(href)?;
+        let url = self.operation_url(href)?;
         let start = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
-            let op: Operation = json(&self.api_call("GET", &url)?.1)?;
+            let op: Operation = match self.api_call("GET", &url) {
+                Ok((_, body)) => json(&body)?,
+                Err(Error::NotFound) => return Err(Error::OperationFailed("the Disk no longer knows the operation".into())),
+                Err(e) => return Err(e),
+            };
             match op.status.as_str() {
                 "success" => return Ok(()),
                 "failed" | "failure" => return Err(Error::OperationFailed(op.status)),
@@ -177,9 +184,13 @@ impl Yandex {
         }
     }
 
-    /// The token may only follow hrefs on the configured API host; an
-    /// `http://` href for an `https://` API is upgraded.
-    fn same_host(&self, href: &str) -> Result<String, Error> {
+    /// Where to poll the operation an href names. The token goes to the
+    /// configured API host only: an href there is followed (an `http://`
+    /// one with the API's scheme); on any other host (the Disk's answers
+    /// name `cloud-api.yandex.net` whatever host was asked, sometimes over
+    /// `http://`) only the operation's id is taken from it, and polled at
+    /// `{api_url}/operations/<id>`. R8 in real-disk-evidence.md.
+    fn operation_url(&self, href: &str) -> Result<String, Error> {
         let (scheme, rest) = self.api.split_once("://").expect("api_url validated by config");
         let authority = rest.split('/').next().unwrap_or(rest);
         for s in ["https", "http"] {
@@ -187,7 +198,16 @@ impl Yandex {
                 return Ok(format!("{scheme}://{authority}/{tail}"));
             }
         }
-        Err(Error::Protocol(format!("operation link on another host, not followed: {href}")))
+        // `…/operations/<id>`, or the `…/operations?id=<id>` of the trash docs.
+        let id = match href.rsplit_once("/operations/") {
+            Some((_, tail)) => tail.split(['?', '#']).next().unwrap_or(""),
+            None => href.split_once("operations?id=").map_or("", |(_, t)| t.split('&').next().unwrap_or("")),
+        };
+        // Ids are hex; nothing else is put into a URL that carries the token.
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(Error::Protocol(format!("an operation link without a plain operation id, not followed: {href}")));
+        }
+        Ok(format!("{}/operations/{id}", self.api))
     }
 
     fn put_body(&self, href: &str, body: &mut dyn Read, size: u64) -> Result<Response<Body>, Error> {
@@ -417,11 +437,19 @@ mod tests {
     #[test]
     fn operation_links_are_followed_only_on_the_api_host() {
         let y = Yandex::new("https://cloud-api.yandex.net/v1/disk", "t", Duration::from_secs(1));
+        let op = |href: &str| y.operation_url(href);
+        assert_eq!(op("http://cloud-api.yandex.net/v1/disk/operations/ab").unwrap(), "https://cloud-api.yandex.net/v1/disk/operations/ab");
+        // Another host: only the id is taken, and asked of the API host.
+        assert_eq!(op("https://evil.example/v1/disk/operations/ab").unwrap(), "https://cloud-api.yandex.net/v1/disk/operations/ab");
+        assert_eq!(op("https://x.example/v1/disk/operations?id=cd12&x=1").unwrap(), "https://cloud-api.yandex.net/v1/disk/operations/cd12");
+        assert!(op("https://x.example/v1/disk/operations?id=c%2Fd").is_err(), "only plain ids");
+        assert!(op("https://cloud-api.yandex.net.evil.example/x").is_err());
+        assert!(op("https://evil.example/v1/disk/operations/a/b").is_err());
+        let com = Yandex::new("https://cloud-api.yandex.com/v1/disk", "t", Duration::from_secs(1));
         assert_eq!(
-            y.same_host("http://cloud-api.yandex.net/v1/disk/operations/ab").unwrap(),
-            "https://cloud-api.yandex.net/v1/disk/operations/ab"
+            com.operation_url("https://cloud-api.yandex.net/v1/disk/operations/ab").unwrap(),
+            "https://cloud-api.yandex.com/v1/disk/operations/ab",
+            "rclone's host: the Disk's links name the .net one"
         );
-        assert!(y.same_host("https://evil.example/v1/disk/operations/ab").is_err());
-        assert!(y.same_host("https://cloud-api.yandex.net.evil.example/x").is_err());
     }
 }

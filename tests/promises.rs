@@ -407,3 +407,36 @@ fn a_folder_created_just_before_a_kill_is_not_left_behind() {
 
     fx.assert_mirror();
 }
+
+/// The Disk answers 202 and then no longer knows the operation (404
+/// `DiskOperationNotFoundError`, its recorded answer for an unknown id).
+/// That is a failed operation, repeated; never a folder taken for deleted.
+#[test]
+fn an_operation_the_disk_forgot_is_repeated_not_taken_for_done() {
+    let fx = Fixture::new("");
+    fx.write("keep.txt", "k");
+    fx.write("old/a.txt", "a");
+    fx.write("old/b.txt", "b");
+    fx.sync();
+    fs::remove_dir_all(fx.path("old")).unwrap();
+    fx.emu.inject(fault("DELETE /v1/disk/resources", FaultKind::Vanish, 1));
+    fx.sync();
+    fx.assert_mirror();
+    assert_eq!(fx.emu.count("DELETE /v1/disk/resources"), 2, "repeated once");
+}
+
+/// Operation links name `cloud-api.yandex.net` (sometimes over http://)
+/// whatever host ysync asked; only the id is taken, and polled at api_url.
+#[test]
+fn operation_links_on_the_real_host_are_polled_at_api_url() {
+    let fx = Fixture::new("");
+    fx.write("d/a.txt", "a");
+    fx.write("e/b.txt", "b");
+    fx.sync();
+    fs::rename(fx.path("d"), fx.path("d2")).unwrap(); // a 202 (a folder with files)
+    fs::remove_dir_all(fx.path("e")).unwrap(); // another 202
+    fx.emu.reset_counts();
+    fx.sync();
+    fx.assert_mirror();
+    assert!(fx.emu.count("GET /v1/disk/operations") >= 2, "{:?}", fx.emu.counts());
+}

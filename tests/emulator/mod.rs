@@ -54,6 +54,10 @@ pub enum FaultKind {
     /// Upload PUT only: read half of the body, then stop reading (a peer
     /// that hangs) for this long, then close the connection.
     Stall(Duration),
+    /// The request works, but the server operation it starts (202) is
+    /// forgotten at once: it has no effect, and polling it answers 404
+    /// `DiskOperationNotFoundError` (the recorded answer for an unknown id).
+    Vanish,
     /// SIGKILL the client (tests' crash points): before the request is
     /// worked on, or after the work, instead of the answer.
     Kill { after: bool },
@@ -115,6 +119,11 @@ pub struct Options {
     pub sink: bool,
     /// The OAuth app and the scripted user of `ysync login`.
     pub oauth: oauth::Script,
+    /// Operation links (202 answers) name the real API host, as recorded
+    /// (`https://cloud-api.yandex.net/v1/disk/operations/<id>`, every other
+    /// one `http://`, which the Disk also sends: yadisk's changelog 1.2.15);
+    /// `false`: this emulator's own address, for clients that follow links.
+    pub real_op_links: bool,
 }
 
 impl Default for Options {
@@ -136,6 +145,7 @@ impl Default for Options {
             throttle_rate: 128 << 10,
             sink: false,
             oauth: oauth::Script::default(),
+            real_op_links: true,
         }
     }
 }
@@ -210,6 +220,8 @@ struct Disk {
     schedule: std::collections::BTreeSet<(Instant, String)>,
     /// Overrides `Options::fault_rate` when set.
     fault_rate: Option<f64>,
+    /// `FaultKind::Vanish`: the next operation is forgotten at once.
+    vanish_next: bool,
     /// Sink mode: the sizes that were sent, for listings.
     sunk: HashMap<String, u64>,
     /// Requests seen on both ports, for `kill_at`.
@@ -553,7 +565,8 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
             kill_victim(shared);
             return Next::Reset;
         }
-        Some(FaultKind::Accepted | FaultKind::ResetAfter | FaultKind::Stall(_) | FaultKind::Kill { after: true }) | None => {}
+        Some(FaultKind::Accepted | FaultKind::ResetAfter | FaultKind::Stall(_) | FaultKind::Vanish | FaultKind::Kill { after: true })
+        | None => {}
     }
     let mut d = shared.disk.lock().unwrap();
     if let Some(reply) = d.oauth.handle(&shared.opts.oauth, &shared.opts.token, head, &body) {
@@ -565,6 +578,7 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
     }
     let mut d = shared.disk.lock().unwrap();
     d.settle();
+    d.vanish_next = matches!(fault, Some(FaultKind::Vanish));
     let reply = match (head.method.as_str(), head.path.trim_end_matches('/')) {
         ("GET", "/v1/disk") => d.info(&shared.opts),
         ("GET", "/v1/disk/resources") => with_path(&raw_path, |p| d.meta(p, &q)),
@@ -872,13 +886,23 @@ impl Disk {
 
     fn async_op(&mut self, shared: &Shared, effect: Effect, locks: Vec<String>) -> Reply {
         let id = self.next_id();
+        // Evidence: YD-rec test_move.json, test_permanent_remove.json (https);
+        // YD-src changelog 1.2.15 (sometimes http). R8 in real-disk-evidence.md.
+        let href = match (shared.opts.real_op_links, self.seq % 2) {
+            (false, _) => format!("{}/operations/{id}", shared.api_url),
+            (true, 0) => format!("https://cloud-api.yandex.net/v1/disk/operations/{id}"),
+            (true, _) => format!("http://cloud-api.yandex.net/v1/disk/operations/{id}"),
+        };
+        if std::mem::take(&mut self.vanish_next) {
+            return Reply::json(202, json!({"href": href, "method": "GET", "templated": false}));
+        }
         let at = Instant::now() + shared.opts.op_delay;
         self.ops.insert(id.clone(), Op { done_at: at, effect, locks, done: false, failed: false });
         self.schedule(&id, at);
         let ops = &self.ops;
         self.locking.retain(|id| ops.get(id).is_some_and(|o| !o.done));
         self.locking.push(id.clone());
-        Reply::json(202, json!({"href": format!("{}/operations/{id}", shared.api_url), "method": "GET", "templated": false}))
+        Reply::json(202, json!({"href": href, "method": "GET", "templated": false}))
     }
 
     fn delete(&mut self, shared: &Shared, p: &str, q: &Query) -> Reply {
