@@ -4,7 +4,8 @@
 //! 1. `POST {oauth_url}/device/code` with the app's `client_id` and this
 //!    box's `device_id` / `device_name` gives a `device_code` for ysync and a
 //!    `user_code` for the user, with a `verification_url`, the polling
-//!    `interval` and the codes' lifetime `expires_in` (10 minutes).
+//!    `interval` and the codes' lifetime `expires_in` (300 s in the recorded
+//!    exchange; ysync uses whatever Yandex says).
 //! 2. The user opens the URL on any phone or computer and types the code.
 //! 3. ysync polls `POST {oauth_url}/token` (`grant_type=device_code`) every
 //!    `interval` seconds. `authorization_pending` means not yet; `slow_down`
@@ -185,7 +186,15 @@ fn obtain(app: &Login) -> Result<String, Failure> {
                 interval = (interval + 5).min(MAX_INTERVAL);
                 log::debug!("the server asked to poll less often: every {interval}s now");
             }
-            Ok(a) if a.error == "authorization_pending" || a.error == "slow_down" || a.error == "expired_token" => {
+            // Yandex answers an expired (or unknown) code with `invalid_grant`,
+            // a malformed one with `bad_verification_code` (yadisk's docs; R5
+            // in real-disk-evidence.md); RFC 8628 says `expired_token`.
+            Ok(a)
+                if matches!(
+                    a.error.as_str(),
+                    "authorization_pending" | "slow_down" | "expired_token" | "invalid_grant" | "bad_verification_code"
+                ) =>
+            {
                 return Err(Failure::Again(format!(
                     "the code {} expired before it was entered; run `ysync login` again (you have {} minutes each time)",
                     code.user_code,

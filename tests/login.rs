@@ -83,6 +83,11 @@ fn denial_and_expiry_say_what_happened_and_write_nothing() {
     assert!(stderr(&out).contains("expired before it was entered; run `ysync login` again"), "{}", stderr(&out));
     assert!(!token_file.exists());
     assert!(fx.emu.oauth_record().polls <= 3, "no polling after the code expired: {:?}", fx.emu.oauth_record());
+
+    // An OAuth server that speaks RFC 8628's name for it says the same.
+    let (fx, _) = setup(Script { pending_polls: 1000, expires_in: 2, rfc_names: true, ..Script::default() }, "token_file = TOKEN_FILE");
+    let out = fx.ysync(&["login"]);
+    assert!(stderr(&out).contains("expired before it was entered; run `ysync login` again"), "{}", stderr(&out));
 }
 
 #[test]

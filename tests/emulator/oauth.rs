@@ -36,6 +36,11 @@ pub struct Script {
     pub deny: bool,
     /// These polls (1-based) are answered `slow_down` even when on time.
     pub slow_down_at: Vec<u32>,
+    /// Answer an expired code with RFC 8628's `expired_token` instead of the
+    /// `invalid_grant` that Yandex sends (yadisk documents `invalid_grant`,
+    /// "invalid or expired device_code", and `bad_verification_code`: R5 in
+    /// real-disk-evidence.md), to test ysync's fallback.
+    pub rfc_names: bool,
 }
 
 impl Default for Script {
@@ -44,10 +49,12 @@ impl Default for Script {
             client_id: "test-client".into(),
             client_secret: "test-secret".into(),
             interval: 1,
-            expires_in: 600,
+            // The recorded exchange (YD-rec test_device_code_auth.json).
+            expires_in: 300,
             pending_polls: 1,
             deny: false,
             slow_down_at: Vec::new(),
+            rfc_names: false,
         }
     }
 }
@@ -170,7 +177,10 @@ impl OAuth {
         let early = now.duration_since(g.last_poll) + Duration::from_millis(100) < g.gap;
         g.last_poll = now;
         if now.duration_since(g.issued) > Duration::from_secs(script.expires_in) {
-            return oauth_error("expired_token", "Code has expired");
+            return match script.rfc_names {
+                true => oauth_error("expired_token", "Code has expired"),
+                false => oauth_error("invalid_grant", "Invalid or expired device code"),
+            };
         }
         if early || script.slow_down_at.contains(&g.polls) {
             self.record.early_polls += u32::from(early);
