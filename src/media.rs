@@ -3,34 +3,52 @@
 //! destination name when the upload link is requested, not from the bytes.
 //! So ysync uploads such a file under a neutral temporary name in the same
 //! folder and then moves it onto its real name (`throttle_workaround`).
+//!
+//! What is confirmed (yadisk's docs/known_issues.rst, R7 in
+//! real-disk-evidence.md): the media types `data` (.db, .dat), `compressed`
+//! (.zip, .gz, .tgz, .rar) and `video` (.3gp, .mp4, .avi) are throttled; the
+//! type comes from the name; renaming afterwards is the workaround. The other
+//! extensions of those types below are guesses from the same families. Audio
+//! is a guess from one report (a 14 MB .mp3 took about 2 minutes, ~120 KB/s:
+//! yadisk issue 16) and is included: a wrong guess costs one move request, a
+//! missed type crawls.
 
-/// Extensions (lower case, without the dot) the Disk is known to throttle,
-/// with the media type it gives them. `throttled_ext` in the config adds more.
+/// Extensions (lower case, without the dot) the Disk throttles or probably
+/// does, with the media type it gives them; `// confirmed` marks the ones a
+/// source shows. `throttled_ext` in the config adds more.
 pub const THROTTLED: &[(&str, &str)] = &[
     ("7z", "compressed"),
     ("bz2", "compressed"),
-    ("gz", "compressed"),
-    ("rar", "compressed"),
+    ("gz", "compressed"),  // confirmed
+    ("rar", "compressed"), // confirmed
     ("tar", "compressed"),
-    ("tgz", "compressed"),
+    ("tgz", "compressed"), // confirmed
     ("xz", "compressed"),
-    ("zip", "compressed"),
+    ("zip", "compressed"), // confirmed
     ("zst", "compressed"),
-    ("dat", "data"),
-    ("db", "data"),
+    ("dat", "data"), // confirmed
+    ("db", "data"),  // confirmed
     ("sqlite", "data"),
-    ("3gp", "video"),
-    ("avi", "video"),
+    ("3gp", "video"), // confirmed
+    ("avi", "video"), // confirmed
     ("m4v", "video"),
     ("mkv", "video"),
     ("mov", "video"),
-    ("mp4", "video"),
+    ("mp4", "video"), // confirmed
     ("mpg", "video"),
     ("mpeg", "video"),
     ("mts", "video"),
     ("ts", "video"),
     ("webm", "video"),
     ("wmv", "video"),
+    ("aac", "audio"),
+    ("flac", "audio"),
+    ("m4a", "audio"),
+    ("mp3", "audio"), // one report: ~120 KB/s
+    ("ogg", "audio"),
+    ("opus", "audio"),
+    ("wav", "audio"),
+    ("wma", "audio"),
 ];
 
 /// Is `path` throttled, by the table or by one of the `extra` extensions?
@@ -62,8 +80,9 @@ mod tests {
         assert!(is_throttled("backup.tar.gz", &[]));
         assert!(!is_throttled("notes.txt", &[]));
         assert!(!is_throttled("Makefile", &[]));
-        assert!(!is_throttled("song.mp3", &[]));
-        assert!(is_throttled("song.mp3", &["mp3".to_string()]));
+        assert!(is_throttled("song.mp3", &[]) && is_throttled("Live.FLAC", &[]));
+        assert!(!is_throttled("scan.pdf", &[]));
+        assert!(is_throttled("scan.pdf", &["pdf".to_string()]));
     }
 
     #[test]
