@@ -169,6 +169,8 @@ pub enum Error {
     TooLarge,
     /// 507: the Disk is full.
     InsufficientStorage,
+    /// Asked before sending: this file is larger than the free space (given).
+    NoRoom(u64),
     /// 5xx.
     Server(u16),
     /// Any other status, with the Disk's error name and description.
@@ -221,6 +223,11 @@ impl fmt::Display for Error {
             Error::TooManyRequests(_) => write!(f, "the Disk asks to slow down (429)"),
             Error::TooLarge => write!(f, "the file is larger than the account allows (413)"),
             Error::InsufficientStorage => write!(f, "the Disk is full (507); free some space or empty the Disk's trash"),
+            Error::NoRoom(free) => write!(
+                f,
+                "larger than the Disk's free space ({} free), so not sent; free some space or empty the Disk's trash",
+                crate::plan::human_bytes(*free)
+            ),
             Error::Server(s) => write!(f, "the Disk had an internal error (HTTP {s})"),
             Error::Http { status, name, description } => write!(f, "HTTP {status} {name}: {description}"),
             Error::OperationFailed(what) => write!(f, "the Disk reported that the operation failed ({what})"),

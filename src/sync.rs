@@ -276,6 +276,10 @@ pub struct Syncer<'a> {
     journal_error: Option<String>,
     /// An action found the Disk without something the state records.
     suspect: bool,
+    /// The account's free space and per-file limit, asked once per cycle
+    /// before the first large upload (`None`: not asked yet; `Some(None)`:
+    /// the question failed, so uploads are not held back by it).
+    room: Option<Option<DiskInfo>>,
 }
 
 impl<'a> Syncer<'a> {
@@ -291,11 +295,13 @@ impl<'a> Syncer<'a> {
             dirty: false,
             journal_error: None,
             suspect: false,
+            room: None,
         }
     }
 
     pub fn cycle(&mut self, dry_run: bool) -> Outcome {
         let start = Instant::now();
+        self.room = None;
         let local = self.cfg.local_dir.display();
         let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system) {
             Ok(s) => s,
@@ -468,7 +474,7 @@ impl<'a> Syncer<'a> {
                 Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Some(Outcome::TokenRejected(e.to_string())),
                 Err(Error::InsufficientStorage) => {
                     tally.disk_full = true;
-                    let free = self.remote.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
+                    let free = self.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
                     log::error!(
                         "the Disk is full ({free} free; {} needs {}): no more uploads in this cycle, deletions go on. \
                          Free some space or empty the Disk's trash",
@@ -478,8 +484,7 @@ impl<'a> Syncer<'a> {
                     tally.failed.insert(action.path().to_string(), "the Disk is full".into());
                 }
                 Err(Error::TooLarge) => {
-                    let limit =
-                        self.remote.disk_info().map(|d: DiskInfo| human_bytes(d.max_file_size)).unwrap_or_else(|_| "unknown".into());
+                    let limit = self.disk_info().map(|d| human_bytes(d.max_file_size)).unwrap_or_else(|_| "unknown".into());
                     let msg = format!("larger than the account allows per file ({limit}); skipped");
                     log::error!("{} ({}) is {msg}", action.path(), action_size(action));
                     if let Action::Upload(e) | Action::Check { entry: e, .. } = action {
@@ -793,6 +798,7 @@ impl<'a> Syncer<'a> {
         if landed_before && self.adopt_if_there(e, remote_path, tally)? {
             return Ok(());
         }
+        self.check_room(e.size)?;
         // Throttled types go up under a neutral name, then move into place.
         let temp =
             (self.cfg.throttle_workaround && media::is_throttled(&e.path, &self.cfg.throttled_ext)).then(|| media::temp_name(&e.path));
@@ -834,6 +840,42 @@ impl<'a> Syncer<'a> {
             }
         }
         self.uploaded(e, sent, started, tally)
+    }
+
+    /// A large file over the account's per-file limit or its free space is
+    /// refused before its body is read, and the refusal then reaches ysync
+    /// as a broken pipe (R4 in real-disk-evidence.md), which looks like a
+    /// network error and would be sent again and again. So before the first
+    /// large upload of a cycle ysync asks the Disk (one request) and does
+    /// not send what cannot fit. Small files need no question: a refusal
+    /// reaches ysync as the status it is.
+    fn check_room(&mut self, size: u64) -> Result<(), Error> {
+        if size < ROOM_CHECK_MIN {
+            return Ok(());
+        }
+        if self.room.is_none() {
+            self.room = Some(match self.remote.disk_info() {
+                Ok(d) => Some(d),
+                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+                Err(e) => {
+                    log::debug!("asking for the free space failed ({e}); uploading without knowing it");
+                    None
+                }
+            });
+        }
+        match self.room.as_ref().and_then(Option::as_ref) {
+            Some(d) if d.max_file_size > 0 && size > d.max_file_size => Err(Error::TooLarge),
+            Some(d) if size > d.free => Err(Error::NoRoom(d.free)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The account as last asked in this cycle, or asked now.
+    fn disk_info(&mut self) -> Result<DiskInfo, Error> {
+        match self.room.clone().flatten() {
+            Some(d) => Ok(d),
+            None => self.remote.disk_info(),
+        }
     }
 
     /// Does the Disk hold exactly this file at `remote_path` (an older state,
@@ -924,6 +966,9 @@ impl<'a> Syncer<'a> {
     }
 
     fn uploaded(&mut self, e: &Entry, d: Digests, started: Instant, tally: &mut Tally) -> Result<(), Error> {
+        if let Some(Some(room)) = &mut self.room {
+            room.free = room.free.saturating_sub(e.size);
+        }
         log::info!("uploaded {} ({}, {}s)", e.path, human_bytes(e.size), logging::secs(started.elapsed()));
         tally.uploaded += 1;
         tally.bytes += e.size;
@@ -1025,6 +1070,11 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 }
+
+/// Files at least this large are checked against the account's per-file
+/// limit and free space before they are sent: larger than the socket
+/// buffers, so a refusal before the body would be a broken pipe.
+const ROOM_CHECK_MIN: u64 = 4 << 20;
 
 /// How long to wait for an earlier upload of unknown fate, whose every
 /// byte may have gone out, to end: the Disk finalises a body before it

@@ -440,3 +440,33 @@ fn operation_links_on_the_real_host_are_polled_at_api_url() {
     fx.assert_mirror();
     assert!(fx.emu.count("GET /v1/disk/operations") >= 2, "{:?}", fx.emu.counts());
 }
+
+/// A file over the per-file limit, or over the free space, is refused
+/// before its body is read, and a large body then meets a broken pipe, not
+/// the status (R4). ysync asks the account first and sends nothing that
+/// cannot fit; before, it sent 24 MB five times and called it a network error.
+#[test]
+fn a_large_file_that_cannot_fit_is_not_sent_at_all() {
+    let fx = fixture_with(Options { max_file_size: 16 << 20, total_space: 40 << 20, ..Options::default() }, "");
+    fx.write("small.txt", "fits");
+    fx.write("video.bin", bytes(24 << 20, 7));
+    fx.write("other.bin", bytes(5 << 20, 8));
+    let out = fx.ysync_within(&["once"], 60);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("video.bin (24.0 MiB) is larger than the account allows per file (16.0 MiB)"), "{log}");
+    assert_eq!(fx.emu.file("/Backup/other.bin").map(|b| b.len()), Some(5 << 20), "the rest still goes");
+    let sent = fx.emu.uploaded_bytes();
+    assert_eq!(sent, 4 + (5 << 20), "nothing of video.bin was sent\n{log}");
+
+    // Now a limit it fits under, but not the free space: only that file fails.
+    let fx = fixture_with(Options { total_space: 20 << 20, ..Options::default() }, "");
+    fx.write("video.bin", bytes(24 << 20, 7));
+    fx.write("small.txt", "fits");
+    let out = fx.ysync_within(&["once"], 60);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("larger than the Disk's free space (20.0 MiB free), so not sent"), "{log}");
+    assert_eq!(fx.emu.count(PUT), 1, "small.txt only\n{log}");
+    assert!(fx.emu.exists("/Backup/small.txt"));
+}
