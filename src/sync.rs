@@ -543,11 +543,35 @@ impl<'a> Syncer<'a> {
         } else if self.state.dirs.contains("") {
             log::info!("reconciled: the Disk holds the {files} synced files as recorded ({}s)", logging::secs(started.elapsed()));
         }
-        let mut changes: Vec<Change> = lost.into_iter().map(|path| Change::Forget { path }).collect();
+        // Forgotten as synced, but remembered as ysync's: each lost file
+        // becomes an upload of unknown fate with the md5 it had. So a file
+        // the Disk only did not show yet (a fresh upload, R1) is still
+        // recognised and deleted if it goes locally, and one someone edited
+        // there is still left alone (its md5 is another).
+        let now = now_secs();
+        let mut changes = Vec::new();
+        for path in lost {
+            let owned: Vec<(String, FileRec)> = self
+                .state
+                .files
+                .iter()
+                .filter(|(p, _)| **p == path || scan::is_under(p, &path))
+                .map(|(p, r)| (p.clone(), r.clone()))
+                .collect();
+            changes.push(Change::Forget { path });
+            for (p, r) in owned {
+                let md5 = r.md5.to_string();
+                // Without an md5 only the size can guard a delete: the rule
+                // for records from before ysync noted one (`at == 0`).
+                let at = if md5.is_empty() { 0 } else { now };
+                let pending = Pending { size: r.size, md5, op: String::new(), temp: String::new(), at, earlier: Vec::new() };
+                changes.push(Change::Pending { path: p, pending });
+            }
+        }
         if tree.is_none() && self.state.dirs.contains("") {
             changes.push(Change::Forget { path: String::new() }); // remote_dir itself
         }
-        changes.push(Change::Reconciled(now_secs()));
+        changes.push(Change::Reconciled(now));
         self.changes(changes);
         Ok(tree)
     }
@@ -657,10 +681,20 @@ impl<'a> Syncer<'a> {
         let (src, dst) = (remote::join(&self.cfg.remote_dir, &m.from), remote::join(&self.cfg.remote_dir, &m.to));
         // Files: like an upload, replace what is there. Folders: never
         // clobber a folder someone else has at the destination.
-        let result = match self.remote.move_to(&src, &dst, !m.dir) {
-            // Done already (by an earlier, interrupted run).
-            Err(Error::NotFound) if self.remote.exists(&dst)? => Ok(()),
-            other => other,
+        // A source the Disk does not show may be a fresh upload it is still
+        // finalising (R1): asked again for a few seconds before it counts.
+        let deadline = Instant::now() + settle_limit(0);
+        let mut pause = Duration::from_millis(250);
+        let result = loop {
+            match self.remote.move_to(&src, &dst, !m.dir) {
+                // Done already (by an earlier, interrupted run).
+                Err(Error::NotFound) if self.remote.exists(&dst)? => break Ok(()),
+                Err(Error::NotFound) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => break other,
+            }
         };
         let mut settle = vec![Change::Moving(None)];
         match result {
@@ -818,28 +852,43 @@ impl<'a> Syncer<'a> {
                 return Err(err);
             }
         };
-        if temp.is_some() {
-            let moved = match self.remote.move_to(&target, remote_path, !fresh) {
-                // Someone's file, or ours from an older state: the same
-                // bytes stay, other content is replaced like any upload.
-                Err(Error::AlreadyExists) if self.landed(remote_path, e.size, &sent.sha256) => {
-                    self.drop_temp(true, &target);
-                    Ok(())
-                }
-                Err(Error::AlreadyExists) => self.remote.move_to(&target, remote_path, true),
-                other => other,
-            };
-            match moved {
-                Ok(()) => {}
-                // The answer was lost but the move happened.
-                Err(Error::NotFound) if self.landed(remote_path, e.size, &sent.sha256) => {}
-                Err(err) => {
-                    self.drop_temp(true, &target);
-                    return Err(err);
-                }
-            }
+        if temp.is_some()
+            && let Err(err) = self.move_into_place(&target, remote_path, fresh, e.size, &sent.sha256)
+        {
+            self.drop_temp(true, &target);
+            return Err(err);
         }
         self.uploaded(e, sent, started, tally)
+    }
+
+    /// Moves a fresh upload from its temporary name onto `remote_path`.
+    /// Right after an upload the Disk may not show it yet (it finalises
+    /// asynchronously: 404s and 500s for a while, R1 in
+    /// real-disk-evidence.md), so a 404 is asked again for a bounded time,
+    /// unless the move turns out to have happened (its answer lost).
+    fn move_into_place(&mut self, temp: &str, remote_path: &str, fresh: bool, size: u64, sha256: &str) -> Result<(), Error> {
+        let deadline = Instant::now() + settle_limit(size);
+        let mut pause = Duration::from_millis(250);
+        let mut overwrite = !fresh;
+        loop {
+            match self.remote.move_to(temp, remote_path, overwrite) {
+                // Someone's file, or ours from an older state: the same
+                // bytes stay, other content is replaced like any upload.
+                Err(Error::AlreadyExists) if self.shows(remote_path, size, sha256, Duration::ZERO)? => {
+                    self.drop_temp(true, temp);
+                    return Ok(());
+                }
+                Err(Error::AlreadyExists) if !overwrite => overwrite = true,
+                // The answer was lost but the move happened.
+                Err(Error::NotFound) if self.shows(remote_path, size, sha256, Duration::ZERO)? => return Ok(()),
+                Err(Error::NotFound) if Instant::now() < deadline => {
+                    log::debug!("{temp} is not shown yet (the Disk is finalising it); moving it again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A large file over the account's per-file limit or its free space is
@@ -936,14 +985,18 @@ impl<'a> Syncer<'a> {
             }
             let sent_all = body.count == e.size;
             let digests = body.digests();
+            let wait = settle_limit(e.size);
             let err = match result {
                 Ok(Placed::Now) => return Ok(Some(digests)),
-                Ok(Placed::Later) if self.confirm(target, e.size, &digests.sha256)? => return Ok(Some(digests)),
+                Ok(Placed::Later) if self.shows(target, e.size, &digests.sha256, wait)? => return Ok(Some(digests)),
                 Ok(Placed::Later) => Error::OperationFailed("the Disk does not show the uploaded content".into()),
                 Err(err) => err,
             };
-            if sent_all && err.is_transient() && self.landed(target, e.size, &digests.sha256) {
-                log::debug!("{}: {err}, but the file landed", e.path);
+            // Every byte went out, and then the answer failed (a timeout while
+            // the Disk finalised a big file, a reset): the upload's operation
+            // says whether it landed, before anything is sent again.
+            if sent_all && err.is_transient() && self.landed(&link.operation, target, e.size, &digests.sha256)? {
+                log::info!("{}: {err}, but the file landed; not sent again", e.path);
                 return Ok(Some(digests));
             }
             if sent_all && let Some(p) = self.state.pending.get(&e.path).filter(|p| p.md5 != digests.md5) {
@@ -981,23 +1034,46 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
-    /// Does the Disk hold exactly these bytes at `path` now?
-    fn landed(&mut self, path: &str, size: u64, sha256: &str) -> bool {
-        matches!(self.remote.stat(path), Ok(Some(f)) if f.size == size && f.sha256 == sha256)
+    /// After an upload whose every byte went out but whose answer failed:
+    /// did it land? Its operation says (waited for a bounded time: the Disk
+    /// finalises big files before it answers, about 2 minutes per GiB); when
+    /// it succeeded, or there is none, what the Disk shows decides.
+    fn landed(&mut self, op: &str, path: &str, size: u64, sha256: &str) -> Result<bool, Error> {
+        if !op.is_empty() {
+            let deadline = Instant::now() + settle_limit(size);
+            let mut pause = Duration::from_millis(250);
+            loop {
+                match self.remote.operation(op)? {
+                    OpStatus::Failed => return Ok(false),
+                    OpStatus::Success => return self.shows(path, size, sha256, settle_limit(0)),
+                    OpStatus::InProgress if Instant::now() > deadline => break,
+                    OpStatus::InProgress => std::thread::sleep(pause),
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+        self.shows(path, size, sha256, Duration::ZERO)
     }
 
-    /// After a 202 the Disk finalises asynchronously: the file may be
-    /// missing or unhashed for a while. Waits a bounded time for it.
-    fn confirm(&mut self, path: &str, size: u64, sha256: &str) -> Result<bool, Error> {
+    /// Does the Disk hold exactly these bytes at `path`? A fresh upload may
+    /// be missing, unhashed or answered with a 5xx for a while (R1): within
+    /// `wait` that is asked again; then what it shows decides.
+    fn shows(&mut self, path: &str, size: u64, sha256: &str, wait: Duration) -> Result<bool, Error> {
+        let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(250);
-        for _ in 0..CONFIRM_TRIES {
-            match self.remote.stat(path)? {
-                Some(f) if !f.sha256.is_empty() => return Ok(f.size == size && f.sha256 == sha256),
-                _ => std::thread::sleep(pause),
+        loop {
+            match self.remote.stat(path) {
+                Ok(Some(f)) if !f.sha256.is_empty() => return Ok(f.size == size && f.sha256 == sha256),
+                Ok(_) => {}
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
             }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(2));
         }
-        Ok(false)
     }
 
     /// Opens without blocking (in case the path became a FIFO since the scan)
@@ -1083,9 +1159,6 @@ const ROOM_CHECK_MIN: u64 = 4 << 20;
 fn settle_limit(size: u64) -> Duration {
     Duration::from_secs(5 + (size.saturating_mul(120) >> 30))
 }
-
-/// How often to ask for a fresh upload's metadata after a 202 (~10 s).
-const CONFIRM_TRIES: u32 = 8;
 
 fn record(e: &Entry, d: Digests) -> FileRec {
     let hex = "digests are hex";

@@ -27,6 +27,7 @@ pub struct Yandex {
     agent: Agent,
     api: String,
     auth: String,
+    timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +105,7 @@ struct ApiError {
 
 impl Yandex {
     pub fn new(api_url: &str, token: &str, timeout: Duration) -> Yandex {
-        Yandex { agent: agent(timeout), api: api_url.trim_end_matches('/').to_string(), auth: format!("OAuth {token}") }
+        Yandex { agent: agent(timeout), api: api_url.trim_end_matches('/').to_string(), auth: format!("OAuth {token}"), timeout }
     }
 
     fn resource_url(&self, endpoint: &str, path: &str, extra: &str) -> String {
@@ -211,10 +212,20 @@ impl Yandex {
     }
 
     fn put_body(&self, href: &str, body: &mut dyn Read, size: u64) -> Result<Response<Body>, Error> {
+        // After the last byte the uploader finalises the file before it
+        // answers, longer for bigger files (rclone's docs: about 2 minutes
+        // per GiB; ydcmd timed out on 2.97 GB files that did land: B1 in
+        // real-disk-evidence.md). The answer gets twice that on top of
+        // `timeout`; the body's writes keep `timeout` each.
+        let answer = self.timeout + Duration::from_secs(size.saturating_mul(240) >> 30);
         // No Authorization here: upload links are capability URLs on another host.
         let res = self
             .agent
             .put(href)
+            .config()
+            .timeout_recv_response(Some(answer))
+            .timeout_per_read(Some(answer))
+            .build()
             .header("Content-Length", size.to_string())
             .header("Content-Type", "application/octet-stream")
             .send(SendBody::from_reader(body));

@@ -110,7 +110,9 @@ fn throttled_types_go_up_under_a_temporary_name_at_full_speed() {
     println!("2 MB .zip + 1 MB .mp4 + 0.5 MB .mp3 with the workaround: {secs:.2}s, {} throttled bytes", fx.emu.throttled_bytes());
     fx.assert_mirror(); // exact: no temporary name is left
     assert_eq!(fx.emu.throttled_bytes(), 0, "no byte went through a throttled link");
-    assert_eq!(fx.emu.count(MOVE), 3);
+    // One move each; a move right after the upload may meet the Disk still
+    // finalising the file (404) and is asked again.
+    assert!((3..=6).contains(&fx.emu.count(MOVE)), "{:?}", fx.emu.counts());
     assert!(secs < 10.0, "3.5 MB at 128 KiB/s would take 28 s");
 }
 

@@ -119,6 +119,18 @@ pub struct Options {
     pub sink: bool,
     /// The OAuth app and the scripted user of `ysync login`.
     pub oauth: oauth::Script,
+    /// The uploader's pause after a body before it answers, per MiB (B1 in
+    /// real-disk-evidence.md: rclone's docs say about 2 minutes per GiB,
+    /// 117 ms per MiB, the default; ydcmd timed out on 2.97 GB files that
+    /// landed). Sink mode has none (benchmarks measure ysync).
+    pub finalize_ms_per_mib: u64,
+    /// For this long per MiB after an upload's answer the Disk does not
+    /// show the file: its metadata and moves answer 404, listings leave it
+    /// out, deletes answer 423 (R1: right after a 201 metadata calls answered
+    /// 500, a fresh 50 GB file 404; rclone waits for the operation since).
+    /// The default, 20 ms per MiB, is a guess that grows with the size as
+    /// the evidence does; small files are shown at once.
+    pub lag_ms_per_mib: u64,
     /// Operation links (202 answers) name the real API host, as recorded
     /// (`https://cloud-api.yandex.net/v1/disk/operations/<id>`, every other
     /// one `http://`, which the Disk also sends: yadisk's changelog 1.2.15);
@@ -146,6 +158,8 @@ impl Default for Options {
             sink: false,
             oauth: oauth::Script::default(),
             real_op_links: true,
+            finalize_ms_per_mib: 117,
+            lag_ms_per_mib: 20,
         }
     }
 }
@@ -220,6 +234,8 @@ struct Disk {
     schedule: std::collections::BTreeSet<(Instant, String)>,
     /// Overrides `Options::fault_rate` when set.
     fault_rate: Option<f64>,
+    /// Fresh uploads, and when the Disk will show them (`Options::lag`).
+    hidden: HashMap<String, Instant>,
     /// `FaultKind::Vanish`: the next operation is forgotten at once.
     vanish_next: bool,
     /// Sink mode: the sizes that were sent, for listings.
@@ -710,6 +726,9 @@ impl Disk {
 
     fn settle(&mut self) {
         let now = Instant::now();
+        if self.hidden.len() > 64 {
+            self.hidden.retain(|_, t| *t > now);
+        }
         let mut due = Vec::new();
         while let Some((at, id)) = self.schedule.first().cloned() {
             if at > now {
@@ -821,8 +840,13 @@ impl Disk {
         )
     }
 
+    /// Is `p` a fresh upload the Disk does not show yet (`Options::lag`)?
+    fn hidden(&self, p: &str) -> bool {
+        self.hidden.get(p).is_some_and(|t| Instant::now() < *t)
+    }
+
     fn meta(&self, p: &str, q: &Query) -> Reply {
-        if !self.is_dir(p) && !self.nodes.contains_key(p) {
+        if !self.is_dir(p) && !self.nodes.contains_key(p) || self.hidden(p) {
             return not_found();
         }
         let mut v = self.resource(p);
@@ -835,7 +859,7 @@ impl Disk {
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
                 .map(|(k, _)| k)
-                .filter(|k| !k[prefix.len()..].contains('/'))
+                .filter(|k| !k[prefix.len()..].contains('/') && !self.hidden(k))
                 .collect();
             // Folders first, then files, each by name.
             kids.sort_by_key(|k| (!self.is_dir(k), k.to_string()));
@@ -909,7 +933,7 @@ impl Disk {
         if p == "/" {
             return error(400, "FieldValidationError", "Cannot delete the root.");
         }
-        if self.locked(p) {
+        if self.locked(p) || self.hidden(p) {
             return error(423, "DiskResourceLockedError", "Resource is locked.");
         }
         let permanently = q.get("permanently") == Some("true");
@@ -936,7 +960,7 @@ impl Disk {
         if self.locked(from) || self.locked(to) {
             return error(423, "DiskResourceLockedError", "Resource is locked.");
         }
-        if !self.nodes.contains_key(from) {
+        if !self.nodes.contains_key(from) || self.hidden(from) {
             return not_found();
         }
         if !self.is_dir(parent(to)) {
@@ -1123,6 +1147,12 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         fail_op();
         return Next::Reply(error(s, name, "Injected fault."));
     }
+    // The uploader finalises the file before it answers: a pause that grows
+    // with the size, while the operation stays in progress (B1).
+    let pause = Duration::from_millis(shared.opts.finalize_ms_per_mib.saturating_mul(len) >> 20);
+    if !pause.is_zero() {
+        thread::sleep(pause);
+    }
     let mut d = shared.disk.lock().unwrap();
     d.settle();
     if !d.is_dir(parent(&path)) {
@@ -1143,6 +1173,10 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         d.ops.get_mut(&op_id).unwrap().effect = Effect::Store { path, data };
         d.schedule(&op_id, Instant::now() + shared.opts.op_delay);
         return Next::Reply(Reply::empty(202));
+    }
+    let lag = Duration::from_millis(shared.opts.lag_ms_per_mib.saturating_mul(len) >> 20);
+    if !lag.is_zero() {
+        d.hidden.insert(path.clone(), Instant::now() + lag);
     }
     d.nodes.insert(path, Node::File(data));
     if let Some(op) = d.ops.get_mut(&op_id) {
