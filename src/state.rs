@@ -272,6 +272,9 @@ pub enum Change {
     Mounts(BTreeSet<String>),
     /// A full listing was compared with the state at this time.
     Reconciled(u64),
+    /// What the probe found of the Disk's `md5=` guard on DELETE.
+    #[serde(rename = "md5_guard")]
+    Md5Guard(bool),
     /// The state up to here has this seal (see [`State::seal`]).
     Seal(Hex<16>),
 }
@@ -312,6 +315,10 @@ pub struct State {
     /// the Unix epoch; 0: never).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reconciled: u64,
+    /// Whether the Disk refuses a DELETE whose `md5=` is not the file's, as
+    /// a probe found (`None`: not probed yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5_guard: Option<bool>,
 }
 
 impl State {
@@ -327,6 +334,7 @@ impl State {
             last: None,
             mounts: BTreeSet::new(),
             reconciled: 0,
+            md5_guard: None,
         }
     }
 
@@ -351,6 +359,7 @@ impl State {
             Change::Last(l) => self.last = Some(l.clone()),
             Change::Mounts(m) => self.mounts = m.clone(),
             Change::Reconciled(t) => self.reconciled = *t,
+            Change::Md5Guard(g) => self.md5_guard = Some(*g),
             Change::Seal(_) => {}
         }
     }
@@ -864,6 +873,8 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         mounts: &'a BTreeSet<String>,
         #[serde(skip_serializing_if = "is_zero")]
         reconciled: &'a u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        md5_guard: &'a Option<bool>,
         file_count: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         seal: Option<Hex<16>>,
@@ -878,6 +889,7 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         last: &state.last,
         mounts: &state.mounts,
         reconciled: &state.reconciled,
+        md5_guard: &state.md5_guard,
         file_count: state.files.len(),
         seal: state.seal(),
     };

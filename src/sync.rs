@@ -732,13 +732,26 @@ impl<'a> Syncer<'a> {
 
     /// Deletes a file only if it holds what ysync put there: the md5 of the
     /// recorded upload, or of an upload whose answer never came (pending).
+    ///
+    /// The `md5=` guard is documented only in Russian and nobody has
+    /// recorded the Disk refusing a wrong md5 (R2 in real-disk-evidence.md).
+    /// So ysync proves it once with a probe ([`Syncer::md5_guard`]); until it
+    /// is proven, the file is looked at first (one `stat`) and deleted only
+    /// if it holds what ysync uploaded.
     fn delete_file(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
         self.settle_pending(path)?;
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.state.pending.get(path).cloned();
-        let result = match self.state.files.get(path) {
-            Some(r) if r.md5.is_unknown() => self.remote.delete(remote_path, permanently, None),
-            Some(r) => self.remote.delete(remote_path, permanently, Some(&r.md5.to_string())),
+        let recorded = self.state.files.get(path).map(|r| r.md5);
+        let guarded = path != MD5_PROBE && recorded.is_some_and(|m| !m.is_unknown()) && self.md5_guard();
+        let result = match recorded {
+            Some(m) if m.is_unknown() => self.remote.delete(remote_path, permanently, None),
+            Some(m) if guarded => self.remote.delete(remote_path, permanently, Some(&m.to_string())),
+            Some(m) => match self.remote.stat(remote_path)? {
+                None => Ok(()),
+                Some(f) if f.md5 == m.to_string() => self.remote.delete(remote_path, permanently, Some(&f.md5)),
+                Some(_) => Err(Error::Md5Differs),
+            },
             None => Err(Error::Md5Differs),
         };
         let Some(p) = pending else { return result };
@@ -754,6 +767,54 @@ impl<'a> Syncer<'a> {
             },
             other => other,
         }
+    }
+
+    /// Does the Disk refuse a DELETE whose `md5=` is not the file's? Found
+    /// once by a probe and remembered in the state: a one-byte file under a
+    /// hidden name in remote_dir, deleted with a wrong md5 (a 409 proves the
+    /// guard), then for good. The probe is journalled like any upload, so a
+    /// crash in the middle leaves nothing behind. `false` when the probe
+    /// could not be made (then this cycle compares before deleting).
+    fn md5_guard(&mut self) -> bool {
+        if let Some(g) = self.state.md5_guard {
+            return g;
+        }
+        match self.probe_md5_guard() {
+            Ok(g) => {
+                self.change(Change::Md5Guard(g));
+                if !g {
+                    log::warn!(
+                        "the Disk deletes a file whatever md5= says; ysync compares each file with what it uploaded before deleting it \
+                         (one more request per deleted file)"
+                    );
+                }
+                g
+            }
+            Err(e) => {
+                log::debug!("probing the Disk's md5 guard failed ({e}); comparing before deleting");
+                false
+            }
+        }
+    }
+
+    fn probe_md5_guard(&mut self) -> Result<bool, Error> {
+        let path = remote::join(&self.cfg.remote_dir, MD5_PROBE);
+        let link = self.remote.upload_link(&path, true)?;
+        let md5 = state::hex(&Md5::digest(b"p"));
+        let pending = Pending { size: 1, md5, op: link.operation.clone(), temp: String::new(), at: now_secs(), earlier: Vec::new() };
+        self.change(Change::Pending { path: MD5_PROBE.into(), pending });
+        self.remote.put(&link, &mut &b"p"[..], 1)?;
+        let guarded = match self.remote.delete(&path, true, Some(&"0".repeat(32))) {
+            Err(Error::Md5Differs) => true,
+            Ok(()) => false,
+            Err(e) => return Err(e),
+        };
+        if guarded {
+            self.remote.delete(&path, true, None)?;
+        }
+        self.change(Change::Forget { path: MD5_PROBE.into() });
+        log::debug!("the Disk {} a delete with a wrong md5", if guarded { "refuses" } else { "does not refuse" });
+        Ok(guarded)
     }
 
     /// An earlier upload of `path` whose outcome is unknown (a crash, a lost
@@ -1146,6 +1207,9 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 }
+
+/// The probe of the `md5=` guard, in remote_dir (hidden, ysync's prefix).
+const MD5_PROBE: &str = ".ysync-md5-probe.txt";
 
 /// Files at least this large are checked against the account's per-file
 /// limit and free space before they are sent: larger than the socket

@@ -22,9 +22,11 @@ const LARGEST: u64 = 1_200_000;
 /// A synced tree, then the edits that the reference cycle mirrors.
 fn prepared() -> Fixture {
     // Links live 30 minutes, as on the real Disk: nothing here may rely on
-    // an unused link's operation ending early.
+    // an unused link's operation ending early. No finalisation lag: its
+    // retries would make the count of requests depend on timing, and every
+    // request is a crash point here (tests/promises.rs covers the lag).
     let fx = Fixture::with(
-        FakeDisk::with(Options { op_delay: Duration::from_millis(20), ..Options::default() }),
+        FakeDisk::with(Options { op_delay: Duration::from_millis(20), lag_ms_per_mib: 0, ..Options::default() }),
         "/Backup",
         "max_delete = 100%",
     );

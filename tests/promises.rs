@@ -158,7 +158,8 @@ fn a_full_disk_stops_uploads_with_one_message_and_deletions_go_on() {
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert_eq!(log.matches("the Disk is full").count(), 1, "{log}");
     assert!(log.contains("huge1.bin needs 19.5 KiB"), "{log}");
-    assert_eq!(fx.emu.count(PUT), 1, "no upload after the first 507");
+    // huge1.bin's, refused, and the one-byte md5 probe of the first deletion.
+    assert_eq!(fx.emu.count(PUT), 2, "no upload after the first 507");
     assert!(!fx.emu.exists("/Backup/old.txt"), "the deletion still happened");
 }
 
@@ -510,4 +511,29 @@ fn a_move_right_after_an_upload_waits_out_the_finalisation_lag() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fx.emu.count(PUT), 1, "{}", stderr(&out));
     fx.assert_mirror();
+}
+
+/// The live Disk may ignore `md5=` on DELETE (R2: documented in Russian
+/// only, never recorded refusing). A probe finds that out once, and then a
+/// file someone else changed is still never deleted: ysync compares first.
+#[test]
+fn only_ysyncs_files_are_deleted_even_when_the_disk_ignores_md5() {
+    for ignore_md5 in [false, true] {
+        let fx = fixture_with(Options { ignore_md5, ..Options::default() }, "");
+        fx.write("shared.txt", "mine");
+        fx.write("mine.txt", "m");
+        fx.write("third.txt", "t");
+        fx.sync();
+        fx.emu.put_file("/Backup/shared.txt", b"someone else's newer version");
+        fs::remove_file(fx.path("shared.txt")).unwrap();
+        fs::remove_file(fx.path("mine.txt")).unwrap();
+        let out = fx.sync();
+        let log = stderr(&out);
+        assert!(log.contains("not deleted: shared.txt"), "ignore_md5 = {ignore_md5}: {log}");
+        assert_eq!(fx.emu.file("/Backup/shared.txt").as_deref(), Some(&b"someone else's newer version"[..]), "ignore_md5 = {ignore_md5}");
+        assert!(!fx.emu.exists("/Backup/mine.txt"), "ignore_md5 = {ignore_md5}: ysync's own file is deleted");
+        assert_eq!(log.contains("the Disk deletes a file whatever md5= says"), ignore_md5, "{log}");
+        assert!(!fx.emu.exists("/Backup/.ysync-md5-probe.txt"), "no probe left behind");
+        assert_eq!(fx.state_json()["md5_guard"], !ignore_md5, "remembered");
+    }
 }

@@ -157,7 +157,7 @@ impl Fixture {
                     mkdirs.retain(|p| !gone(p, &path));
                 }
                 "pending" => drop(pending.insert(path, v["pending"].clone())),
-                "moving" | "last" | "mounts" | "reconciled" => head[kind] = v,
+                "moving" | "last" | "mounts" | "reconciled" | "md5_guard" => head[kind] = v,
                 "seal" => {}
                 other => panic!("unknown journal line {other}: {line}"),
             }
