@@ -14,8 +14,12 @@ STATIC_FLAGS = -C relocation-model=static
 # panic = "abort" unwinds nothing, so the unwind tables' search index
 # (.eh_frame_hdr, 31 KB) and ring's C unwind tables are dead weight; a panic
 # still prints its message, only its backtrace stays empty.
-X86_FLAGS = $(STATIC_FLAGS) -C link-arg=-Wl,--no-eh-frame-hdr
-ARM_FLAGS = $(STATIC_FLAGS) -C link-arg=--no-eh-frame-hdr
+# Both link with rust-lld (it ships with Rust), which folds identical
+# functions (--icf=all): generics instantiated for types of one shape are
+# kept once. Rust gives no function two distinct addresses to rely on.
+LLD_FLAGS = -C link-arg=--no-eh-frame-hdr -C link-arg=--icf=all
+X86_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
+ARM_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
 .PHONY: bench build test test-native test-aarch64 demo emulator static static-aarch64 static-deps size \
@@ -56,7 +60,8 @@ static-deps:
 static:
 	@rustup target list --installed | grep -qx $(X86) || { echo "make static: the Rust target $(X86) is missing; run: rustup target add $(X86) (or make static-deps)" >&2; exit 1; }
 	@command -v musl-gcc >/dev/null || { echo "make static: musl-gcc is missing (ring compiles C with it); run: apt-get install musl-tools (or make static-deps)" >&2; exit 1; }
-	CC_x86_64_unknown_linux_musl=musl-gcc CFLAGS_x86_64_unknown_linux_musl="$(NO_UNWIND_CFLAGS)" RUSTFLAGS="$(X86_FLAGS)" \
+	CC_x86_64_unknown_linux_musl=musl-gcc CFLAGS_x86_64_unknown_linux_musl="$(NO_UNWIND_CFLAGS)" \
+	    CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld RUSTFLAGS="$(X86_FLAGS)" \
 	    $(CARGO) build --release --locked --target $(X86)
 	@ls -l target/$(X86)/release/ysync
 

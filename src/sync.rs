@@ -826,13 +826,24 @@ impl<'a> Syncer<'a> {
     /// ([`Pending::may_land`]): one cut short, or whose link died unused,
     /// is not waited for, whatever its operation says (the Disk reports a
     /// link's operation `in-progress` from the moment it is issued).
-    fn settle_pending(&mut self, path: &str) -> Result<(), Error> {
-        let Some(p) = self.state.pending.get(path).cloned() else { return Ok(()) };
+    ///
+    /// `true` when the earlier upload's operation succeeded: the file is on
+    /// the Disk, though it may not show it for a while yet.
+    fn settle_pending(&mut self, path: &str) -> Result<bool, Error> {
+        let Some(p) = self.state.pending.get(path).cloned() else { return Ok(false) };
+        let mut succeeded = false;
         if !p.op.is_empty() && p.may_land(now_secs()) {
             let limit = settle_limit(p.size);
             let deadline = Instant::now() + limit;
             let mut pause = Duration::from_millis(250);
-            while self.remote.operation(&p.op)? == OpStatus::InProgress {
+            loop {
+                match self.remote.operation(&p.op)? {
+                    OpStatus::InProgress => {}
+                    status => {
+                        succeeded = status == OpStatus::Success;
+                        break;
+                    }
+                }
                 if Instant::now() > deadline {
                     // Its sender is dead (this process holds the lock), and
                     // the Disk had time to finish a whole body: it never
@@ -854,7 +865,7 @@ impl<'a> Syncer<'a> {
         if let Some(p) = self.state.pending.get_mut(path) {
             (p.op, p.temp) = (String::new(), String::new());
         }
-        Ok(())
+        Ok(succeeded)
     }
 
     /// Applies a change to the state and journals it.
@@ -886,11 +897,13 @@ impl<'a> Syncer<'a> {
 
     fn upload_as(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally, fresh: bool) -> Result<(), Error> {
         let started = Instant::now();
-        self.settle_pending(&e.path)?;
+        let succeeded = self.settle_pending(&e.path)?;
         // An earlier attempt may have landed whole, its answer lost to a
-        // crash: when the Disk holds exactly this file, nothing is sent again.
+        // crash: when the Disk holds exactly this file, nothing is sent again
+        // (waiting, if its operation succeeded, until the Disk shows it).
         let landed_before = self.state.pending.get(&e.path).is_some_and(|p| !p.md5.is_empty() || !p.earlier.is_empty());
-        if landed_before && self.adopt_if_there(e, remote_path, tally)? {
+        let wait = if succeeded { settle_limit(e.size) } else { Duration::ZERO };
+        if landed_before && self.adopt_if_there(e, remote_path, tally, wait)? {
             return Ok(());
         }
         self.check_room(e.size)?;
@@ -903,7 +916,7 @@ impl<'a> Syncer<'a> {
             Ok(None) => return Ok(()), // vanished or unreadable since the scan
             // Sent without overwrite and refused: look first.
             Err(Error::AlreadyExists) if fresh && temp.is_none() => {
-                return match self.adopt_if_there(e, remote_path, tally)? {
+                return match self.adopt_if_there(e, remote_path, tally, Duration::ZERO)? {
                     true => Ok(()),
                     false => self.upload_as(e, remote_path, tally, false),
                 };
@@ -991,18 +1004,17 @@ impl<'a> Syncer<'a> {
     /// Does the Disk hold exactly this file at `remote_path` (an older state,
     /// or an upload whose answer a crash lost)? Then it is recorded without
     /// sending a byte. `false`: other content, or none; the caller uploads.
-    fn adopt_if_there(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally) -> Result<bool, Error> {
+    /// Within `wait` a file the Disk does not show yet is asked again.
+    fn adopt_if_there(&mut self, e: &Entry, remote_path: &str, tally: &mut Tally, wait: Duration) -> Result<bool, Error> {
         let Some(file) = self.open(e)? else { return Ok(true) }; // gone since the scan: nothing to send
         let d = hash_file(&file).map_err(Error::Local)?;
-        match self.remote.stat(remote_path)? {
-            Some(f) if f.size == e.size && f.sha256 == d.sha256 => {
-                log::info!("adopted {} (already on the Disk, same sha256)", e.path);
-                tally.adopted += 1;
-                self.change(Change::Put { path: e.path.clone(), rec: record(e, d) });
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !self.shows(remote_path, e.size, &d.sha256, wait)? {
+            return Ok(false);
         }
+        log::info!("adopted {} (already on the Disk, same sha256)", e.path);
+        tally.adopted += 1;
+        self.change(Change::Put { path: e.path.clone(), rec: record(e, d) });
+        Ok(true)
     }
 
     /// Sends the file to `target` until the Disk holds exactly its bytes:

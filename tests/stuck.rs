@@ -153,10 +153,14 @@ fn a_journal_damaged_in_the_middle_is_kept_aside_and_the_state_rebuilt_by_adopti
 /// to 30 minutes). The next cycle must upload the file, not wait on it.
 #[test]
 fn an_upload_link_left_unused_by_a_kill_does_not_block_the_file() {
-    let fx = Fixture::new("");
+    // No finalisation pause: the time measured below is the wait, if any.
+    let quick = emulator::Options { finalize_ms_per_mib: 0, ..Default::default() };
+    let fx = Fixture::with(emulator::FakeDisk::with(quick), "/Backup", "");
     fx.write("anchor.txt", "a");
     fx.sync();
-    fx.write("report.pdf", bytes(300_000, 4));
+    // Larger than the socket buffers can hold, so the body cannot have gone
+    // out whole when the Disk, at the PUT's first line, sees its sender die.
+    fx.write("report.pdf", bytes(24 << 20, 4));
     // Requests of that cycle: the upload link, then the PUT.
     fx.once_killed_at(2, false);
     let started = std::time::Instant::now();
