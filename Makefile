@@ -22,7 +22,7 @@ X86_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 ARM_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
-.PHONY: bench build test test-native test-aarch64 demo emulator static static-aarch64 static-deps size \
+.PHONY: bench build test test-native test-release test-aarch64 demo emulator static static-aarch64 static-deps size \
         install install-files uninstall clean
 
 build:
@@ -31,7 +31,7 @@ build:
 # Unit tests, integration tests against the bundled Yandex Disk emulator
 # (no network), and, when the cross tools are installed, the aarch64 binary
 # under qemu.
-test: test-native
+test: test-native test-release
 	@if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static >/dev/null \
 	    && rustup target list --installed 2>/dev/null | grep -qx $(ARM); then \
 	    $(MAKE) --no-print-directory test-aarch64; \
@@ -39,6 +39,13 @@ test: test-native
 
 test-native:
 	$(CARGO) test --locked --all-targets
+
+# The end-to-end tests again with the release binary, the one users run: it
+# is faster, and timing-dependent paths (a restart right after a kill, the
+# Disk's finalisation lag) must hold there too. (The crash-point hooks of
+# tests/crash.rs exist in debug builds only.)
+test-release: build
+	YSYNC_TEST_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test mirror --test smart --test promises --test stuck
 
 # Mirrors a sample folder into the bundled emulator and shows the fake Disk.
 demo: build
