@@ -627,7 +627,7 @@ impl<'a> Syncer<'a> {
             Action::Delete { path, kind, files } => {
                 let to = if self.cfg.delete == DeleteMode::Permanent { "permanently" } else { "to the trash" };
                 let result = match kind {
-                    Kind::Dir => self.remote.delete(&remote_path, self.cfg.delete == DeleteMode::Permanent, None),
+                    Kind::Dir => self.delete_folder(path, &remote_path),
                     Kind::File => self.delete_file(path, &remote_path),
                 };
                 match result {
@@ -767,6 +767,63 @@ impl<'a> Syncer<'a> {
             },
             other => other,
         }
+    }
+
+    /// Deletes a folder that is gone locally. With one request only when its
+    /// listing holds nothing but ysync's (tracked folders, and files with the
+    /// size and md5 or sha256 that ysync uploaded): someone's phone upload or
+    /// a file edited on the web must not go with it. Otherwise ysync's files
+    /// go one by one, and its sub-folders with nobody else's content under
+    /// them with one request each; the rest stays, with one warning.
+    fn delete_folder(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
+        let permanently = self.cfg.delete == DeleteMode::Permanent;
+        let Some(tree) = self.remote.tree(remote_path)? else { return Ok(()) }; // gone already
+        let full = |rel: &str| format!("{path}/{rel}");
+        let ours = |rel: &str, item: &remote::Item| {
+            let p = full(rel);
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            if name.starts_with(".ysync-") {
+                return true; // a temporary name or the md5 probe
+            }
+            if item.dir {
+                return self.state.dirs.contains(&p) || self.state.mkdirs.contains(&p);
+            }
+            let recorded = self.state.files.get(&p).is_some_and(|r| {
+                let unhashed = item.md5.is_empty() && item.sha256.is_empty();
+                item.size == r.size && (unhashed || item.md5 == r.md5.to_string() || item.sha256 == r.sha256.to_string())
+            });
+            recorded || self.state.pending.get(&p).is_some_and(|pending| pending.is_ours(&item.md5))
+        };
+        let foreign: Vec<&String> = tree.iter().filter(|(rel, item)| !ours(rel, item)).map(|(rel, _)| rel).collect();
+        if foreign.is_empty() {
+            return self.remote.delete(remote_path, permanently, None);
+        }
+        let has_foreign = |dir: &str| foreign.iter().any(|f| scan::is_under(f, dir));
+        let is_foreign = |rel: &str| foreign.iter().any(|f| *f == rel || scan::is_under(rel, f));
+        // Topmost folders of ysync's own with nothing foreign under them go
+        // whole; ysync's files elsewhere go one by one.
+        let mut gone: Vec<&String> = Vec::new();
+        for (rel, item) in &tree {
+            let inside_gone = gone.iter().any(|g| scan::is_under(rel, g));
+            if inside_gone || is_foreign(rel) || (item.dir && has_foreign(rel)) {
+                continue;
+            }
+            let target = remote::join(remote_path, rel);
+            let md5 = (!item.dir && !item.md5.is_empty()).then_some(item.md5.as_str());
+            match self.remote.delete(&target, permanently, md5) {
+                Ok(()) | Err(Error::Md5Differs) => {}
+                Err(e) => return Err(e),
+            }
+            if item.dir {
+                gone.push(rel);
+            }
+        }
+        log::warn!(
+            "folder {path} on the Disk holds {} things ysync did not put there (e.g. {}); ysync deleted its own files and left those",
+            foreign.len(),
+            foreign.iter().take(3).map(|f| full(f)).collect::<Vec<_>>().join(", ")
+        );
+        Ok(())
     }
 
     /// Does the Disk refuse a DELETE whose `md5=` is not the file's? Found

@@ -537,3 +537,35 @@ fn only_ysyncs_files_are_deleted_even_when_the_disk_ignores_md5() {
         assert_eq!(fx.state_json()["md5_guard"], !ignore_md5, "remembered");
     }
 }
+
+/// A folder deleted locally that holds, on the Disk, something ysync did
+/// not put there (a phone upload, a file edited on the web) is not deleted
+/// whole: ysync's files go, and sub-folders of its own with nothing foreign
+/// in them; the foreign content stays. On 5fa1979 it went with the folder.
+#[test]
+fn a_deleted_folder_takes_only_ysyncs_files_with_it() {
+    let fx = Fixture::new("max_delete = 100%");
+    fx.write("keep.txt", "k");
+    fx.write("album/a.jpg", "a");
+    fx.write("album/b.jpg", "b");
+    fx.write("album/2024/c.jpg", "c");
+    fx.write("album/edited.txt", "mine");
+    fx.sync();
+    fx.emu.put_file("/Backup/album/from-phone.jpg", b"someone's photo");
+    fx.emu.put_file("/Backup/album/edited.txt", b"edited on the web");
+    fs::remove_dir_all(fx.path("album")).unwrap();
+    let out = fx.ysync_within(&["once"], 30);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("folder album on the Disk holds 2 things ysync did not put there"), "{}", stderr(&out));
+    let left: Vec<String> = fx.emu.tree("/Backup/album").into_keys().collect();
+    assert_eq!(left, ["edited.txt", "from-phone.jpg"]);
+
+    // All of it ysync's: one listing and one delete, as before.
+    fx.write("trip/x.jpg", "x");
+    fx.sync();
+    fs::remove_dir_all(fx.path("trip")).unwrap();
+    fx.emu.reset_counts();
+    fx.sync();
+    assert!(!fx.emu.exists("/Backup/trip"));
+    assert_eq!((fx.emu.count("GET /v1/disk/resources"), fx.emu.count("DELETE /v1/disk/resources")), (1, 1), "{:?}", fx.emu.counts());
+}
