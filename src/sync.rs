@@ -551,13 +551,11 @@ impl<'a> Syncer<'a> {
         let now = now_secs();
         let mut changes = Vec::new();
         for path in lost {
-            let owned: Vec<(String, FileRec)> = self
-                .state
-                .files
-                .iter()
-                .filter(|(p, _)| **p == path || scan::is_under(p, &path))
-                .map(|(p, r)| (p.clone(), r.clone()))
-                .collect();
+            // The file itself, or a folder's files: one range of the sorted map.
+            let prefix = format!("{path}/");
+            let below = self.state.files.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix));
+            let owned: Vec<(String, FileRec)> =
+                self.state.files.get_key_value(&path).into_iter().chain(below).map(|(p, r)| (p.clone(), r.clone())).collect();
             changes.push(Change::Forget { path });
             for (p, r) in owned {
                 let md5 = r.md5.to_string();
@@ -683,16 +681,12 @@ impl<'a> Syncer<'a> {
         // clobber a folder someone else has at the destination.
         // A source the Disk does not show may be a fresh upload it is still
         // finalising (R1): asked again for a few seconds before it counts.
-        let deadline = Instant::now() + settle_limit(0);
-        let mut pause = Duration::from_millis(250);
+        let mut poll = Poll::new(settle_limit(0));
         let result = loop {
             match self.remote.move_to(&src, &dst, !m.dir) {
                 // Done already (by an earlier, interrupted run).
                 Err(Error::NotFound) if self.remote.exists(&dst)? => break Ok(()),
-                Err(Error::NotFound) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
+                Err(Error::NotFound) if poll.again() => {}
                 other => break other,
             }
         };
@@ -891,28 +885,25 @@ impl<'a> Syncer<'a> {
         let mut succeeded = false;
         if !p.op.is_empty() && p.may_land(now_secs()) {
             let limit = settle_limit(p.size);
-            let deadline = Instant::now() + limit;
-            let mut pause = Duration::from_millis(250);
+            let mut poll = Poll::new(limit);
             loop {
                 match self.remote.operation(&p.op)? {
-                    OpStatus::InProgress => {}
+                    OpStatus::InProgress if poll.again() => {}
+                    OpStatus::InProgress => {
+                        // Its sender is dead (this process holds the lock), and
+                        // the Disk had time to finish a whole body: it never
+                        // got one. What there is at the path now decides.
+                        log::info!(
+                            "{path}: an earlier upload's operation is still in progress after {}s; the Disk never got its whole body",
+                            limit.as_secs()
+                        );
+                        break;
+                    }
                     status => {
                         succeeded = status == OpStatus::Success;
                         break;
                     }
                 }
-                if Instant::now() > deadline {
-                    // Its sender is dead (this process holds the lock), and
-                    // the Disk had time to finish a whole body: it never
-                    // got one. What there is at the path now decides.
-                    log::info!(
-                        "{path}: an earlier upload's operation is still in progress after {}s; the Disk never got its whole body",
-                        limit.as_secs()
-                    );
-                    break;
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
         if !p.temp.is_empty() {
@@ -998,8 +989,7 @@ impl<'a> Syncer<'a> {
     /// real-disk-evidence.md), so a 404 is asked again for a bounded time,
     /// unless the move turns out to have happened (its answer lost).
     fn move_into_place(&mut self, temp: &str, remote_path: &str, fresh: bool, size: u64, sha256: &str) -> Result<(), Error> {
-        let deadline = Instant::now() + settle_limit(size);
-        let mut pause = Duration::from_millis(250);
+        let mut poll = Poll::new(settle_limit(size));
         let mut overwrite = !fresh;
         loop {
             match self.remote.move_to(temp, remote_path, overwrite) {
@@ -1012,10 +1002,8 @@ impl<'a> Syncer<'a> {
                 Err(Error::AlreadyExists) if !overwrite => overwrite = true,
                 // The answer was lost but the move happened.
                 Err(Error::NotFound) if self.shows(remote_path, size, sha256, Duration::ZERO)? => return Ok(()),
-                Err(Error::NotFound) if Instant::now() < deadline => {
+                Err(Error::NotFound) if poll.again() => {
                     log::debug!("{temp} is not shown yet (the Disk is finalising it); moving it again");
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 other => return other,
             }
@@ -1170,16 +1158,14 @@ impl<'a> Syncer<'a> {
     /// it succeeded, or there is none, what the Disk shows decides.
     fn landed(&mut self, op: &str, path: &str, size: u64, sha256: &str) -> Result<bool, Error> {
         if !op.is_empty() {
-            let deadline = Instant::now() + settle_limit(size);
-            let mut pause = Duration::from_millis(250);
+            let mut poll = Poll::new(settle_limit(size));
             loop {
                 match self.remote.operation(op)? {
                     OpStatus::Failed => return Ok(false),
                     OpStatus::Success => return self.shows(path, size, sha256, settle_limit(0)),
-                    OpStatus::InProgress if Instant::now() > deadline => break,
-                    OpStatus::InProgress => std::thread::sleep(pause),
+                    OpStatus::InProgress if poll.again() => {}
+                    OpStatus::InProgress => break,
                 }
-                pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
         self.shows(path, size, sha256, Duration::ZERO)
@@ -1189,8 +1175,7 @@ impl<'a> Syncer<'a> {
     /// be missing, unhashed or answered with a 5xx for a while (R1): within
     /// `wait` that is asked again; then what it shows decides.
     fn shows(&mut self, path: &str, size: u64, sha256: &str, wait: Duration) -> Result<bool, Error> {
-        let deadline = Instant::now() + wait;
-        let mut pause = Duration::from_millis(250);
+        let mut poll = Poll::new(wait);
         loop {
             match self.remote.stat(path) {
                 Ok(Some(f)) if !f.sha256.is_empty() => return Ok(f.size == size && f.sha256 == sha256),
@@ -1198,11 +1183,9 @@ impl<'a> Syncer<'a> {
                 Err(e) if e.is_transient() => {}
                 Err(e) => return Err(e),
             }
-            if Instant::now() >= deadline {
+            if !poll.again() {
                 return Ok(false);
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -1274,6 +1257,30 @@ impl<'a> Syncer<'a> {
             (self.state, self.loaded) = (State::new(&self.cfg.remote_dir), false);
         }
         Ok(())
+    }
+}
+
+/// One bounded wait between looks at the Disk: pauses of 250 ms doubling
+/// to 2 s, until `limit` has passed. Every poll loop of the executor uses it.
+struct Poll {
+    deadline: Instant,
+    pause: Duration,
+}
+
+impl Poll {
+    fn new(limit: Duration) -> Poll {
+        Poll { deadline: Instant::now() + limit, pause: Duration::from_millis(250) }
+    }
+
+    /// Sleeps before the next look; `false`, without sleeping, once the
+    /// deadline has passed.
+    fn again(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(Duration::from_secs(2));
+        true
     }
 }
 
