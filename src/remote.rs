@@ -220,7 +220,7 @@ impl fmt::Display for Error {
             Error::AlreadyExists => write!(f, "something already exists at that path on the Disk (409 DiskResourceAlreadyExistsError)"),
             Error::Md5Differs => write!(f, "the remote file is not the one ysync uploaded (409 MD5DifferError)"),
             Error::Locked(name) => write!(f, "the Disk refused for now (423 {name})"),
-            Error::TooManyRequests(_) => write!(f, "the Disk asks to slow down (429)"),
+            Error::TooManyRequests(_) => write!(f, "the Disk asks to slow down (429 Too Many Requests)"),
             Error::TooLarge => write!(f, "the file is larger than the account allows (413)"),
             Error::InsufficientStorage => write!(f, "the Disk is full (507); free some space or empty the Disk's trash"),
             Error::NoRoom(free) => write!(

@@ -16,7 +16,7 @@ use ureq::http::Response;
 use ureq::{Agent, Body, SendBody};
 
 use crate::remote::{DiskInfo, Error, Item, Link, OpStatus, Placed, Remote, RemoteFile};
-use crate::retry::retry;
+use crate::retry::{Pacer, retry};
 
 /// How long one asynchronous server operation may take before ysync gives up
 /// on it for this cycle (deleting a huge folder can take minutes).
@@ -28,6 +28,8 @@ pub struct Yandex {
     api: String,
     auth: String,
     timeout: Duration,
+    /// Every API call goes through it (R6).
+    pacer: Pacer,
 }
 
 #[derive(Deserialize)]
@@ -105,7 +107,13 @@ struct ApiError {
 
 impl Yandex {
     pub fn new(api_url: &str, token: &str, timeout: Duration) -> Yandex {
-        Yandex { agent: agent(timeout), api: api_url.trim_end_matches('/').to_string(), auth: format!("OAuth {token}"), timeout }
+        Yandex {
+            agent: agent(timeout),
+            api: api_url.trim_end_matches('/').to_string(),
+            auth: format!("OAuth {token}"),
+            timeout,
+            pacer: Pacer::default(),
+        }
     }
 
     fn resource_url(&self, endpoint: &str, path: &str, extra: &str) -> String {
@@ -116,7 +124,7 @@ impl Yandex {
     /// and returns the status and the body (small JSON; empty for 204).
     /// Every call ysync makes to the API host is safe to repeat.
     fn api_call(&self, method: &str, url: &str) -> Result<(u16, String), Error> {
-        retry(method, || {
+        retry(&self.pacer, method, || {
             let mut resp = self.api_call_once(method, url)?;
             let status = resp.status().as_u16();
             if status == 204 {

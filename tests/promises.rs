@@ -43,13 +43,34 @@ fn server_errors_resets_and_429_are_retried() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let fx = Fixture::new("");
+    let fx = fixture_with(Options { retry_after: Some(1), ..Options::default() }, "");
     fx.write("a.txt", "a");
     fx.emu.inject(fault(LINK, FaultKind::Status(429, "TooManyRequestsError"), 1));
     let start = Instant::now();
     fx.sync();
     assert!(start.elapsed() >= Duration::from_secs(1), "the emulator said Retry-After: 1");
     fx.assert_mirror();
+}
+
+/// The Disk publishes no quota and no source shows it sending `Retry-After`
+/// (R6). Here it allows 10 API calls a second and, once they are used up,
+/// refuses every call for 6 s with a bare 429: longer than the 3.75 s that
+/// five tries back off. On 5fa1979 files failed ("429 … gave up") and the
+/// cycle exited 1; now one pacer slows every call, and a 429 is waited out.
+#[test]
+fn bare_429s_slow_every_call_down_and_fail_nothing() {
+    let limit = Options { rate_limit: 10, rate_penalty: Duration::from_secs(6), ..Options::default() };
+    let fx = fixture_with(limit, "");
+    for i in 0..20 {
+        fx.write(&format!("f{i:02}.txt"), format!("file {i}"));
+    }
+    let out = fx.ysync_within(&["once"], 120);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fx.assert_mirror();
+    let calls = fx.emu.total_requests() - fx.emu.count(PUT);
+    assert!(fx.emu.rate_limited() > 0, "the limit was hit");
+    // Each penalty costs a handful of refused calls, not one per file.
+    assert!(fx.emu.rate_limited() * 4 <= calls, "{} of {calls} calls refused", fx.emu.rate_limited());
 }
 
 #[test]

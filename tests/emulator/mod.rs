@@ -10,6 +10,8 @@
 //! - uploads require `Content-Length` (411 otherwise);
 //! - deleting or moving a non-empty folder answers 202 and an operation that
 //!   locks its paths (423 for anyone touching them) until it completes;
+//! - a 429 carries no `Retry-After` unless a test asks for one (R6), and
+//!   `Options::rate_limit` gives a request budget with a penalty;
 //! - trash entries get `_<40 hex>` appended; listings page with `limit`
 //!   (default 20) and `offset`; `fields` trims answers; 204s have empty bodies.
 //!
@@ -139,6 +141,16 @@ pub struct Options {
     /// one `http://`, which the Disk also sends: yadisk's changelog 1.2.15);
     /// `false`: this emulator's own address, for clients that follow links.
     pub real_op_links: bool,
+    /// API requests allowed per second (a bucket that holds one second's
+    /// worth; 0: no limit). No quota is published (R6 in
+    /// real-disk-evidence.md); rclone paces every call (10 ms … 2 s).
+    pub rate_limit: u32,
+    /// Once the bucket runs dry, every API request is refused for this long
+    /// (the harsher plausible limit: a penalty, not just a refill).
+    pub rate_penalty: Duration,
+    /// The `Retry-After` of a 429, if any. `None`, the default: no source
+    /// shows cloud-api sending one (R6).
+    pub retry_after: Option<u64>,
 }
 
 impl Default for Options {
@@ -164,6 +176,9 @@ impl Default for Options {
             ignore_md5: false,
             finalize_ms_per_mib: 117,
             lag_ms_per_mib: 20,
+            rate_limit: 0,
+            rate_penalty: Duration::ZERO,
+            retry_after: None,
         }
     }
 }
@@ -251,6 +266,11 @@ struct Disk {
     victim: Arc<std::sync::atomic::AtomicU32>,
     /// Faults given out, explicit and random.
     faults_injected: u64,
+    /// `Options::rate_limit`: tokens left, when they were counted, and the
+    /// end of a penalty; 429s given for it.
+    bucket: Option<(f64, Instant)>,
+    penalty_until: Option<Instant>,
+    rate_limited: u64,
     rng: u64,
     seq: u64,
     oauth: oauth::OAuth,
@@ -395,6 +415,11 @@ impl FakeDisk {
         self.disk().token_leaks
     }
 
+    /// 429s answered because of `Options::rate_limit`.
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.disk.lock().unwrap().rate_limited
+    }
+
     pub fn faults_injected(&self) -> u64 {
         self.disk().faults_injected
     }
@@ -484,9 +509,14 @@ fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()
 
 fn error(status: u16, name: &str, description: &str) -> Reply {
     // `message` is localised on the real Disk; ysync must not read it.
-    let mut r = Reply::json(status, json!({"message": "Ошибка (эмулятор)", "description": description, "error": name}));
-    if status == 429 {
-        r.headers.push(("Retry-After", "1".into()));
+    Reply::json(status, json!({"message": "Ошибка (эмулятор)", "description": description, "error": name}))
+}
+
+/// A 429, with `Retry-After` only when the options ask for one (R6).
+fn too_many(opts: &Options) -> Reply {
+    let mut r = error(429, "TooManyRequestsError", "Too many requests.");
+    if let Some(secs) = opts.retry_after {
+        r.headers.push(("Retry-After", secs.to_string()));
     }
     r
 }
@@ -577,7 +607,11 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
     let q = Query(query);
     let raw_path = q.get("path").unwrap_or_default().to_string();
     let fault = pre(shared, &key, &raw_path);
+    if shared.disk.lock().unwrap().over_rate(&shared.opts) {
+        return Next::Reply(too_many(&shared.opts));
+    }
     match fault {
+        Some(FaultKind::Status(429, _)) => return Next::Reply(too_many(&shared.opts)),
         Some(FaultKind::Status(s, name)) => return Next::Reply(error(s, name, "Injected fault.")),
         Some(FaultKind::Reset) => return Next::Reset,
         Some(FaultKind::Delay(d)) => thread::sleep(d),
@@ -688,6 +722,30 @@ fn hex(b: &[u8]) -> String {
 }
 
 impl Disk {
+    /// `Options::rate_limit`: takes one token for an API request, or
+    /// refuses it (and, out of tokens, starts the penalty).
+    fn over_rate(&mut self, opts: &Options) -> bool {
+        if opts.rate_limit == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        if self.penalty_until.is_some_and(|t| now < t) {
+            self.rate_limited += 1;
+            return true;
+        }
+        let cap = f64::from(opts.rate_limit);
+        let (tokens, at) = self.bucket.unwrap_or((cap, now));
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * cap).min(cap);
+        if tokens < 1.0 {
+            self.bucket = Some((tokens, now));
+            self.penalty_until = Some(now + opts.rate_penalty);
+            self.rate_limited += 1;
+            return true;
+        }
+        self.bucket = Some((tokens - 1.0, now));
+        false
+    }
+
     fn random(&mut self) -> u64 {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
