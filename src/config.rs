@@ -55,6 +55,10 @@ impl fmt::Display for MaxDelete {
 pub struct Token(String);
 
 impl Token {
+    pub fn new(secret: String) -> Token {
+        Token(secret)
+    }
+
     pub fn secret(&self) -> &str {
         &self.0
     }
@@ -72,9 +76,23 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The app registered at Yandex OAuth: for `ysync login`, and for
+/// renewing the token before it expires.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub client_id: String,
+    pub client_secret: Token,
+    /// Base of Yandex OAuth, without a trailing slash.
+    pub oauth_url: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub token: Token,
+    /// Where the token came from, when from a file (`token.rs` renews it).
+    pub token_file: Option<PathBuf>,
+    /// `client_id` and `client_secret`, when both are set.
+    pub app: Option<App>,
     pub local_dir: PathBuf,
     /// Normalised remote folder: `/` or `/a/b` (no `disk:` prefix, no trailing slash).
     pub remote_dir: String,
@@ -235,10 +253,7 @@ fn unquote(v: &str) -> &str {
 /// Nothing else in the file has to be set yet.
 #[derive(Debug, Clone)]
 pub struct Login {
-    pub client_id: String,
-    pub client_secret: Token,
-    /// Base of Yandex OAuth, without a trailing slash.
-    pub oauth_url: String,
+    pub app: App,
     /// Where the token is written; `None` when the file has none.
     pub token_file: Option<PathBuf>,
     /// The line of an inline `token = …`, which login cannot rewrite.
@@ -255,20 +270,11 @@ pub fn load_login(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<L
     Ok(login)
 }
 
+const REGISTER: &str = "register an app at https://oauth.yandex.ru/client/new (see the README, \"Getting a token\")";
+
 pub fn parse_login(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Login, ConfigError> {
     let s = Settings::read(path, text, env)?;
-    let register = "register an app at https://oauth.yandex.ru/client/new (see the README, \"Getting a token\")";
-    let (io, client_id) = s.get("client_id").ok_or_else(|| s.missing("client_id", &format!("{register} and copy its ClientID here")))?;
-    if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(io.err("is empty or contains white space; copy the ClientID of your app again"));
-    }
-    let (so, secret) =
-        s.get("client_secret").ok_or_else(|| s.missing("client_secret", &format!("{register} and copy its Client secret here")))?;
-    let client_secret = token_value(&so, &secret).map_err(|_| so.err("is empty or contains white space; copy the Client secret again"))?;
-    let oauth_url = match s.get("oauth_url") {
-        None => DEFAULT_OAUTH_URL.to_string(),
-        Some((o, v)) => parse_api_url(&o, &v)?,
-    };
+    let app = parse_app(&s)?.ok_or_else(|| s.missing("client_id", &format!("{REGISTER} and copy its ClientID here")))?;
     let api_url = match s.get("api_url") {
         None => DEFAULT_API_URL.to_string(),
         Some((o, v)) => parse_api_url(&o, &v)?,
@@ -282,7 +288,33 @@ pub fn parse_login(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>
         Some((o, v)) => Duration::from_secs(number(&o, &v, 1)?),
         None => Duration::from_secs(30),
     };
-    Ok(Login { client_id, client_secret, oauth_url, token_file, inline_token, api_url, timeout })
+    Ok(Login { app, token_file, inline_token, api_url, timeout })
+}
+
+/// `client_id`, `client_secret` and `oauth_url`; `None` when neither of
+/// the first two is set, an error when only one is.
+fn parse_app(s: &Settings) -> Result<Option<App>, ConfigError> {
+    let (id, secret) = match (s.get("client_id"), s.get("client_secret")) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(s.missing("client_secret", &format!("{REGISTER} and copy its Client secret here (it goes with client_id)")));
+        }
+        (None, Some(_)) => {
+            return Err(s.missing("client_id", &format!("{REGISTER} and copy its ClientID here (it goes with client_secret)")));
+        }
+        (Some(id), Some(secret)) => (id, secret),
+    };
+    let (io, client_id) = id;
+    if client_id.is_empty() || client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(io.err("is empty or contains white space; copy the ClientID of your app again"));
+    }
+    let (so, secret) = secret;
+    let client_secret = token_value(&so, &secret).map_err(|_| so.err("is empty or contains white space; copy the Client secret again"))?;
+    let oauth_url = match s.get("oauth_url") {
+        None => DEFAULT_OAUTH_URL.to_string(),
+        Some((o, v)) => parse_api_url(&o, &v)?,
+    };
+    Ok(Some(App { client_id, client_secret, oauth_url }))
 }
 
 /// The file's lines checked and gathered, with the environment's overrides.
@@ -350,12 +382,12 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let missing = |key: &str, hint: &str| settings.missing(key, hint);
     let file = settings.file.clone();
 
-    let token = match (get("token"), get("token_file")) {
+    let (token, token_file) = match (get("token"), get("token_file")) {
         (Some((o, _)), Some((o2, _))) if !o.place.starts_with("environment") => {
             return Err(o2.err(format!("both `token` ({}) and `token_file` are set; keep one", o.place)));
         }
-        (Some((o, v)), _) => token_value(&o, v.trim())?,
-        (None, Some((o, v))) => read_token_file(&o, &v)?,
+        (Some((o, v)), _) => (token_value(&o, v.trim())?, None),
+        (None, Some((o, v))) => (read_token_file(&o, &v)?, Some(PathBuf::from(v))),
         (None, None) => {
             return Err(missing("token", "set `token = …`, `token_file = /path`, or the environment variable YSYNC_TOKEN"));
         }
@@ -429,8 +461,12 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         exclude.push(Glob::new(v).map_err(|e| o.err(e))?);
     }
 
+    let app = parse_app(&settings)?;
+
     Ok(Config {
         token,
+        token_file,
+        app,
         local_dir,
         remote_dir,
         interval,
@@ -473,7 +509,8 @@ fn read_token_file(o: &Origin, v: &str) -> Result<Token, ConfigError> {
     {
         log::warn!("{v} holds the token and can be read by other users; run: chmod 600 {v}");
     }
-    token_value(&Origin { place: v.to_string(), key: "token".into() }, text.trim())
+    let file = crate::token::TokenFile::parse(&text).map_err(|e| Origin { place: v.to_string(), key: String::new() }.err(e))?;
+    Ok(Token(file.token))
 }
 
 fn warn_if_token_readable(path: &Path, text: &str) {
@@ -772,6 +809,16 @@ mod tests {
     }
 
     #[test]
+    fn the_app_for_renewing_the_token_is_both_keys_or_none() {
+        let base = "token_file = /nonexistent\nlocal_dir=/x\nremote_dir=/y\n";
+        assert!(parse_ok("token=t\nlocal_dir=/x\nremote_dir=/y\n").app.is_none());
+        let c = parse_ok("token=t\nlocal_dir=/x\nremote_dir=/y\nclient_id = a\nclient_secret = s\n");
+        assert_eq!(c.app.map(|a| a.client_id), Some("a".into()));
+        assert!(parse_err("token=t\nlocal_dir=/x\nremote_dir=/y\nclient_id = a\n").starts_with("/etc/y.conf: client_secret: required"));
+        assert!(parse_err(base).contains("does not exist yet; run `ysync login`"));
+    }
+
+    #[test]
     fn token_never_shown_by_debug() {
         let c = parse_ok("token = AQAAAAAsecretTOKENvalue\nlocal_dir=/x\nremote_dir=/y\n");
         let dbg = format!("{c:?}");
@@ -784,11 +831,11 @@ mod tests {
         let env = |k: &str| (k == "YSYNC_OAUTH_URL").then(|| "http://127.0.0.1:9/".to_string());
         let l = parse_login(Path::new("/etc/y.conf"), "client_id = abc\nclient_secret = SECRETvalue123\ntoken_file = /var/lib/t\n", &env)
             .unwrap();
-        assert_eq!((l.client_id.as_str(), l.oauth_url.as_str()), ("abc", "http://127.0.0.1:9"));
+        assert_eq!((l.app.client_id.as_str(), l.app.oauth_url.as_str()), ("abc", "http://127.0.0.1:9"));
         assert_eq!((l.token_file, l.inline_token), (Some(PathBuf::from("/var/lib/t")), None));
-        assert!(!format!("{:?}", l.client_secret).contains("SECRET"));
+        assert!(!format!("{:?}", l.app.client_secret).contains("SECRET"));
         let l = parse_login(Path::new("/etc/y.conf"), "client_id = abc\nclient_secret = s\n\ntoken = t\n", &no_env).unwrap();
-        assert_eq!((l.oauth_url.as_str(), l.inline_token.as_deref()), (DEFAULT_OAUTH_URL, Some("/etc/y.conf:4")));
+        assert_eq!((l.app.oauth_url.as_str(), l.inline_token.as_deref()), (DEFAULT_OAUTH_URL, Some("/etc/y.conf:4")));
         let err = |text: &str| parse_login(Path::new("/etc/y.conf"), text, &no_env).unwrap_err().to_string();
         assert!(err("client_secret = s\n").starts_with("/etc/y.conf: client_id: required but not set; register an app"));
         assert!(err("client_id = abc\n").starts_with("/etc/y.conf: client_secret: required"));

@@ -44,6 +44,9 @@ pub fn status(cfg: &Config) -> i32 {
         let m: Vec<&str> = state.mounts.iter().map(String::as_str).collect();
         println!("mounts       {} (never mirrored as deleted while unmounted)", m.join(", "));
     }
+    if let Some((_, life)) = crate::token::Keeper::new(cfg).summary() {
+        println!("token        {life}");
+    }
     println!(
         "md5 guard    {}",
         match state.md5_guard {
@@ -94,6 +97,10 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     };
     println!("   config       {}", config_path.display());
     println!("   token        {:?}", cfg.token);
+    let keeper = crate::token::Keeper::new(cfg);
+    if let Some((ok, life)) = keeper.summary() {
+        row("token life", ok, life);
+    }
     println!("   api_url      {}", cfg.api_url);
     println!(
         "   settings     interval {}s, delete = {:?}, max_delete = {}, min_age {}s, bwlimit {}, throttle_workaround {}, {} exclude patterns, \
@@ -127,6 +134,9 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
         ),
         Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
             row("account", false, e.to_string());
+            if let Some(expired) = keeper.expired() {
+                println!("   {expired}; run `ysync login` for a new one");
+            }
             return 3;
         }
         Err(e) => row("account", false, format!("{e} (is api_url right, is the network up?)")),

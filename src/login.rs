@@ -12,23 +12,25 @@
 //!    asks for 5 s more between polls, for good (RFC 8628); then comes the
 //!    token, or a denial, or the codes expire.
 //! 4. The token goes to `token_file` (mode 0600, written atomically, owned
-//!    like its folder when root runs this for a service user), or to
-//!    stdout with `--print`. Then `GET /v1/disk` checks that it works.
+//!    like its folder when root runs this for a service user) with the
+//!    refresh token and the expiry that came with it, so that a running
+//!    ysync renews it (`token.rs`); or only the token to stdout with
+//!    `--print`. Then `GET /v1/disk` checks that it works.
 //!
 //! Messages for the user go to stderr, so that `--print` leaves only the
 //! token on stdout.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::config::Login;
+use crate::config::{App, Login};
 use crate::plan::human_bytes;
 use crate::remote::{self, Remote};
+use crate::token::{self, Issued};
 use crate::yandex::{self, Yandex};
 
 /// Exit codes, as for the other commands.
@@ -49,18 +51,6 @@ struct DeviceCode {
     interval: Option<u64>,
     #[serde(default)]
     expires_in: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    #[serde(default)]
-    error: String,
-    #[serde(default)]
-    error_description: String,
 }
 
 /// Why a login ended without a token; each says what to do.
@@ -85,9 +75,9 @@ pub fn login(app: &Login, config_path: &Path, print: bool) -> i32 {
     let Some(target) = app.token_file.as_deref().filter(|_| !print) else {
         if print {
             return match obtain(app) {
-                Ok(token) => {
-                    println!("{token}");
-                    verify(app, &token)
+                Ok(issued) => {
+                    println!("{}", issued.access_token);
+                    verify(app, &issued.access_token)
                 }
                 Err(f) => report(f),
             };
@@ -104,19 +94,24 @@ pub fn login(app: &Login, config_path: &Path, print: bool) -> i32 {
         eprintln!("ysync: token_file {}: {e}", target.display());
         return EXIT_CONFIG;
     }
-    let token = match obtain(app) {
+    let issued = match obtain(app) {
         Ok(t) => t,
         Err(f) => return report(f),
     };
-    match save_token(target, &token) {
-        Ok(note) => eprintln!("The token is saved in {}{note}.", target.display()),
+    let file = issued.file(token::now_secs());
+    match token::write(target, &file, Some(0o600)) {
+        Ok(note) => eprintln!(
+            "The token is saved in {}{note}.{}",
+            target.display(),
+            if file.refresh_token.is_some() && file.expires.is_some() { " ysync renews it before it expires." } else { "" }
+        ),
         Err(e) => {
             // The user went through the browser step: do not lose the token.
-            eprintln!("ysync: writing {} failed: {e}. Here is the token; put it there by hand:\n{token}", target.display());
+            eprintln!("ysync: writing {} failed: {e}. Here is what goes there; put it there by hand:\n{}", target.display(), file.render());
             return EXIT_FAILED;
         }
     }
-    verify(app, &token)
+    verify(app, &issued.access_token)
 }
 
 fn report(f: Failure) -> i32 {
@@ -133,8 +128,9 @@ fn report(f: Failure) -> i32 {
 }
 
 /// Asks for the codes, shows them, and polls until there is an answer.
-fn obtain(app: &Login) -> Result<String, Failure> {
-    let agent = yandex::agent(app.timeout);
+fn obtain(login: &Login) -> Result<Issued, Failure> {
+    let app = &login.app;
+    let agent = yandex::agent(login.timeout);
     let (device_id, device_name) = device();
     let form = [("client_id", app.client_id.as_str()), ("device_id", device_id.as_str()), ("device_name", device_name.as_str())];
     let url = format!("{}/device/code", app.oauth_url);
@@ -166,7 +162,7 @@ fn obtain(app: &Login) -> Result<String, Failure> {
             ("client_secret", app.client_secret.secret()),
         ];
         let answer = match post(&agent, &url, &form) {
-            Ok((_, body)) => serde_json::from_str::<TokenAnswer>(&body).ok().ok_or(body),
+            Ok((_, body)) => serde_json::from_str::<Issued>(&body).ok().ok_or(body),
             // A network blip while the user types: keep waiting.
             Err(Failure::Again(e)) if Instant::now() < deadline => {
                 log::warn!("{e}; still waiting");
@@ -177,9 +173,9 @@ fn obtain(app: &Login) -> Result<String, Failure> {
         match answer {
             Ok(a) if !a.access_token.is_empty() => {
                 if let Some(secs) = a.expires_in {
-                    eprintln!("Access granted. The token is valid for {} days; run `ysync login` again before then.", secs / 86_400);
+                    eprintln!("Access granted. The token is valid for {} days.", secs / 86_400);
                 }
-                return Ok(a.access_token);
+                return Ok(a);
             }
             Ok(a) if a.error == "authorization_pending" && Instant::now() < deadline => {}
             Ok(a) if a.error == "slow_down" && Instant::now() < deadline => {
@@ -226,9 +222,10 @@ fn post(agent: &ureq::Agent, url: &str, form: &[(&str, &str)]) -> Result<(u16, S
 }
 
 /// A refused code request, explained.
-fn refusal(app: &Login, url: &str, status: u16, body: &str) -> Failure {
-    let a: TokenAnswer = serde_json::from_str(body).unwrap_or(TokenAnswer {
+fn refusal(app: &App, url: &str, status: u16, body: &str) -> Failure {
+    let a: Issued = serde_json::from_str(body).unwrap_or(Issued {
         access_token: String::new(),
+        refresh_token: None,
         expires_in: None,
         error: format!("HTTP {status}"),
         error_description: excerpt(body),
@@ -278,26 +275,6 @@ fn writable_folder(target: &Path) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("/"));
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     crate::state::can_write_in(dir)
-}
-
-/// Writes the token readable by its owner only, through a temporary file
-/// that never has wider permissions. When root writes into a folder that
-/// belongs to someone else (`/var/lib/ysync`, owned by the service user),
-/// the file is given to that owner, or the service could not read it.
-fn save_token(target: &Path, token: &str) -> std::io::Result<String> {
-    let dir = target.parent().unwrap_or(Path::new("/"));
-    let owner = std::fs::metadata(dir)?;
-    let mut note = String::new();
-    crate::state::write_atomically(target, 0o600, |f| {
-        f.write_all(format!("{token}\n").as_bytes())?;
-        let file = f.get_ref();
-        if file.metadata()?.uid() == 0 && owner.uid() != 0 {
-            std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid()))?;
-            note = format!(", owned by uid {} like its folder", owner.uid());
-        }
-        Ok(())
-    })?;
-    Ok(note)
 }
 
 /// Uses the new token once, so that a token without the Disk permissions

@@ -13,6 +13,7 @@ mod retry;
 mod scan;
 mod state;
 mod sync;
+mod token;
 mod yandex;
 
 use std::path::PathBuf;
@@ -242,14 +243,27 @@ fn main() {
     let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
     let mut syncer = sync::Syncer::new(&cfg, &mut disk, &mut store);
 
+    let mut keeper = token::Keeper::new(&cfg);
+
     let once = args.command == "once" || args.dry_run;
     loop {
+        // A dry run changes nothing, the token file included.
+        if !args.dry_run
+            && let Some(token) = keeper.before_cycle()
+        {
+            syncer.set_token(token.secret());
+        }
         let outcome = syncer.cycle(args.dry_run);
         match &outcome {
             Outcome::Clean | Outcome::Failed(_) => {}
             Outcome::SafetyStop(m) | Outcome::StateError(m) => log::error!("{m}"),
             Outcome::TokenRejected(m) | Outcome::StateUnusable(m) => {
                 log::error!("{m}");
+                if let Outcome::TokenRejected(_) = outcome
+                    && let Some(expired) = keeper.expired()
+                {
+                    log::error!("{expired}; run `ysync login` for a new one");
+                }
                 exit(outcome.exit_code())
             }
         }

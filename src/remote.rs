@@ -120,6 +120,9 @@ pub trait Remote {
     /// Free space and the per-file size limit.
     fn disk_info(&mut self) -> Result<DiskInfo, Error>;
 
+    /// Uses another token from now on (renewed between cycles, `token.rs`).
+    fn set_token(&mut self, _token: &str) {}
+
     /// `mkdir -p`: tries the folder, then creates the missing ancestors.
     fn mkdir_all(&mut self, path: &str) -> Result<(), Error> {
         match self.mkdir(path) {

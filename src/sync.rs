@@ -283,6 +283,11 @@ pub struct Syncer<'a> {
 }
 
 impl<'a> Syncer<'a> {
+    /// A renewed token, for the next requests.
+    pub fn set_token(&mut self, token: &str) {
+        self.remote.set_token(token);
+    }
+
     pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Syncer<'a> {
         Syncer {
             cfg,

@@ -345,6 +345,10 @@ impl Remote for Yandex {
         }
     }
 
+    fn set_token(&mut self, token: &str) {
+        self.auth = format!("OAuth {token}");
+    }
+
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {
         let url = format!("{}/?fields=total_space,used_space,max_file_size,user.login", self.api);
         let d: Disk = json(&self.api_call("GET", &url)?.1)?;

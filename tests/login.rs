@@ -6,7 +6,9 @@ mod support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::Duration;
 
 use emulator::oauth::Script;
 use emulator::{FakeDisk, Options};
@@ -40,7 +42,12 @@ fn the_user_enters_the_code_and_the_token_lands_in_token_file_for_its_owner_only
     assert!(text.contains("logged in as emulator"), "the new token was tried on the Disk: {text}");
     assert_eq!(stdout(&out), "", "nothing on stdout without --print");
 
-    assert_eq!(fs::read_to_string(&token_file).unwrap(), format!("{}\n", fx.emu.token()));
+    // The token on the first line, then what renewing it takes.
+    let saved = fs::read_to_string(&token_file).unwrap();
+    assert_eq!(saved.lines().next(), Some(fx.emu.token().as_str()), "{saved}");
+    assert!(saved.contains("\nrefresh_token = ref"), "{saved}");
+    assert!(saved.contains(&format!("\nlifetime = {}\n", 365 * 86_400)), "{saved}");
+    assert!(text.contains("ysync renews it before it expires"), "{text}");
     assert_eq!(fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(fs::metadata(token_file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
     let left: Vec<_> = fs::read_dir(token_file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -138,7 +145,8 @@ fn as_root_the_token_file_belongs_to_the_owner_of_its_folder() {
         eprintln!("skipped: needs root to give a file away");
         return;
     }
-    let (fx, token_file) = setup(Script { pending_polls: 0, ..Script::default() }, "token_file = TOKEN_FILE");
+    let life = Script { pending_polls: 0, token_life: Duration::from_secs(4), ..Script::default() };
+    let (fx, token_file) = setup(life, "token_file = TOKEN_FILE");
     let dir = token_file.parent().unwrap();
     fs::create_dir(dir).unwrap();
     std::os::unix::fs::chown(dir, Some(65534), Some(65534)).unwrap();
@@ -147,4 +155,140 @@ fn as_root_the_token_file_belongs_to_the_owner_of_its_folder() {
     let meta = fs::metadata(&token_file).unwrap();
     assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (65534, 65534, 0o600));
     assert!(stderr(&out).contains("owned by uid 65534 like its folder"), "{}", stderr(&out));
+
+    // Renewed by root, it keeps its owner.
+    let first = first_line(&token_file);
+    sleep(Duration::from_millis(3000));
+    fx.sync();
+    let meta = fs::metadata(&token_file).unwrap();
+    assert_ne!(first_line(&token_file), first, "renewed");
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (65534, 65534, 0o600));
+}
+
+// ------------------------------------------------------------ the token's life
+
+fn first_line(p: &Path) -> String {
+    fs::read_to_string(p).unwrap().lines().next().unwrap_or_default().to_string()
+}
+
+/// A token lives a year, and then the backups stopped. Here one lives 6 s:
+/// with less than half of it left, ysync renews it with the refresh token
+/// that `login` kept, and writes the file back, mode 0600. Once the first
+/// token has expired, ysync still works. On 5fa1979 it exited 3 then.
+#[test]
+fn the_token_is_renewed_before_it_expires_and_the_backups_go_on() {
+    let life = Script { pending_polls: 0, token_life: Duration::from_secs(6), ..Script::default() };
+    let (fx, token_file) = setup(life, "token_file = TOKEN_FILE");
+    let out = fx.ysync(&["login"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first = first_line(&token_file);
+    fx.write("a.txt", "a");
+    fx.sync();
+    assert_eq!(fx.emu.oauth_record().refreshes, 0, "not renewed while more than half is left");
+
+    // Its owner made it read-only: it stays so.
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o400)).unwrap();
+    sleep(Duration::from_millis(4000));
+    fx.write("b.txt", "b");
+    let out = fx.sync();
+    assert!(stderr(&out).contains(&format!("renewed the token in {}", token_file.display())), "{}", stderr(&out));
+    let second = first_line(&token_file);
+    assert_ne!(second, first, "a new token");
+    assert_eq!(fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o400, "the mode it had");
+    let left: Vec<_> = fs::read_dir(token_file.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["token"], "no temporary file is left");
+    assert_eq!(fx.emu.oauth_record().renewed, 1);
+
+    // The first token is dead by now; the backups go on.
+    sleep(Duration::from_millis(2500));
+    fx.write("c.txt", "c");
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fx.assert_mirror();
+    let out = fx.ysync(&["check"]);
+    assert!(stdout(&out).contains("ok token life"), "{}", stdout(&out));
+    assert!(stdout(&fx.ysync(&["status"])).contains("token        expires in"));
+
+    // A plain one-line token file still works; nobody can say when it ends.
+    fs::write(&token_file, format!("{}\n", first_line(&token_file))).unwrap();
+    fx.write("d.txt", "d");
+    fx.sync();
+    fx.assert_mirror();
+    assert!(stdout(&fx.ysync(&["check"])).contains("ok token life   expiry unknown (a plain token file"));
+}
+
+/// Without the app's credentials the token cannot be renewed: ysync says
+/// so with the time left, `check` flags it, and after the expiry the 401
+/// comes with the date and the login hint (exit 3).
+#[test]
+fn a_token_that_cannot_be_renewed_is_announced_and_its_end_names_the_way_out() {
+    let life = Script { pending_polls: 0, token_life: Duration::from_secs(4), ..Script::default() };
+    let (fx, token_file) = setup(life, "token_file = TOKEN_FILE");
+    assert_eq!(fx.ysync(&["login"]).status.code(), Some(0));
+    let conf = fs::read_to_string(&fx.conf).unwrap().replace("client_id = test-client\nclient_secret = test-secret\n", "");
+    fs::write(&fx.conf, conf).unwrap();
+    sleep(Duration::from_millis(3000));
+    let out = fx.sync();
+    let log = stderr(&out);
+    assert!(log.contains(&format!("the token in {} expires in less than a minute", token_file.display())), "{log}");
+    assert!(log.contains("cannot renew it: client_id and client_secret are not in the config"), "{log}");
+    let out = fx.ysync(&["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("!! token life"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("not renewed automatically: client_id and client_secret are not in the config"), "{}", stdout(&out));
+
+    sleep(Duration::from_millis(1500));
+    fx.write("late.txt", "x");
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("expired 0 days ago"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run `ysync login` for a new one"), "{}", stderr(&out));
+    assert!(fx.emu.oauth_record().expired_uses > 0);
+}
+
+/// Yandex may give the same token back while it has plenty of time left.
+/// ysync then does not ask again at every run: it notes when it asked.
+#[test]
+fn a_renewal_that_gives_the_same_token_back_is_not_asked_again_at_once() {
+    let (fx, token_file) =
+        setup(Script { pending_polls: 0, token_life: Duration::from_secs(1000), ..Script::default() }, "token_file = TOKEN_FILE");
+    assert_eq!(fx.ysync(&["login"]).status.code(), Some(0));
+    // As if most of its life had passed; the emulator knows better.
+    let text = fs::read_to_string(&token_file).unwrap();
+    let expires: u64 = text.lines().find_map(|l| l.strip_prefix("expires = ")).unwrap().parse().unwrap();
+    fs::write(&token_file, text.replace(&format!("expires = {expires}"), &format!("expires = {}", expires - 900))).unwrap();
+    for _ in 0..3 {
+        fx.sync();
+    }
+    assert_eq!(fx.emu.oauth_record().refreshes, 1, "{:?}", fx.emu.oauth_record());
+    let text = fs::read_to_string(&token_file).unwrap();
+    assert!(text.contains("\nasked = "), "{text}");
+    assert_eq!(first_line(&token_file), fx.emu.token());
+}
+
+/// A running daemon renews between cycles and carries on past the first
+/// token's end.
+#[test]
+fn a_running_daemon_renews_its_token_between_cycles() {
+    let life = Script { pending_polls: 0, token_life: Duration::from_secs(4), ..Script::default() };
+    let (fx, token_file) = setup(life, "token_file = TOKEN_FILE\ninterval = 1");
+    assert_eq!(fx.ysync(&["login"]).status.code(), Some(0));
+    let mut daemon = fx.command(&["run"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    sleep(Duration::from_secs(6));
+    fx.write("after.txt", "written after the first token died");
+    let mut mirrored = false;
+    for _ in 0..50 {
+        if fx.emu.file("/Backup/after.txt").is_some() {
+            mirrored = true;
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    let alive = daemon.try_wait().unwrap().is_none();
+    daemon.kill().unwrap();
+    let out = daemon.wait_with_output().unwrap();
+    assert!(alive, "the daemon kept running");
+    assert!(mirrored, "a file written after the first token's end reached the Disk: {}", stderr(&out));
+    assert!(fx.emu.oauth_record().renewed >= 1);
+    assert_ne!(first_line(&token_file), fx.emu.token());
 }

@@ -282,6 +282,8 @@ struct Shared {
     api_url: String,
     upload_base: String,
     stop: AtomicBool,
+    /// When the emulator started (its own token's life begins then).
+    started: Instant,
 }
 
 pub struct FakeDisk {
@@ -305,6 +307,7 @@ impl FakeDisk {
             api_url: format!("http://{api_addr}/v1/disk"),
             upload_base: format!("http://{up_addr}/upload-target/"),
             stop: AtomicBool::new(false),
+            started: Instant::now(),
         });
         for (listener, upload) in [(api, false), (up, true)] {
             let s = shared.clone();
@@ -627,10 +630,11 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
         return Next::Reply(reply);
     }
     drop(d);
-    if head.header("authorization") != Some(&format!("OAuth {}", shared.opts.token)) {
+    let mut d = shared.disk.lock().unwrap();
+    let token = head.header("authorization").and_then(|a| a.strip_prefix("OAuth ")).unwrap_or_default();
+    if !d.oauth.accepts(&shared.opts.oauth, &shared.opts.token, token, shared.started) {
         return Next::Reply(error(401, "UnauthorizedError", "Unauthorized"));
     }
-    let mut d = shared.disk.lock().unwrap();
     d.settle();
     d.vanish_next = matches!(fault, Some(FaultKind::Vanish));
     let reply = match (head.method.as_str(), head.path.trim_end_matches('/')) {

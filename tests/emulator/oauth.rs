@@ -6,8 +6,17 @@
 //!   `device_code`, `user_code`, `verification_url`, `interval`, `expires_in`;
 //! - `POST /token` (form: `grant_type=device_code`, `code`, `client_id`,
 //!   `client_secret`) → 400 `authorization_pending` until the scripted
-//!   user answers, then the token (the emulator's own), or
-//!   `access_denied`; `expired_token` once the codes' lifetime is over.
+//!   user answers, then the token (the emulator's own, issued anew for
+//!   `token_life`) with a refresh token, or `access_denied`; `invalid_grant`
+//!   once the codes' lifetime is over;
+//! - `POST /token` with `grant_type=refresh_token` (Yandex ID's docs,
+//!   "Update a token": `refresh_token`, `client_id`, `client_secret`) → a
+//!   new token and a new refresh token (the old refresh token is spent), or,
+//!   while the token has more than `keep_while_left` to live, the same token
+//!   back ("the main token may not change … if it still has plenty of time
+//!   before it expires"); an unknown refresh token is `invalid_grant`.
+//!
+//! Tokens expire: the Disk answers 401 to one past its life.
 //!
 //! Strict where a careless client would go wrong: the body must be a form,
 //! the client credentials must match, and a poll that comes sooner than the
@@ -15,6 +24,7 @@
 //! and counted in `early_polls`. Error names follow RFC 8628, which the
 //! device flow of Yandex ID implements.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -41,6 +51,13 @@ pub struct Script {
     /// "invalid or expired device_code", and `bad_verification_code`: R5 in
     /// real-disk-evidence.md), to test ysync's fallback.
     pub rfc_names: bool,
+    /// How long a token lives (Yandex: a year; the recorded exchange says
+    /// `expires_in: 31535338`).
+    pub token_life: Duration,
+    /// A refresh while the token has more than this left gives the same
+    /// token back; `None`: half of `token_life`. Yandex does not say where
+    /// "plenty of time" ends.
+    pub keep_while_left: Option<Duration>,
 }
 
 impl Default for Script {
@@ -55,6 +72,8 @@ impl Default for Script {
             deny: false,
             slow_down_at: Vec::new(),
             rfc_names: false,
+            token_life: Duration::from_secs(365 * 86_400),
+            keep_while_left: None,
         }
     }
 }
@@ -78,6 +97,11 @@ pub struct Record {
     pub early_polls: u32,
     pub device_ids: Vec<String>,
     pub device_names: Vec<String>,
+    /// `grant_type=refresh_token` requests, and those that gave a new token.
+    pub refreshes: u32,
+    pub renewed: u32,
+    /// API requests refused because their token had expired.
+    pub expired_uses: u32,
 }
 
 #[derive(Default)]
@@ -85,6 +109,10 @@ pub struct OAuth {
     grants: Vec<Grant>,
     pub record: Record,
     seq: u64,
+    /// Access tokens issued, and when each expires.
+    tokens: HashMap<String, Instant>,
+    /// Refresh tokens not yet spent, and the access token each came with.
+    refresh: HashMap<String, String>,
 }
 
 struct Form(Vec<(String, String)>);
@@ -100,6 +128,51 @@ fn oauth_error(name: &str, description: &str) -> Reply {
 }
 
 impl OAuth {
+    /// Is `token` one the Disk takes now? The emulator's own token lives
+    /// `token_life` from the start.
+    pub fn accepts(&mut self, script: &Script, own: &str, token: &str, started: Instant) -> bool {
+        let expires = *self.tokens.entry(own.to_string()).or_insert(started + script.token_life);
+        let expires = if token == own { expires } else { self.tokens.get(token).copied().unwrap_or(started) };
+        let live = Instant::now() < expires;
+        if !live && (token == own || self.tokens.contains_key(token)) {
+            self.record.expired_uses += 1;
+        }
+        live
+    }
+
+    /// Issues `access` anew for `token_life`, with a fresh refresh token.
+    fn issue(&mut self, script: &Script, access: String) -> Reply {
+        self.seq += 1;
+        let refresh = format!("ref{:016x}", self.seq.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        self.tokens.insert(access.clone(), Instant::now() + script.token_life);
+        self.refresh.insert(refresh.clone(), access.clone());
+        Reply::json(
+            200,
+            json!({"token_type": "bearer", "access_token": access, "expires_in": script.token_life.as_secs(), "refresh_token": refresh}),
+        )
+    }
+
+    /// `grant_type=refresh_token`.
+    fn renew(&mut self, script: &Script, form: &Form) -> Reply {
+        self.record.refreshes += 1;
+        let given = form.get("refresh_token").unwrap_or_default();
+        let Some(access) = self.refresh.get(given).cloned() else {
+            return oauth_error("invalid_grant", "Invalid refresh token");
+        };
+        let now = Instant::now();
+        let left = self.tokens.get(&access).map_or(Duration::ZERO, |e| e.saturating_duration_since(now));
+        if left > script.keep_while_left.unwrap_or(script.token_life / 2) {
+            return Reply::json(
+                200,
+                json!({"token_type": "bearer", "access_token": access, "expires_in": left.as_secs(), "refresh_token": given}),
+            );
+        }
+        self.refresh.remove(given);
+        self.record.renewed += 1;
+        let fresh = format!("tok{:016x}", (self.seq + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.issue(script, fresh)
+    }
+
     /// Answers `/device/code` and `/token`; `None` for other paths.
     pub fn handle(&mut self, script: &Script, token: &str, head: &Head, body: &[u8]) -> Option<Reply> {
         if head.path != "/device/code" && head.path != "/token" {
@@ -163,6 +236,9 @@ impl OAuth {
         if get("client_secret") != Some(script.client_secret.as_str()) {
             return oauth_error("invalid_client", "Wrong client secret");
         }
+        if get("grant_type") == Some("refresh_token") {
+            return self.renew(script, form);
+        }
         if get("grant_type") != Some("device_code") {
             return oauth_error("unsupported_grant_type", "Unsupported grant type");
         }
@@ -193,9 +269,6 @@ impl OAuth {
         if script.deny {
             return oauth_error("access_denied", "User denied access");
         }
-        Reply::json(
-            200,
-            json!({"token_type": "bearer", "access_token": token, "expires_in": 31_536_000, "refresh_token": "refresh-not-used"}),
-        )
+        self.issue(script, token.to_string())
     }
 }
