@@ -692,6 +692,11 @@ impl<'a> Syncer<'a> {
                 // Done already (by an earlier, interrupted run).
                 Err(Error::NotFound) if self.remote.exists(&dst)? => break Ok(()),
                 Err(Error::NotFound) if poll.again() => {}
+                // Someone else's folder is there: move into it, piece by piece.
+                Err(Error::AlreadyExists) if m.dir => {
+                    log::info!("disk:{dst} exists already; moving the contents of {} into it", m.from);
+                    break self.merge_into(&src, &dst);
+                }
                 other => break other,
             }
         };
@@ -706,6 +711,28 @@ impl<'a> Syncer<'a> {
                 self.changes(settle);
                 Err(e)
             }
+        }
+    }
+
+    /// A folder move onto a folder that is already there (someone made it
+    /// on the web, or another client did): each entry of `src` is moved
+    /// into `dst`, a sub-folder that exists there too the same way, and
+    /// `src`, emptied, is deleted. A file of `src` replaces a file at its new
+    /// path, as an upload there would (the local folder is the master);
+    /// everything else in `dst` stays as it was. One listing per folder
+    /// merged, one move per entry.
+    fn merge_into(&mut self, src: &str, dst: &str) -> Result<(), Error> {
+        let Some(items) = self.remote.list(src)? else { return Err(Error::NotFound) };
+        for item in items {
+            let (from, to) = (remote::join(src, &item.name), remote::join(dst, &item.name));
+            match self.remote.move_to(&from, &to, !item.dir) {
+                Err(Error::AlreadyExists) if item.dir => self.merge_into(&from, &to)?,
+                other => other?,
+            }
+        }
+        match self.remote.list(src)? {
+            Some(left) if left.is_empty() => self.remote.delete(src, true, None),
+            _ => Ok(()),
         }
     }
 

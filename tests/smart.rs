@@ -282,3 +282,37 @@ fn min_age_waits_for_files_still_being_written() {
     fx.sync();
     fx.assert_mirror();
 }
+
+/// A folder renamed to a name that someone else already has on the Disk
+/// (made on the web, another client): the move cannot replace that folder,
+/// and failed every cycle on 5fa1979. Now ysync moves the contents into it,
+/// without sending a byte again; what was there stays.
+#[test]
+fn a_folder_renamed_onto_a_folder_someone_made_on_the_disk_is_merged_into_it() {
+    let fx = Fixture::new("max_delete = 100%");
+    for i in 0..4 {
+        fx.write(&format!("album/photo{i}.jpg"), bytes(10_000, i));
+    }
+    fx.write("album/2024/deep.jpg", "deep");
+    fx.write("keep.txt", "k");
+    fx.sync();
+    fx.emu.put_file("/Backup/trip/theirs.jpg", b"someone's photo");
+    fx.emu.put_file("/Backup/trip/2024/theirs-too.jpg", b"theirs");
+    fx.emu.reset_counts();
+    fs::rename(fx.path("album"), fx.path("trip")).unwrap();
+    let out = fx.ysync_within(&["once"], 60);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.uploaded_bytes(), 0, "nothing sent again: {:?}", fx.emu.counts());
+    let trip: Vec<String> = fx.emu.tree("/Backup/trip").into_keys().collect();
+    assert_eq!(
+        trip,
+        ["2024", "2024/deep.jpg", "2024/theirs-too.jpg", "photo0.jpg", "photo1.jpg", "photo2.jpg", "photo3.jpg", "theirs.jpg"]
+    );
+    assert_eq!(fx.emu.file("/Backup/trip/photo2.jpg"), Some(bytes(10_000, 2)));
+    assert!(!fx.emu.exists("/Backup/album"), "the emptied folder is gone");
+    // Converged: the next cycle has nothing to do.
+    fx.emu.reset_counts();
+    let out = fx.ysync_within(&["once"], 60);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.total_requests(), 0, "{:?}", fx.emu.counts());
+}
