@@ -875,6 +875,14 @@ impl<'a> Syncer<'a> {
             }
             Err(e) => {
                 log::debug!("probing the Disk's md5 guard failed ({e}); comparing before deleting");
+                // The probe is not left behind, on the Disk or in the state
+                // (a pending record there would keep every later cycle from
+                // being sealed); the next deletion probes again.
+                let path = remote::join(&self.cfg.remote_dir, MD5_PROBE);
+                if let Err(e) = self.remote.delete(&path, true, None) {
+                    log::debug!("removing the md5 probe failed ({e}); the next probe replaces it");
+                }
+                self.change(Change::Forget { path: MD5_PROBE.into() });
                 false
             }
         }

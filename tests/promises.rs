@@ -559,6 +559,30 @@ fn only_ysyncs_files_are_deleted_even_when_the_disk_ignores_md5() {
     }
 }
 
+/// A probe of the md5 guard that fails (here its upload meets a 500) is
+/// not left behind: not on the Disk, and not as a pending upload in the
+/// state, which kept every later cycle from being sealed (found by the
+/// chaos test, seed 420223172).
+#[test]
+fn a_failed_md5_probe_leaves_nothing_behind() {
+    let fx = Fixture::new("");
+    fx.write("a.txt", "a");
+    fx.write("b.txt", "b");
+    fx.sync();
+    fs::remove_file(fx.path("a.txt")).unwrap();
+    let mut probe = fault(PUT, FaultKind::Status(500, "InternalServerError"), 1);
+    probe.path_contains = ".ysync-md5-probe".into();
+    fx.emu.inject(probe);
+    fx.sync();
+    assert!(!fx.emu.exists("/Backup/a.txt"), "deleted after comparing");
+    assert!(!fx.emu.exists("/Backup/.ysync-md5-probe.txt"));
+    assert_eq!(fx.state_json()["pending"], serde_json::json!({}), "no probe left pending");
+    assert!(fx.state_is_sealed(), "the cycle is sealed");
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "an idle cycle: {:?}", fx.emu.counts());
+}
+
 /// A folder deleted locally that holds, on the Disk, something ysync did
 /// not put there (a phone upload, a file edited on the web) is not deleted
 /// whole: ysync's files go, and sub-folders of its own with nothing foreign

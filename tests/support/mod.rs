@@ -335,7 +335,18 @@ pub fn mutate(fx: &Fixture, rng: &mut Rng, step: usize) {
 /// The state (snapshot, after a clean run) describes exactly what is remote.
 pub fn assert_state_matches_remote(fx: &Fixture) {
     use sha2::Digest;
-    assert!(fx.state_is_sealed(), "a clean run ends with a seal");
+    assert!(
+        fx.state_is_sealed(),
+        "a clean run ends with a seal: {}\n{}",
+        fx.state_json(),
+        std::fs::read_to_string(fx.state.with_extension("json.journal"))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let state = fx.state_json();
     assert_eq!(state["pending"], serde_json::json!({}), "unresolved uploads");
     assert_eq!(state["mkdirs"], serde_json::json!([]), "unconfirmed folders");
