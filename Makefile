@@ -27,7 +27,7 @@ X86_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 ARM_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
-.PHONY: bench build test test-native test-release test-aarch64 demo emulator static static-aarch64 static-deps size \
+.PHONY: bench build test test-native test-release test-aarch64 demo emulator static static-aarch64 static-deps size clients client-deps \
         install install-files uninstall clean
 
 build:
@@ -36,11 +36,28 @@ build:
 # Unit tests, integration tests against the bundled Yandex Disk emulator
 # (no network), and, when the cross tools are installed, the aarch64 binary
 # under qemu.
+# Optional parts are skipped, and say so, when their tools are missing; on CI
+# (YSYNC_CI=1, set by .ci/run, which installs them) a missing tool fails.
 test: test-native test-release
 	@if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64-static >/dev/null \
 	    && rustup target list --installed 2>/dev/null | grep -qx $(ARM); then \
 	    $(MAKE) --no-print-directory test-aarch64; \
+	elif [ -n "$$YSYNC_CI" ]; then echo "make test: the aarch64 tools are missing on CI" >&2; exit 1; \
 	else echo "make test: aarch64 tests skipped (make static-deps installs what they need)"; fi
+	@if command -v rclone >/dev/null && command -v openssl >/dev/null && python3 -c "import yadisk" 2>/dev/null; then \
+	    tests/clients/run.sh; \
+	elif [ -n "$$YSYNC_CI" ]; then echo "make test: rclone, openssl or yadisk is missing on CI" >&2; exit 1; \
+	else echo "make test: real clients against the emulator skipped (make client-deps installs rclone and yadisk)"; fi
+
+# rclone and the Python yadisk library against a fresh fake-disk.
+clients:
+	tests/clients/run.sh
+
+client-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq rclone openssl; \
+	else echo "as root: apt-get install rclone openssl"; fi
+	python3 -m pip install -q yadisk requests
 
 test-native:
 	$(CARGO) test --locked --all-targets

@@ -16,7 +16,7 @@ mod emulator;
 
 use std::time::Duration;
 
-const HELP: &str = "usage: fake-disk [--port N] [--upload-port N] [--token T] [--op-delay-ms N] [--sink] [--quiet]";
+const HELP: &str = "usage: fake-disk [--port N] [--upload-port N] [--token T] [--op-delay-ms N] [--finalize-ms-per-mib N] [--lag-ms-per-mib N] [--sink] [--quiet]";
 
 fn main() {
     // Operation links name this emulator, so that other clients (rclone,
@@ -32,6 +32,9 @@ fn main() {
             "--token" => opts.token = value("--token"),
             "--op-delay-ms" => opts.op_delay = Duration::from_millis(value("--op-delay-ms").parse().expect("a number")),
             "--quiet" => opts.verbose = false,
+            // The live Disk's pauses (B1, R1 in real-disk-evidence.md); 0 turns one off.
+            "--finalize-ms-per-mib" => opts.finalize_ms_per_mib = value("--finalize-ms-per-mib").parse().expect("a number"),
+            "--lag-ms-per-mib" => opts.lag_ms_per_mib = value("--lag-ms-per-mib").parse().expect("a number"),
             // Benchmarks: upload bodies are read and thrown away.
             "--sink" => opts.sink = true,
             _ => {

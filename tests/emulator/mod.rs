@@ -5,9 +5,15 @@
 //! - the query is decoded form-style (`+` is a space), so a client that does
 //!   not escape `+` stores the wrong name, as on the real Disk;
 //! - a name with `:` needs the explicit `disk:/` prefix (else 400);
-//! - upload links live on a second port, are single-use, and must not
-//!   receive the token (a request that carries it is refused and counted);
-//! - uploads require `Content-Length` (411 otherwise);
+//! - upload links live on a second port and are single-use; a request
+//!   there that carries the token is taken, as the live Disk takes rclone's,
+//!   and counted (`token_leaks`), so tests can assert ysync never sends it;
+//! - upload bodies come with `Content-Length` or chunked (as rclone's);
+//!   a refused request's body is read, so the connection goes on serving,
+//!   except after a 413 or 507 sent before the body (then it is closed);
+//! - the endpoints other clients use (PATCH custom_properties, download,
+//!   copy, publish, the flat file list, last-uploaded, the trash) work
+//!   (`more.rs`), so rclone and yadisk can be pointed at it;
 //! - deleting or moving a non-empty folder answers 202 and an operation that
 //!   locks its paths (423 for anyone touching them) until it completes;
 //! - a 429 carries no `Retry-After` unless a test asks for one (R6), and
@@ -23,6 +29,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+mod more;
 pub mod oauth;
 
 use std::collections::{BTreeMap, HashMap};
@@ -207,6 +214,10 @@ enum Effect {
         from: String,
         to: String,
     },
+    Copy {
+        from: String,
+        to: String,
+    },
     /// A 202 upload: the file appears when the operation ends.
     Store {
         path: String,
@@ -259,6 +270,12 @@ struct Disk {
     vanish_next: bool,
     /// Sink mode: the sizes that were sent, for listings.
     sunk: HashMap<String, u64>,
+    /// `PATCH /resources` custom_properties, download links, public keys,
+    /// and when each file was stored (for `last-uploaded`): `more.rs`.
+    props: HashMap<String, serde_json::Map<String, Value>>,
+    downloads: HashMap<String, String>,
+    public: HashMap<String, String>,
+    stamps: HashMap<String, u64>,
     /// Requests seen on both ports, for `kill_at`.
     seen: u64,
     kill_at: Option<KillAt>,
@@ -373,6 +390,7 @@ impl FakeDisk {
         for (i, _) in path.match_indices('/').skip(1) {
             d.nodes.entry(path[..i].to_string()).or_insert(Node::Dir);
         }
+        d.stamp(path);
         d.nodes.insert(path.to_string(), Node::File(Arc::new(data.to_vec())));
     }
 
@@ -496,7 +514,10 @@ fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()
                     let q = http::form_decode(&head.query).unwrap_or_default();
                     println!("{} {}{}{} -> {}", head.method, head.path, if q.is_empty() { "" } else { "?" }, q, reply.status);
                 }
-                http::write_reply(&mut writer, &reply)?
+                http::write_reply(&mut writer, &reply)?;
+                if reply.headers.iter().any(|(k, v)| *k == "Connection" && v == "close") {
+                    return Ok(());
+                }
             }
             Next::Reset => {
                 let _ = writer.shutdown(Shutdown::Both);
@@ -522,6 +543,12 @@ fn too_many(opts: &Options) -> Reply {
         r.headers.push(("Retry-After", secs.to_string()));
     }
     r
+}
+
+/// `reply` with `Connection: close`: the request's body was left unread.
+fn closing(mut reply: Reply) -> Reply {
+    reply.headers.push(("Connection", "close".into()));
+    reply
 }
 
 fn not_found() -> Reply {
@@ -640,7 +667,19 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
     let reply = match (head.method.as_str(), head.path.trim_end_matches('/')) {
         ("GET", "/v1/disk") => d.info(&shared.opts),
         ("GET", "/v1/disk/resources") => with_path(&raw_path, |p| d.meta(p, &q)),
-        ("PUT", "/v1/disk/resources") => with_path(&raw_path, |p| d.mkdir(p, &raw_path)),
+        ("PUT", "/v1/disk/resources") => with_path(&raw_path, |p| d.mkdir(shared, p, &raw_path)),
+        ("PATCH", "/v1/disk/resources") => with_path(&raw_path, |p| d.patch(p, &body)),
+        ("GET", "/v1/disk/resources/download") => with_path(&raw_path, |p| d.download(shared, p)),
+        ("POST", "/v1/disk/resources/copy") => {
+            let from = q.get("from").unwrap_or_default().to_string();
+            with_path(&from, |f| with_path(&raw_path, |t| d.copy(shared, f, t, &q)))
+        }
+        ("PUT", "/v1/disk/resources/publish") => with_path(&raw_path, |p| d.publish(shared, p, true)),
+        ("PUT", "/v1/disk/resources/unpublish") => with_path(&raw_path, |p| d.publish(shared, p, false)),
+        ("GET", "/v1/disk/resources/files") => d.files(&q),
+        ("GET", "/v1/disk/resources/last-uploaded") => d.last_uploaded(&q),
+        ("DELETE", "/v1/disk/trash/resources") => d.trash_delete(&q),
+        ("PUT", "/v1/disk/trash/resources/restore") => d.trash_restore(shared, &q),
         ("DELETE", "/v1/disk/resources") => with_path(&raw_path, |p| d.delete(shared, p, &q)),
         ("POST", "/v1/disk/resources/move") => {
             let from = q.get("from").unwrap_or_default().to_string();
@@ -821,7 +860,9 @@ impl Disk {
             match std::mem::replace(&mut op.effect, Effect::None) {
                 Effect::Delete { path, permanently } => self.remove(&path, permanently),
                 Effect::Move { from, to } => self.relocate(&from, &to),
+                Effect::Copy { from, to } => self.duplicate(&from, &to),
                 Effect::Store { path, data } => {
+                    self.stamp(&path);
                     self.nodes.insert(path, Node::File(data));
                 }
                 Effect::None | Effect::Expire { .. } => {}
@@ -862,6 +903,12 @@ impl Disk {
         }
     }
 
+    /// Notes that a file was stored now (for `last-uploaded`).
+    fn stamp(&mut self, p: &str) {
+        self.seq += 1;
+        self.stamps.insert(p.to_string(), self.seq);
+    }
+
     fn resource(&self, p: &str) -> Value {
         let name = if p == "/" { "disk" } else { p.rsplit('/').next().unwrap() };
         let common = json!({
@@ -890,6 +937,13 @@ impl Disk {
             _ => {
                 v.as_object_mut().unwrap().insert("type".into(), json!("dir"));
             }
+        }
+        if let Some(props) = self.props.get(p).filter(|m| !m.is_empty()) {
+            v["custom_properties"] = Value::Object(props.clone());
+        }
+        if let Some(key) = self.public.get(p) {
+            v["public_key"] = json!(key);
+            v["public_url"] = json!(format!("https://yadi.sk/d/{}", &key[..12]));
         }
         v
     }
@@ -942,7 +996,7 @@ impl Disk {
         Reply::json(200, v)
     }
 
-    fn mkdir(&mut self, p: &str, raw: &str) -> Reply {
+    fn mkdir(&mut self, shared: &Shared, p: &str, raw: &str) -> Reply {
         if self.locked(p) {
             return error(423, "DiskResourceLockedError", "Resource is locked.");
         }
@@ -968,10 +1022,7 @@ impl Disk {
             return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"{raw}\" doesn't exists."));
         }
         self.nodes.insert(p.to_string(), Node::Dir);
-        Reply::json(
-            201,
-            json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{}", p.replace(' ', "+")), "method": "GET", "templated": false}),
-        )
+        Reply::json(201, json!({"href": more::resource_href(shared, p), "method": "GET", "templated": false}))
     }
 
     fn async_op(&mut self, shared: &Shared, effect: Effect, locks: Vec<String>) -> Reply {
@@ -1024,30 +1075,35 @@ impl Disk {
         Reply::empty(204)
     }
 
-    fn move_(&mut self, shared: &Shared, from: &str, to: &str, q: &Query) -> Reply {
+    /// Why a move or copy of `from` to `to` is refused, if it is.
+    fn refuse_transfer(&self, from: &str, to: &str, q: &Query) -> Option<Reply> {
         if self.locked(from) || self.locked(to) {
-            return error(423, "DiskResourceLockedError", "Resource is locked.");
+            return Some(error(423, "DiskResourceLockedError", "Resource is locked."));
         }
         if !self.nodes.contains_key(from) || self.hidden(from) {
-            return not_found();
+            return Some(not_found());
         }
         if !self.is_dir(parent(to)) {
-            return error(409, "DiskPathDoesntExistsError", &format!("Specified path \"disk:{to}\" doesn't exists."));
+            return Some(error(409, "DiskPathDoesntExistsError", &format!("Specified path \"disk:{to}\" doesn't exists.")));
         }
         if self.nodes.contains_key(to) && q.get("overwrite") != Some("true") {
-            return error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"disk:{to}\" already exists."));
+            return Some(error(409, "DiskResourceAlreadyExistsError", &format!("Resource \"disk:{to}\" already exists.")));
         }
         if is_under(to, from) || to == from {
-            return error(409, "DiskResourceAlreadyExistsError", "Cannot move a folder into itself.");
+            return Some(error(409, "DiskResourceAlreadyExistsError", "Cannot move a folder into itself."));
+        }
+        None
+    }
+
+    fn move_(&mut self, shared: &Shared, from: &str, to: &str, q: &Query) -> Reply {
+        if let Some(refusal) = self.refuse_transfer(from, to, q) {
+            return refusal;
         }
         if self.has_children(from) || q.get("force_async") == Some("true") {
             return self.async_op(shared, Effect::Move { from: from.into(), to: to.into() }, vec![from.into(), to.into()]);
         }
         self.relocate(from, to);
-        Reply::json(
-            201,
-            json!({"href": format!("https://cloud-api.yandex.net/v1/disk/resources?path=disk%3A{to}"), "method": "GET", "templated": false}),
-        )
+        Reply::json(201, json!({"href": more::resource_href(shared, to), "method": "GET", "templated": false}))
     }
 
     fn upload_link(&mut self, shared: &Shared, p: &str, raw: &str, q: &Query) -> Reply {
@@ -1130,16 +1186,21 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
             Err(_) => return Next::Reset,
         });
     }
+    if let Some(id) = head.path.strip_prefix("/download/") {
+        let _ = drain(reader, head);
+        return Next::Reply(shared.disk.lock().unwrap().download_bytes(id));
+    }
     let key = route(&head.method, &head.path, true);
     let id = head.path.strip_prefix("/upload-target/").unwrap_or("").to_string();
     let link_path = shared.disk.lock().unwrap().links.get(&id).map(|l| l.path.clone()).unwrap_or_default();
     let fault = pre(shared, &key, &link_path);
+    // Counted, not refused: rclone signs every request, the upload PUT too,
+    // and the live Disk takes it (M1). Tests assert ysync never sends it.
     if head.header("authorization").is_some() {
         shared.disk.lock().unwrap().token_leaks += 1;
-        let _ = drain(reader, head);
-        return Next::Reply(error(400, "BadRequestError", "Upload links must not receive the token."));
     }
     if head.method != "PUT" {
+        let _ = drain(reader, head);
         return Next::Reply(error(405, "MethodNotAllowedError", "Method not allowed."));
     }
     if matches!(fault, Some(FaultKind::Kill { after: false })) {
@@ -1150,7 +1211,11 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     let (path, op_id, throttled) = {
         let mut d = shared.disk.lock().unwrap();
         match d.links.get_mut(&id) {
-            None => return Next::Reply(error(404, "NotFoundError", "Unknown upload link.")),
+            None => {
+                drop(d);
+                let _ = drain(reader, head);
+                return Next::Reply(error(404, "NotFoundError", "Unknown upload link."));
+            }
             Some(l) if l.used => {
                 drop(d);
                 let _ = drain(reader, head);
@@ -1162,7 +1227,17 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
             }
         }
     };
-    let Some(len) = head.content_length() else {
+    // A chunked body (rclone sends every upload so, and the live Disk takes
+    // it: M2, rclone PR #9786) is read whole first; its length is known then.
+    let chunked = if head.content_length().is_none() && head.chunked() {
+        match http::read_body(reader, head) {
+            Ok(b) => Some(b),
+            Err(_) => return Next::Reset,
+        }
+    } else {
+        None
+    };
+    let Some(len) = head.content_length().or(chunked.as_ref().map(|b| b.len() as u64)) else {
         return Next::Reply(error(411, "LengthRequiredError", "Content-Length is required."));
     };
     // Both refusals come before the body is read, and it is not drained: a
@@ -1170,11 +1245,13 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     // space check "at the beginning and end of uploading the file" (the
     // WebDAV docs, R4 in real-disk-evidence.md); the real uploader's order
     // is unknown, this is the harsher one.
+    // The body stays unread, so the connection cannot serve another request:
+    // it is closed after the answer.
     if len > shared.opts.max_file_size {
-        return Next::Reply(Reply::empty(413));
+        return Next::Reply(closing(Reply::empty(413)));
     }
     if shared.opts.total_space != u64::MAX && shared.disk.lock().unwrap().used() + len > shared.opts.total_space {
-        return Next::Reply(error(507, "DiskNotEnoughSpaceError", "Insufficient storage."));
+        return Next::Reply(closing(error(507, "DiskNotEnoughSpaceError", "Insufficient storage.")));
     }
     if let Some(FaultKind::Delay(d)) = fault {
         thread::sleep(d);
@@ -1192,7 +1269,8 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         }
         return Next::Reply(Reply::empty(201));
     }
-    let mut data = vec![0u8; len as usize];
+    let given = chunked.is_some();
+    let mut data = chunked.unwrap_or_else(|| vec![0u8; len as usize]);
     let half = if matches!(fault, Some(FaultKind::Reset | FaultKind::Stall(_))) { len as usize / 2 } else { data.len() };
     let fail_op = || {
         if let Some(op) = shared.disk.lock().unwrap().ops.get_mut(&op_id) {
@@ -1204,7 +1282,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         (true, r) => r.min(shared.opts.throttle_rate),
         (false, r) => r,
     };
-    if read_paced(reader, &mut data[..half], rate).is_err() || half < data.len() {
+    if !given && read_paced(reader, &mut data[..half], rate).is_err() || half < data.len() {
         fail_op(); // the body did not arrive whole: nothing is stored
         if let Some(FaultKind::Stall(d)) = fault {
             thread::sleep(d);
@@ -1246,9 +1324,20 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     if !lag.is_zero() {
         d.hidden.insert(path.clone(), Instant::now() + lag);
     }
+    d.stamp(&path);
     d.nodes.insert(path, Node::File(data));
+    // The upload's operation ends when the Disk shows the file: rclone
+    // waits for it before it touches a fresh upload (R1).
+    let shown = Instant::now() + lag;
     if let Some(op) = d.ops.get_mut(&op_id) {
-        op.done = true;
+        if lag.is_zero() {
+            op.done = true;
+        } else {
+            (op.effect, op.done_at) = (Effect::None, shown);
+        }
+    }
+    if !lag.is_zero() {
+        d.schedule(&op_id, shown);
     }
     drop(d);
     if matches!(fault, Some(FaultKind::Kill { after: true })) {
@@ -1293,7 +1382,13 @@ fn read_paced(reader: &mut BufReader<TcpStream>, buf: &mut [u8], rate: u64) -> s
     Ok(())
 }
 
+/// Reads a request's body and throws it away, so that the connection can
+/// serve the next request (the live Disk keeps it usable after a refusal:
+/// M3 in real-disk-evidence.md).
 fn drain(reader: &mut BufReader<TcpStream>, head: &Head) -> std::io::Result<()> {
+    if head.chunked() {
+        return http::read_body(reader, head).map(drop);
+    }
     let n = head.content_length().unwrap_or(0);
     let got = std::io::copy(&mut reader.take(n), &mut std::io::sink())?;
     if got < n { Err(std::io::ErrorKind::UnexpectedEof.into()) } else { Ok(()) }
