@@ -23,16 +23,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 failed=0
 
-start_disk() { # extra fake-disk options
-    local api up; api=$(free_port); up=$(free_port)
+start_disk() { # extra fake-disk options; sets $api
+    local up; api=$(free_port); up=$(free_port)
     target/debug/examples/fake-disk --port "$api" --upload-port "$up" --quiet "$@" >"$work/disk-$api.log" 2>&1 &
     pids+=($!)
     wait_port "$api" || exit 1
-    echo "$api"
 }
 
 echo "== yadisk $(python3 -c 'import yadisk; print(yadisk.__version__)')"
-api=$(start_disk)
+start_disk
 python3 tests/clients/yadisk_check.py "http://127.0.0.1:$api" demo-token || failed=1
 
 # rclone's yandex backend talks to https://cloud-api.yandex.com only: it goes
@@ -40,7 +39,7 @@ python3 tests/clients/yadisk_check.py "http://127.0.0.1:$api" demo-token || fail
 # 1.60 predates its wait for an upload's operation (R1 in
 # real-disk-evidence.md), so a fresh upload's lag is off for it.
 echo "== $(rclone version | head -1)"
-api=$(start_disk --lag-ms-per-mib 0)
+start_disk --lag-ms-per-mib 0
 front=$(free_port)
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" -days 2 \
     -subj "/CN=cloud-api.yandex.com" -addext "subjectAltName=DNS:cloud-api.yandex.com" 2>/dev/null || exit 1

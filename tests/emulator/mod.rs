@@ -1257,7 +1257,7 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         thread::sleep(d);
     }
     if shared.opts.sink {
-        if drain(reader, head).is_err() {
+        if chunked.is_none() && drain(reader, head).is_err() {
             return Next::Reset;
         }
         let mut d = shared.disk.lock().unwrap();
