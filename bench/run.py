@@ -178,9 +178,11 @@ def main():
                 for i, path in enumerate(files):
                     f.write(f'url = "http://127.0.0.1:{PORT + 1}/sink/{i}"\nupload-file = "{path}"\noutput = "/dev/null"\nheader = "Expect:"\n')
             _, sha_cpu, _, _ = run_timed(["sh", "-c", f"cd {folder} && find . -type f -print0 | xargs -0 sha256sum >/dev/null"])
+            # What rclone does per upload: one md5 pass, then the body.
+            _, md5_cpu, _, _ = run_timed(["sh", "-c", f"cd {folder} && find . -type f -print0 | xargs -0 md5sum >/dev/null"])
             _, curl_cpu, _, _ = run_timed(["curl", "-s", "-K", cfg])
-            base = sha_cpu + curl_cpu
-            rows.append((f"upload CPU, {name}", f"{cpu:.2f} s vs sha256sum + curl -T {base:.2f} s = {cpu / base:.2f}× (wall {wall:.1f} s, emulator {emu_cpu:.1f} s CPU)", "≤ 1.2×"))
+            base, rclone_like = sha_cpu + curl_cpu, md5_cpu + curl_cpu
+            rows.append((f"upload CPU, {name}", f"{cpu:.2f} s vs sha256sum + curl -T {base:.2f} s = {cpu / base:.2f}×, vs md5sum + curl -T (rclone's work) {rclone_like:.2f} s = {cpu / rclone_like:.2f}× (wall {wall:.1f} s, emulator {emu_cpu:.1f} s CPU)", "≤ 1.2× / ≤ 1.0× rclone"))
             if name.startswith("one"):
                 rows.append(("memory while uploading 1 GB", f"{rss / 1024:.1f} MiB", "≤ 16 MB"))
         notes.append("The curl baseline uses one `curl -K` process with keep-alive for all files.")
