@@ -103,8 +103,9 @@ usage: ysync [-c FILE] status
 
 What the state file knows, without the network: files and bytes synced,
 when the last cycle with changes ended and how, the items that failed
-then, the mount points it watches, and when the Disk was last compared
-with the state (`reconcile`). Safe while `run` is going."
+then, the mount points it watches, when the Disk was last compared with
+the state (`reconcile`), and when the token of token_file expires and
+whether ysync renews it. Safe while `run` is going."
         }
         "verify" => {
             "\
@@ -119,7 +120,8 @@ exit: 0 when they agree, 1 when they differ, 3 token rejected."
 usage: ysync [-c FILE] check
 
 Checks the setup without changing anything: the effective settings (token
-masked), local_dir, the account (login, used / total / free space, the
+masked), the token's expiry (a problem when it is near and ysync cannot
+renew it), local_dir, the account (login, used / total / free space, the
 per-file limit), whether remote_dir exists or can be created, and whether
 the state location is writable.
 exit: 0 when everything is ready, 1 with each problem named, 2 config
