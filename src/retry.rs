@@ -100,18 +100,21 @@ pub fn retry<T>(pacer: &Pacer, what: &str, mut f: impl FnMut() -> Result<T, Erro
     }
 }
 
-/// The smallest gap a 429 sets, and the largest it grows to.
+/// The smallest gap a 429 sets, the largest it grows to, and the gap below
+/// which calls go at full speed again.
 const PACE_MIN: Duration = Duration::from_millis(100);
 const PACE_MAX: Duration = Duration::from_secs(30);
+const PACE_FLOOR: Duration = Duration::from_millis(10);
 
 /// One slow-down shared by every API call of a process (R6 in
 /// real-disk-evidence.md: the Disk publishes no quota and may send 429
 /// without `Retry-After`). Calls go at full speed until a 429; from then on
 /// each call starts at least `gap` after the previous one. A 429 doubles
 /// the gap (from `PACE_MIN` up to `PACE_MAX`; a `Retry-After` holds every
-/// call back that long), a success halves it, and below `PACE_MIN` it is
-/// gone: rclone's pacer for this backend does the same (10 ms … 2 s,
-/// decay 2).
+/// call back that long), a success takes a quarter off it, and below
+/// `PACE_FLOOR` it is gone. rclone's pacer for this backend does the same
+/// (lib/pacer `Default`: attack ×2, decay constant 2, i.e. ×3/4, 10 ms …
+/// 2 s), except that it never goes below 10 ms.
 #[derive(Default)]
 pub struct Pacer {
     gap: Cell<Duration>,
@@ -148,8 +151,8 @@ impl Pacer {
                 gap
             }
             Some(_) => return,
-            None if self.gap.get() / 2 < PACE_MIN => Duration::ZERO,
-            None => self.gap.get() / 2,
+            None if self.gap.get() * 3 / 4 < PACE_FLOOR => Duration::ZERO,
+            None => self.gap.get() * 3 / 4,
         };
         if gap.is_zero() && !self.gap.get().is_zero() {
             log::info!("API calls back to full speed");
@@ -225,7 +228,11 @@ mod tests {
         p.wait();
         assert!(t.elapsed() >= PACE_MIN);
         p.note(None);
-        assert_eq!(p.gap(), Duration::ZERO, "halved below the minimum: gone");
+        assert_eq!(p.gap(), PACE_MIN * 3 / 4, "a success takes a quarter off");
+        for _ in 0..8 {
+            p.note(None);
+        }
+        assert_eq!(p.gap(), Duration::ZERO, "below the floor: full speed again");
         // A Retry-After holds every call back that long.
         let p = Pacer::default();
         p.note(Some(&Error::TooManyRequests(Some(1))));
