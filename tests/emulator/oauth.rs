@@ -198,7 +198,9 @@ impl OAuth {
     }
 
     fn device_code(&mut self, script: &Script, device_id: Option<&str>, device_name: Option<&str>) -> Reply {
-        let printable = |id: &str| (6..=50).contains(&id.len()) && id.bytes().all(|b| (0x21..0x7f).contains(&b));
+        // 32–126, spaces included: the recorded exchange sent "test device
+        // 123" (YD-rec test_device_code_auth.json; the Yandex ID docs say so).
+        let printable = |id: &str| (6..=50).contains(&id.len()) && id.bytes().all(|b| (0x20..0x7f).contains(&b));
         if device_id.is_some_and(|id| !printable(id)) {
             return oauth_error("invalid_request", "device_id must be 6 to 50 printable ASCII characters");
         }
