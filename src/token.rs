@@ -37,6 +37,9 @@ const RENEW_BEFORE: u64 = 30 * 86_400;
 const ASK_AGAIN: u64 = 86_400;
 /// How often the "cannot renew" warning is repeated by a running daemon.
 const WARN_EVERY: Duration = Duration::from_secs(86_400);
+/// After a renewal that did not reach Yandex OAuth (network, a 5xx page), a
+/// running daemon asks again after this long, not at every cycle.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(3600);
 
 /// The contents of a token file.
 #[derive(Clone, PartialEq, Eq)]
@@ -199,11 +202,13 @@ pub struct Keeper {
     /// The token in use.
     token: Token,
     warned: Option<Instant>,
+    /// When a renewal last failed to get any answer.
+    failed: Option<Instant>,
 }
 
 impl Keeper {
     pub fn new(cfg: &crate::config::Config) -> Keeper {
-        Keeper { file: cfg.token_file.clone(), app: cfg.app.clone(), timeout: cfg.timeout, token: cfg.token.clone(), warned: None }
+        Keeper { file: cfg.token_file.clone(), app: cfg.app.clone(), timeout: cfg.timeout, token: cfg.token.clone(), warned: None, failed: None }
     }
 
     /// Before a cycle: reads the token file again and renews the token when
@@ -221,10 +226,12 @@ impl Keeper {
         if t.due(now) {
             match self.cannot_renew(&path, &t) {
                 Some(why) => self.warn(&path, &t, now, &why),
-                None if t.may_ask(now) => match self.renew(&path, &mut t, now) {
-                    Ok(()) => {}
-                    Err(why) => self.warn(&path, &t, now, &why),
-                },
+                None if t.may_ask(now) && self.failed.is_none_or(|f| f.elapsed() >= RETRY_AFTER_FAILURE) => {
+                    match self.renew(&path, &mut t, now) {
+                        Ok(()) => self.failed = None,
+                        Err(why) => self.warn(&path, &t, now, &why),
+                    }
+                }
                 None => {}
             }
         }
@@ -268,10 +275,11 @@ impl Keeper {
             ("client_secret", app.client_secret.secret()),
         ];
         let agent = crate::yandex::agent(self.timeout);
-        let answer = agent.post(&url).send_form(form).map_err(|e| format!("{url}: {e}"))?.body_mut().read_to_string();
-        let issued: Issued = answer
-            .map_err(|e| format!("{url}: {e}"))
-            .and_then(|b| serde_json::from_str(&b).map_err(|e| format!("{url} answered something unexpected ({e})")))?;
+        let answer = agent.post(&url).send_form(form).map_err(|e| format!("{url}: {e}")).and_then(|mut r| {
+            let b = r.body_mut().read_to_string().map_err(|e| format!("{url}: {e}"))?;
+            serde_json::from_str::<Issued>(&b).map_err(|e| format!("{url} answered something unexpected ({e})"))
+        });
+        let issued = answer.inspect_err(|_| self.failed = Some(Instant::now()))?;
         if issued.access_token.is_empty() {
             // Refused (a revoked refresh token: `invalid_grant`): not before tomorrow.
             t.asked = Some(now);
