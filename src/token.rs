@@ -208,7 +208,14 @@ pub struct Keeper {
 
 impl Keeper {
     pub fn new(cfg: &crate::config::Config) -> Keeper {
-        Keeper { file: cfg.token_file.clone(), app: cfg.app.clone(), timeout: cfg.timeout, token: cfg.token.clone(), warned: None, failed: None }
+        Keeper {
+            file: cfg.token_file.clone(),
+            app: cfg.app.clone(),
+            timeout: cfg.timeout,
+            token: cfg.token.clone(),
+            warned: None,
+            failed: None,
+        }
     }
 
     /// Before a cycle: reads the token file again and renews the token when

@@ -135,3 +135,50 @@ fn a_crash_at_any_state_sync_point_converges() {
 fn a_power_cut_at_any_state_sync_point_converges() {
     crash_at_every_sync_point("YSYNC_TEST_POWER_CUT_AT_SYNC");
 }
+
+/// A folder renamed onto someone else's folder is merged entry by entry
+/// (tests/smart.rs); killed at any of those requests, the journalled move
+/// finishes the merge in the next run: everything of ysync's at the new
+/// name, the foreign files kept, the old folder gone, nothing sent again.
+#[test]
+fn a_merge_into_a_foreign_folder_killed_at_any_request_converges() {
+    let merging = || {
+        let fx = Fixture::with(
+            FakeDisk::with(Options { op_delay: Duration::from_millis(20), lag_ms_per_mib: 0, ..Options::default() }),
+            "/Backup",
+            "max_delete = 100%",
+        );
+        fx.write("keep.txt", "k");
+        for i in 0..3 {
+            fx.write(&format!("album/{i}.jpg"), bytes(5_000, i));
+        }
+        fx.write("album/2024/deep.jpg", "deep");
+        fx.sync();
+        fx.emu.put_file("/Backup/trip/theirs.jpg", b"someone's");
+        fx.emu.put_file("/Backup/trip/2024/theirs-too.jpg", b"theirs");
+        fs::rename(fx.path("album"), fx.path("trip")).unwrap();
+        fx.emu.reset_counts();
+        fx
+    };
+    let fx = merging();
+    fx.sync();
+    let requests = fx.emu.total_requests();
+    assert!(requests >= 8, "the merge makes {requests} requests");
+    let expected: Vec<String> = fx.emu.tree("/Backup/trip").into_keys().collect();
+    for after in [false, true] {
+        for request in 1..=requests {
+            let what = format!("killed at request {request} of {requests}, {} the work", if after { "after" } else { "before" });
+            let fx = merging();
+            fx.once_killed_at(request, after);
+            let out = fx.ysync_within(&["once"], 60);
+            assert_eq!(out.status.code(), Some(0), "{what}\n{}", stderr(&out));
+            assert_eq!(fx.emu.tree("/Backup/trip").into_keys().collect::<Vec<_>>(), expected, "{what}");
+            assert!(!fx.emu.exists("/Backup/album"), "{what}: the old folder is gone");
+            assert_eq!(fx.emu.uploaded_bytes(), 0, "{what}: nothing sent again");
+            assert_state_matches_remote(&fx);
+            fx.emu.reset_counts();
+            let out = fx.ysync_within(&["once"], 60);
+            assert_eq!((out.status.code(), fx.emu.total_requests()), (Some(0), 0), "{what}: then idle\n{}", stderr(&out));
+        }
+    }
+}
