@@ -182,7 +182,7 @@ def main():
             _, md5_cpu, _, _ = run_timed(["sh", "-c", f"cd {folder} && find . -type f -print0 | xargs -0 md5sum >/dev/null"])
             _, curl_cpu, _, _ = run_timed(["curl", "-s", "-K", cfg])
             base, rclone_like = sha_cpu + curl_cpu, md5_cpu + curl_cpu
-            rows.append((f"upload CPU, {name}", f"{cpu:.2f} s vs sha256sum + curl -T {base:.2f} s = {cpu / base:.2f}×, vs md5sum + curl -T (rclone's work) {rclone_like:.2f} s = {cpu / rclone_like:.2f}× (wall {wall:.1f} s, emulator {emu_cpu:.1f} s CPU)", "≤ 1.2× / ≤ 1.0× rclone"))
+            rows.append((f"upload CPU, {name}", f"{cpu:.2f} s vs sha256sum + curl -T {base:.2f} s = {cpu / base:.2f}×, vs md5sum + curl -T (rclone's work) {rclone_like:.2f} s = {cpu / rclone_like:.2f}× (wall {wall:.1f} s, emulator {emu_cpu:.1f} s CPU)", "≤ 1.2× / ≤ 1.0× rclone's work"))
             if name.startswith("one"):
                 rows.append(("memory while uploading 1 GB", f"{rss / 1024:.1f} MiB", "≤ 16 MB"))
         notes.append("The curl baseline uses one `curl -K` process with keep-alive for all files.")
@@ -212,7 +212,7 @@ def main():
             c = counts()
             polls = c.get("GET /v1/disk/operations", 0)
             got.append(f"{name} {requests(c) - polls}" + (f" (+{polls} polls)" if polls else ""))
-        rows.append(("requests per operation", ", ".join(got), "new 2, changed 2, deleted file or folder 1, rename 1, idle 0"))
+        rows.append(("requests per operation", ", ".join(got), "new 2, changed 2, deleted file 2 (a look, then the delete), deleted folder 2 (a listing, then the delete), rename 1, idle 0"))
     finally:
         emu.kill()
     write(rows, notes)

@@ -47,14 +47,6 @@ pub fn status(cfg: &Config) -> i32 {
     if let Some((_, life)) = crate::token::Keeper::new(cfg).summary() {
         println!("token        {life}");
     }
-    println!(
-        "md5 guard    {}",
-        match state.md5_guard {
-            None => "not probed yet (at the first deletion)",
-            Some(true) => "the Disk refuses to delete a file whose md5 is not the one ysync uploaded",
-            Some(false) => "ignored by the Disk: each file is compared before it is deleted",
-        }
-    );
     match (state.reconciled, cfg.reconcile.as_secs()) {
         (_, 0) => println!("reconciled   off (reconcile = 0)"),
         (0, every) => println!("reconciled   not yet (every {})", period(every)),

@@ -612,7 +612,7 @@ mod tests {
         let mut pending = st.clone();
         pending.pending.insert(
             "b".into(),
-            crate::state::Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+            crate::state::Pending { size: 1, mark: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
         );
         assert!(!idle_fast(&scan_of(entries.clone()), &pending));
         // Something excluded or unreadable that the state does not track
@@ -876,11 +876,11 @@ mod tests {
         // deleted locally since).
         state.pending.insert(
             "a".into(),
-            Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+            Pending { size: 1, mark: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
         );
         state.pending.insert(
             "b".into(),
-            Pending { size: 7, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+            Pending { size: 7, mark: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
         );
         assert_eq!(run(&scan_of(vec![synced_a]), &state), ["upload a (1 B)", "delete b"]);
     }

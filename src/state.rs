@@ -32,7 +32,10 @@ pub struct FileRec {
     pub ctime: i64,
     pub ino: u64,
     pub sha256: Hex<32>,
-    /// For the Disk's conditional delete (`md5=`); all zeros when unknown.
+    /// The md5 ysync uploaded, for the Disk's conditional delete (`md5=`).
+    /// All zeros when unknown: ysync hashes an upload with sha256 only
+    /// (md5 too would cost a third more CPU per byte), so it asks the Disk
+    /// for the md5 when a deletion needs it.
     pub md5: Hex<16>,
 }
 
@@ -168,9 +171,11 @@ impl From<FileRec> for RecArray {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub size: u64,
-    /// Known once every byte was sent.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub md5: String,
+    /// The content about to land, noted just before the body's last bytes
+    /// go out: its sha256 (64 hex digits), or its md5 (32) in states from
+    /// before ysync hashed uploads with sha256 only. Empty until then.
+    #[serde(rename = "md5", default, skip_serializing_if = "String::is_empty")]
+    pub mark: String,
     /// The Disk's operation for the upload: until it ends, the file may
     /// still land (a killed client's last bytes can arrive after its death).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -182,7 +187,7 @@ pub struct Pending {
     /// written before ysync noted it). A link lives 30 minutes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub at: u64,
-    /// The md5s of earlier attempts at this path that may have landed: the
+    /// The marks of earlier attempts at this path that may have landed: the
     /// Disk holds one of them, or this attempt's, or what was there before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<String>,
@@ -198,33 +203,39 @@ impl Pending {
     /// five minutes more for clocks and slow answers.
     pub const LINK_LIFE: u64 = 35 * 60;
 
-    /// May every byte of this upload have reached the Disk? The md5 is
-    /// journalled just before the last bytes of the body go out, so without
-    /// one the body was cut short and the Disk cannot store it. (Records
-    /// from before that rule have `at == 0` and are given the benefit of
-    /// the doubt.)
-    /// Is `md5` the content of one of these attempts?
-    pub fn is_ours(&self, md5: &str) -> bool {
-        !md5.is_empty() && (self.md5 == md5 || self.earlier.iter().any(|m| m == md5))
+    /// Is a file with these hashes (as the Disk reports them) the content
+    /// of one of these attempts?
+    pub fn is_ours(&self, sha256: &str, md5: &str) -> bool {
+        let same = |m: &String| match m.len() {
+            64 => !sha256.is_empty() && m == sha256,
+            32 => !md5.is_empty() && m == md5,
+            _ => false,
+        };
+        same(&self.mark) || self.earlier.iter().any(same)
     }
 
     /// The record of a new attempt at the same path: what this one may have
     /// left on the Disk is remembered (a few at most).
     pub fn next_attempt(&self, op: String, at: u64) -> Pending {
         let mut earlier = self.earlier.clone();
-        if !self.md5.is_empty() && !earlier.contains(&self.md5) {
-            earlier.push(self.md5.clone());
+        if !self.mark.is_empty() && !earlier.contains(&self.mark) {
+            earlier.push(self.mark.clone());
         }
         let drop = earlier.len().saturating_sub(4);
         earlier.drain(..drop);
-        Pending { md5: String::new(), op, at, earlier, ..self.clone() }
+        Pending { mark: String::new(), op, at, earlier, ..self.clone() }
     }
 
+    /// May every byte of this upload have reached the Disk? The mark is
+    /// journalled just before the last bytes of the body go out, so without
+    /// one the body was cut short and the Disk cannot store it. (Records
+    /// from before that rule have `at == 0` and are given the benefit of
+    /// the doubt.)
     pub fn may_land(&self, now: u64) -> bool {
         if self.at == 0 {
             return true;
         }
-        !self.md5.is_empty() && now.saturating_sub(self.at) < Pending::LINK_LIFE
+        !self.mark.is_empty() && now.saturating_sub(self.at) < Pending::LINK_LIFE
     }
 }
 
@@ -272,7 +283,8 @@ pub enum Change {
     Mounts(BTreeSet<String>),
     /// A full listing was compared with the state at this time.
     Reconciled(u64),
-    /// What the probe found of the Disk's `md5=` guard on DELETE.
+    /// What an older version's probe found of the Disk's `md5=` guard; read
+    /// from old journals and ignored (deletions no longer rest on the guard).
     #[serde(rename = "md5_guard")]
     Md5Guard(bool),
     /// The state up to here has this seal (see [`State::seal`]).
@@ -315,10 +327,6 @@ pub struct State {
     /// the Unix epoch; 0: never).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reconciled: u64,
-    /// Whether the Disk refuses a DELETE whose `md5=` is not the file's, as
-    /// a probe found (`None`: not probed yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub md5_guard: Option<bool>,
 }
 
 impl State {
@@ -334,7 +342,6 @@ impl State {
             last: None,
             mounts: BTreeSet::new(),
             reconciled: 0,
-            md5_guard: None,
         }
     }
 
@@ -359,7 +366,7 @@ impl State {
             Change::Last(l) => self.last = Some(l.clone()),
             Change::Mounts(m) => self.mounts = m.clone(),
             Change::Reconciled(t) => self.reconciled = *t,
-            Change::Md5Guard(g) => self.md5_guard = Some(*g),
+            Change::Md5Guard(_) => {}
             Change::Seal(_) => {}
         }
     }
@@ -873,8 +880,6 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         mounts: &'a BTreeSet<String>,
         #[serde(skip_serializing_if = "is_zero")]
         reconciled: &'a u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        md5_guard: &'a Option<bool>,
         file_count: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         seal: Option<Hex<16>>,
@@ -889,7 +894,6 @@ fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         last: &state.last,
         mounts: &state.mounts,
         reconciled: &state.reconciled,
-        md5_guard: &state.md5_guard,
         file_count: state.files.len(),
         seal: state.seal(),
     };
@@ -1088,7 +1092,7 @@ mod tests {
         let mut unsettled = s.clone();
         unsettled.pending.insert(
             "c".into(),
-            Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+            Pending { size: 1, mark: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
         );
         assert_eq!(unsettled.seal(), None);
         // The state's seal depends on every compared field.
@@ -1220,7 +1224,7 @@ mod tests {
             Change::Dir { path: "d".into() },
             Change::Pending {
                 path: "d/big".into(),
-                pending: Pending { size: 9, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+                pending: Pending { size: 9, mark: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
             },
             Change::Forget { path: "old".into() },
         ];
@@ -1312,18 +1316,22 @@ mod tests {
     #[test]
     fn only_an_upload_whose_every_byte_may_have_gone_out_can_still_land() {
         let now = 10_000;
-        let p = |md5: &str, at: u64| Pending { size: 1, md5: md5.into(), op: "op".into(), temp: String::new(), at, earlier: Vec::new() };
-        assert!(!p("", now - 5).may_land(now), "cut short: the md5 is noted before the last bytes");
+        let p = |mark: &str, at: u64| Pending { size: 1, mark: mark.into(), op: "op".into(), temp: String::new(), at, earlier: Vec::new() };
+        assert!(!p("", now - 5).may_land(now), "cut short: the mark is noted before the last bytes");
         assert!(p("abc", now - 5).may_land(now), "the whole body may have reached the Disk");
         assert!(!p("abc", now - Pending::LINK_LIFE).may_land(now), "older than a link lives");
         assert!(p("", 0).may_land(now), "a record from before the rule: the benefit of the doubt");
         // A second attempt remembers what the first may have left.
-        let second = p("aaa", now - 5).next_attempt("op2".into(), now);
-        assert_eq!((second.md5.as_str(), second.op.as_str(), second.earlier.clone()), ("", "op2", vec!["aaa".to_string()]));
-        assert!(second.is_ours("aaa") && !second.is_ours("bbb") && !second.is_ours(""));
+        let (sha_a, md5_b) = ("a".repeat(64), "b".repeat(32));
+        let second = p(&sha_a, now - 5).next_attempt("op2".into(), now);
+        assert_eq!((second.mark.as_str(), second.op.as_str(), second.earlier.clone()), ("", "op2", vec![sha_a.clone()]));
+        assert!(second.is_ours(&sha_a, "") && !second.is_ours(&"c".repeat(64), "") && !second.is_ours("", ""));
+        // A mark from an older state is an md5, and matches the Disk's md5.
+        let old = p(&md5_b, now - 5);
+        assert!(old.is_ours("", &md5_b) && !old.is_ours(&md5_b, ""));
         let mut many = second;
         for m in ["b", "c", "d", "e", "f"] {
-            many.md5 = m.into();
+            many.mark = m.into();
             many = many.next_attempt("op".into(), now);
         }
         assert_eq!(many.earlier, ["c", "d", "e", "f"], "a few at most");
@@ -1334,7 +1342,7 @@ mod tests {
         let mut s = State::new("/r");
         s.apply(&Change::Pending {
             path: "a".into(),
-            pending: Pending { size: 1, md5: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
+            pending: Pending { size: 1, mark: String::new(), op: String::new(), temp: String::new(), at: 0, earlier: Vec::new() },
         });
         s.apply(&put("a"));
         assert!(s.pending.is_empty());

@@ -12,7 +12,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, DeleteMode};
@@ -83,28 +82,29 @@ struct Tally {
 
 /// A reader that hashes and counts what passes through it, and remembers
 /// whether a failure came from the local file rather than the network.
-/// sha256 identifies content; md5 is what the Disk's conditional delete takes.
+/// sha256 identifies content. It is the only hash ysync computes over a
+/// file: the md5 that the Disk's conditional delete takes comes from the
+/// Disk when a deletion needs it (an md5 pass too would cost more CPU per
+/// uploaded byte than all the rest: BENCHMARKS.md, "Upload CPU").
 struct Hashing<R> {
     inner: R,
     sha256: Sha256,
-    md5: Md5,
     count: u64,
     local_error: Option<io::Error>,
 }
 
 impl<R: Read> Hashing<R> {
     fn new(inner: R) -> Hashing<R> {
-        Hashing { inner, sha256: Sha256::new(), md5: Md5::new(), count: 0, local_error: None }
+        Hashing { inner, sha256: Sha256::new(), count: 0, local_error: None }
     }
 
     fn digests(self) -> Digests {
-        Digests { sha256: state::hex(&self.sha256.finalize()), md5: state::hex(&self.md5.finalize()) }
+        Digests { sha256: state::hex(&self.sha256.finalize()) }
     }
 }
 
 struct Digests {
     sha256: String,
-    md5: String,
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -112,7 +112,6 @@ impl<R: Read> Read for Hashing<R> {
         match self.inner.read(buf) {
             Ok(n) => {
                 self.sha256.update(&buf[..n]);
-                self.md5.update(&buf[..n]);
                 self.count += n as u64;
                 Ok(n)
             }
@@ -129,12 +128,12 @@ impl<R: Read> Read for Hashing<R> {
 /// way. A file that ends early (it shrank since the scan: `copytruncate`, a
 /// vacuumed database) fails the read at once instead of answering 0 for
 /// ever, so the request ends short and the Disk keeps nothing of it. Just
-/// before the last bytes are handed out, the upload's md5 is journalled:
+/// before the last bytes are handed out, the upload's sha256 is journalled:
 /// from then on every byte may reach the Disk (see [`Pending::may_land`]).
 struct Body<'j, R> {
     hashing: Hashing<R>,
     size: u64,
-    /// The journal and the pending record to complete with the md5.
+    /// The journal and the pending record to complete with the mark.
     journal: Option<(&'j mut Store, String, Pending)>,
     /// The record written before the last bytes, for the state in memory.
     marked: Option<Change>,
@@ -152,11 +151,11 @@ impl<'j, R: Read> Body<'j, R> {
         Body { hashing: Hashing::new(inner), size, journal: Some(journal), marked: None, journal_error: None }
     }
 
-    /// Journals the md5 that the whole body will have.
+    /// Journals the sha256 that the whole body will have.
     fn mark(&mut self) -> io::Result<()> {
         let Some((store, path, pending)) = self.journal.take() else { return Ok(()) };
-        let md5 = state::hex(&self.hashing.md5.clone().finalize());
-        let change = Change::Pending { path, pending: Pending { md5, ..pending } };
+        let mark = state::hex(&self.hashing.sha256.clone().finalize());
+        let change = Change::Pending { path, pending: Pending { mark, ..pending } };
         let written =
             store.note(std::slice::from_ref(&change)).and_then(|()| if self.size >= DURABLE_MARK_MIN { store.sync() } else { Ok(()) });
         match written {
@@ -549,7 +548,7 @@ impl<'a> Syncer<'a> {
             log::info!("reconciled: the Disk holds the {files} synced files as recorded ({}s)", logging::secs(started.elapsed()));
         }
         // Forgotten as synced, but remembered as ysync's: each lost file
-        // becomes an upload of unknown fate with the md5 it had. So a file
+        // becomes an upload of unknown fate with the hash it had. So a file
         // the Disk only did not show yet (a fresh upload, R1) is still
         // recognised and deleted if it goes locally, and one someone edited
         // there is still left alone (its md5 is another).
@@ -563,11 +562,14 @@ impl<'a> Syncer<'a> {
                 self.state.files.get_key_value(&path).into_iter().chain(below).map(|(p, r)| (p.clone(), r.clone())).collect();
             changes.push(Change::Forget { path });
             for (p, r) in owned {
-                let md5 = r.md5.to_string();
-                // Without an md5 only the size can guard a delete: the rule
-                // for records from before ysync noted one (`at == 0`).
-                let at = if md5.is_empty() { 0 } else { now };
-                let pending = Pending { size: r.size, md5, op: String::new(), temp: String::new(), at, earlier: Vec::new() };
+                let pending = Pending {
+                    size: r.size,
+                    mark: r.sha256.to_string(),
+                    op: String::new(),
+                    temp: String::new(),
+                    at: now,
+                    earlier: Vec::new(),
+                };
                 changes.push(Change::Pending { path: p, pending });
             }
         }
@@ -756,42 +758,56 @@ impl<'a> Syncer<'a> {
         }
     }
 
-    /// Deletes a file only if it holds what ysync put there: the md5 of the
-    /// recorded upload, or of an upload whose answer never came (pending).
+    /// Deletes a file only if it holds what ysync put there: the content of
+    /// the recorded upload, or of an upload whose answer never came (pending).
     ///
-    /// The `md5=` guard is documented only in Russian and nobody has
-    /// recorded the Disk refusing a wrong md5 (R2 in real-disk-evidence.md).
-    /// So ysync proves it once with a probe ([`Syncer::md5_guard`]); until it
-    /// is proven, the file is looked at first (one `stat`) and deleted only
-    /// if it holds what ysync uploaded.
+    /// The file is looked at first (one `stat`) and deleted only if its
+    /// sha256 is the recorded one (or, for records of older versions, its
+    /// md5), with `md5=` of what the Disk just said, so that a change in
+    /// between is refused too where the Disk honours that guard. The promise
+    /// does not rest on the guard: it is documented only in Russian and
+    /// nobody has recorded the Disk refusing a wrong md5 (R2 in
+    /// real-disk-evidence.md). ysync computes no md5 of its own.
     fn delete_file(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
         self.settle_pending(path)?;
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.state.pending.get(path).cloned();
-        let recorded = self.state.files.get(path).map(|r| r.md5);
-        let guarded = path != MD5_PROBE && recorded.is_some_and(|m| !m.is_unknown()) && self.md5_guard();
+        let recorded = self.state.files.get(path).map(|r| (r.size, r.sha256.to_string(), r.md5));
         let result = match recorded {
-            Some(m) if m.is_unknown() => self.remote.delete(remote_path, permanently, None),
-            Some(m) if guarded => self.remote.delete(remote_path, permanently, Some(&m.to_string())),
-            Some(m) => match self.remote.stat(remote_path)? {
+            None => Err(Error::Md5Differs),
+            Some((size, sha256, md5)) => match self.hashed(remote_path, size)? {
                 None => Ok(()),
-                Some(f) if f.md5 == m.to_string() => self.remote.delete(remote_path, permanently, Some(&f.md5)),
+                Some(f) if f.sha256 == sha256 || (!md5.is_unknown() && f.md5 == md5.to_string()) => {
+                    self.remote.delete(remote_path, permanently, (!f.md5.is_empty()).then_some(f.md5.as_str()))
+                }
                 Some(_) => Err(Error::Md5Differs),
             },
-            None => Err(Error::Md5Differs),
         };
         let Some(p) = pending else { return result };
         match result {
-            Err(Error::Md5Differs) => match self.remote.stat(remote_path)? {
+            Err(Error::Md5Differs) => match self.hashed(remote_path, p.size)? {
                 None => Ok(()), // the unconfirmed upload never landed
-                // Records from before ysync noted the md5 ahead of the last
+                // Records from before ysync noted a mark ahead of the last
                 // bytes (`at == 0`) may lack it: the size is the best guard.
-                Some(f) if p.is_ours(&f.md5) || (p.at == 0 && p.md5.is_empty() && f.size == p.size) => {
-                    self.remote.delete(remote_path, permanently, Some(&f.md5))
+                Some(f) if p.is_ours(&f.sha256, &f.md5) || (p.at == 0 && p.mark.is_empty() && f.size == p.size) => {
+                    self.remote.delete(remote_path, permanently, (!f.md5.is_empty()).then_some(f.md5.as_str()))
                 }
                 Some(_) => Err(Error::Md5Differs),
             },
             other => other,
+        }
+    }
+
+    /// The file at `path` as the Disk describes it. One of `size` bytes that
+    /// shows no hashes yet (a fresh upload the Disk is still finalising, R1)
+    /// is asked again for a bounded time.
+    fn hashed(&mut self, path: &str, size: u64) -> Result<Option<remote::RemoteFile>, Error> {
+        let mut poll = Poll::new(settle_limit(size));
+        loop {
+            match self.remote.stat(path)? {
+                Some(f) if f.sha256.is_empty() && f.md5.is_empty() && f.size == size && poll.again() => {}
+                other => return Ok(other),
+            }
         }
     }
 
@@ -809,7 +825,7 @@ impl<'a> Syncer<'a> {
             let p = full(rel);
             let name = rel.rsplit('/').next().unwrap_or(rel);
             if name.starts_with(".ysync-") {
-                return true; // a temporary name or the md5 probe
+                return true; // a temporary name (or an older version's md5 probe)
             }
             if item.dir {
                 return self.state.dirs.contains(&p) || self.state.mkdirs.contains(&p);
@@ -818,7 +834,7 @@ impl<'a> Syncer<'a> {
                 let unhashed = item.md5.is_empty() && item.sha256.is_empty();
                 item.size == r.size && (unhashed || item.md5 == r.md5.to_string() || item.sha256 == r.sha256.to_string())
             });
-            recorded || self.state.pending.get(&p).is_some_and(|pending| pending.is_ours(&item.md5))
+            recorded || self.state.pending.get(&p).is_some_and(|pending| pending.is_ours(&item.sha256, &item.md5))
         };
         let foreign: Vec<&String> = tree.iter().filter(|(rel, item)| !ours(rel, item)).map(|(rel, _)| rel).collect();
         if foreign.is_empty() {
@@ -850,62 +866,6 @@ impl<'a> Syncer<'a> {
             foreign.iter().take(3).map(|f| full(f)).collect::<Vec<_>>().join(", ")
         );
         Ok(())
-    }
-
-    /// Does the Disk refuse a DELETE whose `md5=` is not the file's? Found
-    /// once by a probe and remembered in the state: a one-byte file under a
-    /// hidden name in remote_dir, deleted with a wrong md5 (a 409 proves the
-    /// guard), then for good. The probe is journalled like any upload, so a
-    /// crash in the middle leaves nothing behind. `false` when the probe
-    /// could not be made (then this cycle compares before deleting).
-    fn md5_guard(&mut self) -> bool {
-        if let Some(g) = self.state.md5_guard {
-            return g;
-        }
-        match self.probe_md5_guard() {
-            Ok(g) => {
-                self.change(Change::Md5Guard(g));
-                if !g {
-                    log::warn!(
-                        "the Disk deletes a file whatever md5= says; ysync compares each file with what it uploaded before deleting it \
-                         (one more request per deleted file)"
-                    );
-                }
-                g
-            }
-            Err(e) => {
-                log::debug!("probing the Disk's md5 guard failed ({e}); comparing before deleting");
-                // The probe is not left behind, on the Disk or in the state
-                // (a pending record there would keep every later cycle from
-                // being sealed); the next deletion probes again.
-                let path = remote::join(&self.cfg.remote_dir, MD5_PROBE);
-                if let Err(e) = self.remote.delete(&path, true, None) {
-                    log::debug!("removing the md5 probe failed ({e}); the next probe replaces it");
-                }
-                self.change(Change::Forget { path: MD5_PROBE.into() });
-                false
-            }
-        }
-    }
-
-    fn probe_md5_guard(&mut self) -> Result<bool, Error> {
-        let path = remote::join(&self.cfg.remote_dir, MD5_PROBE);
-        let link = self.remote.upload_link(&path, true)?;
-        let md5 = state::hex(&Md5::digest(b"p"));
-        let pending = Pending { size: 1, md5, op: link.operation.clone(), temp: String::new(), at: now_secs(), earlier: Vec::new() };
-        self.change(Change::Pending { path: MD5_PROBE.into(), pending });
-        self.remote.put(&link, &mut &b"p"[..], 1)?;
-        let guarded = match self.remote.delete(&path, true, Some(&"0".repeat(32))) {
-            Err(Error::Md5Differs) => true,
-            Ok(()) => false,
-            Err(e) => return Err(e),
-        };
-        if guarded {
-            self.remote.delete(&path, true, None)?;
-        }
-        self.change(Change::Forget { path: MD5_PROBE.into() });
-        log::debug!("the Disk {} a delete with a wrong md5", if guarded { "refuses" } else { "does not refuse" });
-        Ok(guarded)
     }
 
     /// An earlier upload of `path` whose outcome is unknown (a crash, a lost
@@ -989,7 +949,7 @@ impl<'a> Syncer<'a> {
         // An earlier attempt may have landed whole, its answer lost to a
         // crash: when the Disk holds exactly this file, nothing is sent again
         // (waiting, if its operation succeeded, until the Disk shows it).
-        let landed_before = self.state.pending.get(&e.path).is_some_and(|p| !p.md5.is_empty() || !p.earlier.is_empty());
+        let landed_before = self.state.pending.get(&e.path).is_some_and(|p| !p.mark.is_empty() || !p.earlier.is_empty());
         let wait = if succeeded { settle_limit(e.size) } else { Duration::ZERO };
         if landed_before && self.adopt_if_there(e, remote_path, tally, wait)? {
             return Ok(());
@@ -1116,7 +1076,7 @@ impl<'a> Syncer<'a> {
                 Some(before) => Pending { size: e.size, temp: temp.to_string(), ..before.next_attempt(link.operation.clone(), now_secs()) },
                 None => Pending {
                     size: e.size,
-                    md5: String::new(),
+                    mark: String::new(),
                     op: link.operation.clone(),
                     temp: temp.to_string(),
                     at: now_secs(),
@@ -1157,9 +1117,9 @@ impl<'a> Syncer<'a> {
                 log::info!("{}: {err}, but the file landed; not sent again", e.path);
                 return Ok(Some(digests));
             }
-            if sent_all && let Some(p) = self.state.pending.get(&e.path).filter(|p| p.md5 != digests.md5) {
+            if sent_all && let Some(p) = self.state.pending.get(&e.path).filter(|p| p.mark != digests.sha256) {
                 // It may still land later: remember what it would be.
-                let pending = Pending { md5: digests.md5, ..p.clone() };
+                let pending = Pending { mark: digests.sha256.clone(), ..p.clone() };
                 self.change(Change::Pending { path: e.path.clone(), pending });
             }
             if !backoff.wait(&e.path, &err) {
@@ -1324,9 +1284,6 @@ impl Poll {
     }
 }
 
-/// The probe of the `md5=` guard, in remote_dir (hidden, ysync's prefix).
-const MD5_PROBE: &str = ".ysync-md5-probe.txt";
-
 /// Files at least this large are checked against the account's per-file
 /// limit and free space before they are sent: larger than the socket
 /// buffers, so a refusal before the body would be a broken pipe.
@@ -1348,7 +1305,7 @@ fn record(e: &Entry, d: Digests) -> FileRec {
         ctime: e.ctime_ns,
         ino: e.inode,
         sha256: state::Hex::parse(&d.sha256).expect(hex),
-        md5: state::Hex::parse(&d.md5).expect(hex),
+        md5: state::Hex::UNKNOWN,
     }
 }
 
