@@ -5,7 +5,7 @@ one run on one machine. Writes the results into BENCHMARKS.md.
     make bench                      # everything (~5 minutes, ~2.5 GB of disk)
     BENCH_FILES=20000 make bench    # a smaller tree for a quick look
 
-The emulator runs in sink mode (upload bodies are read and thrown away), so
+The emulator runs in sink mode (upload bodies are hashed and thrown away), so
 it is not the bottleneck: its own CPU time is printed beside ysync's, and the
 `curl -T` baseline talks to the same emulator.
 """

@@ -123,8 +123,9 @@ pub struct Options {
     /// Uploads to throttled media types (decided from the name when the
     /// link is asked for) go at most this many bytes/s (the real Disk: ~128 KiB/s).
     pub throttle_rate: u64,
-    /// Benchmarks: upload bodies are read and thrown away (files are stored
-    /// empty), so the emulator is never the bottleneck.
+    /// Benchmarks: upload bodies are hashed and thrown away (files are
+    /// stored empty but report the size and hashes that were sent), so the
+    /// emulator's memory is never the bottleneck.
     pub sink: bool,
     /// The OAuth app and the scripted user of `ysync login`.
     pub oauth: oauth::Script,
@@ -269,7 +270,7 @@ struct Disk {
     /// `FaultKind::Vanish`: the next operation is forgotten at once.
     vanish_next: bool,
     /// Sink mode: the sizes that were sent, for listings.
-    sunk: HashMap<String, u64>,
+    sunk: HashMap<String, Sunk>,
     /// `PATCH /resources` custom_properties, download links, public keys,
     /// and when each file was stored (for `last-uploaded`): `more.rs`.
     props: HashMap<String, serde_json::Map<String, Value>>,
@@ -543,6 +544,30 @@ fn too_many(opts: &Options) -> Reply {
         r.headers.push(("Retry-After", secs.to_string()));
     }
     r
+}
+
+/// Sink mode's record of a body it read and threw away: its size and the
+/// hashes the Disk would report.
+struct Sunk {
+    size: u64,
+    sha256: String,
+    md5: String,
+}
+
+impl Sunk {
+    fn of(r: &mut dyn Read) -> std::io::Result<Sunk> {
+        let (mut sha, mut md5, mut size) = (Sha256::new(), md5::Md5::new(), 0u64);
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                return Ok(Sunk { size, sha256: hex(&sha.finalize()), md5: hex(&md5.finalize()) });
+            }
+            sha.update(&buf[..n]);
+            md5.update(&buf[..n]);
+            size += n as u64;
+        }
+    }
 }
 
 /// `reply` with `Connection: close`: the request's body was left unread.
@@ -896,8 +921,8 @@ impl Disk {
         self.take_subtree(to);
         for (k, n) in self.take_subtree(from) {
             let new = format!("{to}{}", &k[from.len()..]);
-            if let Some(size) = self.sunk.remove(&k) {
-                self.sunk.insert(new.clone(), size);
+            if let Some(sunk) = self.sunk.remove(&k) {
+                self.sunk.insert(new.clone(), sunk);
             }
             self.nodes.insert(new, n);
         }
@@ -921,10 +946,11 @@ impl Disk {
             Some(Node::File(b)) => {
                 let o = v.as_object_mut().unwrap();
                 o.insert("type".into(), json!("file"));
-                if let Some(size) = self.sunk.get(p) {
-                    // Sink mode kept no bytes: the size that was sent, and no
-                    // digests, as for an upload the Disk has not hashed yet.
-                    o.insert("size".into(), json!(size));
+                if let Some(sunk) = self.sunk.get(p) {
+                    // Sink mode kept no bytes: what was sent, as hashed on the way.
+                    o.insert("size".into(), json!(sunk.size));
+                    o.insert("sha256".into(), json!(sunk.sha256));
+                    o.insert("md5".into(), json!(sunk.md5));
                 } else {
                     o.insert("size".into(), json!(b.len()));
                     o.insert("sha256".into(), json!(hex(&Sha256::digest(b.as_slice()))));
@@ -1257,12 +1283,14 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         thread::sleep(d);
     }
     if shared.opts.sink {
-        if chunked.is_none() && drain(reader, head).is_err() {
-            return Next::Reset;
-        }
+        let sunk = match &chunked {
+            Some(body) => Sunk::of(&mut &body[..]),
+            None => Sunk::of(&mut reader.take(len)),
+        };
+        let Some(sunk) = sunk.ok().filter(|s| s.size == len) else { return Next::Reset };
         let mut d = shared.disk.lock().unwrap();
         d.uploaded_bytes += len;
-        d.sunk.insert(path.clone(), len);
+        d.sunk.insert(path.clone(), sunk);
         d.nodes.insert(path, Node::File(Arc::new(Vec::new())));
         if let Some(op) = d.ops.get_mut(&op_id) {
             op.done = true;
