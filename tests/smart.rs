@@ -314,3 +314,21 @@ fn a_folder_renamed_onto_a_folder_someone_made_on_the_disk_is_merged_into_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(fx.emu.total_requests(), 0, "{:?}", fx.emu.counts());
 }
+
+/// Excluded files are not unreadable ones: with one present, an idle cycle
+/// still reads only the seal, not the whole state (design review, W4: on
+/// 5fa1979 every idle cycle loaded the state once anything was excluded).
+#[test]
+fn an_idle_cycle_with_excluded_files_present_reads_only_the_seal() {
+    let fx = Fixture::new("exclude = *.tmp");
+    fx.write("keep.txt", "k");
+    fx.write("junk.tmp", "j");
+    fx.sync();
+    for _ in 0..2 {
+        let out = fx.ysync(&["-v", "once"]);
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert!(log.contains("state seal read and compared") && log.contains(": same"), "{log}");
+        assert!(!log.contains("state loaded"), "{log}");
+    }
+}
