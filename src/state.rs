@@ -160,6 +160,14 @@ impl From<RecArray> for FileRec {
     }
 }
 
+impl FileRec {
+    /// Is a file with these hashes (as the Disk reports them) the recorded
+    /// content? By sha256, or by the md5 that records of older versions hold.
+    pub fn is(&self, sha256: &str, md5: &str) -> bool {
+        sha256 == self.sha256.to_string() || (!self.md5.is_unknown() && md5 == self.md5.to_string())
+    }
+}
+
 impl From<FileRec> for RecArray {
     fn from(r: FileRec) -> RecArray {
         RecArray(r.size, r.mtime, r.ctime, r.ino, r.sha256, r.md5)

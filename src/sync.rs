@@ -772,43 +772,23 @@ impl<'a> Syncer<'a> {
         self.settle_pending(path)?;
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.state.pending.get(path).cloned();
-        let recorded = self.state.files.get(path).map(|r| (r.size, r.sha256.to_string(), r.md5));
-        let result = match recorded {
-            None => Err(Error::Md5Differs),
-            Some((size, sha256, md5)) => match self.hashed(remote_path, size)? {
-                None => Ok(()),
-                Some(f) if f.sha256 == sha256 || (!md5.is_unknown() && f.md5 == md5.to_string()) => {
-                    self.remote.delete(remote_path, permanently, (!f.md5.is_empty()).then_some(f.md5.as_str()))
-                }
-                Some(_) => Err(Error::Md5Differs),
-            },
+        let recorded = self.state.files.get(path).cloned();
+        let Some(size) = recorded.as_ref().map(|r| r.size).or(pending.as_ref().map(|p| p.size)) else {
+            return Err(Error::Md5Differs);
         };
-        let Some(p) = pending else { return result };
-        match result {
-            Err(Error::Md5Differs) => match self.hashed(remote_path, p.size)? {
-                None => Ok(()), // the unconfirmed upload never landed
-                // Records from before ysync noted a mark ahead of the last
-                // bytes (`at == 0`) may lack it: the size is the best guard.
-                Some(f) if p.is_ours(&f.sha256, &f.md5) || (p.at == 0 && p.mark.is_empty() && f.size == p.size) => {
-                    self.remote.delete(remote_path, permanently, (!f.md5.is_empty()).then_some(f.md5.as_str()))
-                }
-                Some(_) => Err(Error::Md5Differs),
-            },
-            other => other,
+        // A fresh upload the Disk is still finalising shows no hashes yet (R1).
+        let unhashed = |f: &remote::RemoteFile| f.sha256.is_empty() && f.md5.is_empty() && f.size == size;
+        let Some(f) = self.look(remote_path, settle_limit(size), |f| f.is_none_or(|f| !unhashed(f)))? else {
+            return Ok(()); // gone already, or the unconfirmed upload never landed
+        };
+        let by_record = recorded.is_some_and(|r| r.is(&f.sha256, &f.md5));
+        // Records from before ysync noted a mark ahead of the last bytes
+        // (`at == 0`) may lack it: the size is the best guard.
+        let by_pending = pending.is_some_and(|p| p.is_ours(&f.sha256, &f.md5) || (p.at == 0 && p.mark.is_empty() && f.size == p.size));
+        if !(by_record || by_pending) {
+            return Err(Error::Md5Differs);
         }
-    }
-
-    /// The file at `path` as the Disk describes it. One of `size` bytes that
-    /// shows no hashes yet (a fresh upload the Disk is still finalising, R1)
-    /// is asked again for a bounded time.
-    fn hashed(&mut self, path: &str, size: u64) -> Result<Option<remote::RemoteFile>, Error> {
-        let mut poll = Poll::new(settle_limit(size));
-        loop {
-            match self.remote.stat(path)? {
-                Some(f) if f.sha256.is_empty() && f.md5.is_empty() && f.size == size && poll.again() => {}
-                other => return Ok(other),
-            }
-        }
+        self.remote.delete(remote_path, permanently, (!f.md5.is_empty()).then_some(f.md5.as_str()))
     }
 
     /// Deletes a folder that is gone locally. With one request only when its
@@ -832,7 +812,7 @@ impl<'a> Syncer<'a> {
             }
             let recorded = self.state.files.get(&p).is_some_and(|r| {
                 let unhashed = item.md5.is_empty() && item.sha256.is_empty();
-                item.size == r.size && (unhashed || item.md5 == r.md5.to_string() || item.sha256 == r.sha256.to_string())
+                item.size == r.size && (unhashed || r.is(&item.sha256, &item.md5))
             });
             recorded || self.state.pending.get(&p).is_some_and(|pending| pending.is_ours(&item.sha256, &item.md5))
         };
@@ -1175,16 +1155,31 @@ impl<'a> Syncer<'a> {
     /// be missing, unhashed or answered with a 5xx for a while (R1): within
     /// `wait` that is asked again; then what it shows decides.
     fn shows(&mut self, path: &str, size: u64, sha256: &str, wait: Duration) -> Result<bool, Error> {
+        match self.look(path, wait, |f| f.is_some_and(|f| !f.sha256.is_empty())) {
+            Ok(f) => Ok(f.is_some_and(|f| f.size == size && f.sha256 == sha256)),
+            Err(e) if e.is_transient() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file at `path` as the Disk describes it, asked again (transient
+    /// errors too) until `settled` says the answer is final or `wait` has
+    /// passed; then the last answer, which may be that transient error.
+    fn look(
+        &mut self,
+        path: &str,
+        wait: Duration,
+        settled: impl Fn(Option<&remote::RemoteFile>) -> bool,
+    ) -> Result<Option<remote::RemoteFile>, Error> {
         let mut poll = Poll::new(wait);
         loop {
-            match self.remote.stat(path) {
-                Ok(Some(f)) if !f.sha256.is_empty() => return Ok(f.size == size && f.sha256 == sha256),
-                Ok(_) => {}
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(e),
-            }
+            let last = match self.remote.stat(path) {
+                Ok(f) if settled(f.as_ref()) => return Ok(f),
+                Err(e) if !e.is_transient() => return Err(e),
+                last => last,
+            };
             if !poll.again() {
-                return Ok(false);
+                return last;
             }
         }
     }

@@ -89,6 +89,10 @@ impl TokenFile {
         Ok(t)
     }
 
+    pub fn read(path: &Path) -> Result<TokenFile, String> {
+        std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|s| TokenFile::parse(&s))
+    }
+
     pub fn render(&self) -> String {
         let mut s = format!("{}\n", self.token);
         if let Some(r) = &self.refresh_token {
@@ -222,7 +226,7 @@ impl Keeper {
     /// it is due. Returns the token to use from now on when it changed.
     pub fn before_cycle(&mut self) -> Option<Token> {
         let path = self.file.clone()?;
-        let mut t = match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|s| TokenFile::parse(&s)) {
+        let mut t = match TokenFile::read(&path) {
             Ok(t) => t,
             Err(e) => {
                 log::warn!("token_file {}: {e}; going on with the token read before", path.display());
@@ -333,7 +337,7 @@ impl Keeper {
     /// renewable). `None` for a token without a file.
     pub fn summary(&self) -> Option<(bool, String)> {
         let path = self.file.as_ref()?;
-        let t = std::fs::read_to_string(path).ok().and_then(|s| TokenFile::parse(&s).ok())?;
+        let t = TokenFile::read(path).ok()?;
         let now = now_secs();
         Some(match t.expires {
             None => (true, "expiry unknown (a plain token file; `ysync login` writes one that ysync renews)".into()),
@@ -351,7 +355,7 @@ impl Keeper {
     /// Has the token's recorded life ended (for the "token rejected" hint)?
     pub fn expired(&self) -> Option<String> {
         let path = self.file.as_ref()?;
-        let t = std::fs::read_to_string(path).ok().and_then(|s| TokenFile::parse(&s).ok())?;
+        let t = TokenFile::read(path).ok()?;
         let now = now_secs();
         let expires = t.expires.filter(|e| *e <= now)?;
         Some(format!("the token in {} {}", path.display(), describe_expiry(expires, now)))

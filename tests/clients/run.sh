@@ -32,7 +32,7 @@ start_disk() { # extra fake-disk options; sets $api
 
 echo "== yadisk $(python3 -c 'import yadisk; print(yadisk.__version__)')"
 start_disk
-python3 tests/clients/yadisk_check.py "http://127.0.0.1:$api" demo-token || failed=1
+timeout 300 python3 tests/clients/yadisk_check.py "http://127.0.0.1:$api" demo-token || failed=1
 
 # rclone's yandex backend talks to https://cloud-api.yandex.com only: it goes
 # through a local TLS front (front.py) with a throwaway certificate. rclone
