@@ -623,20 +623,8 @@ fn parse_max_delete(o: &Origin, v: &str) -> Result<MaxDelete, ConfigError> {
     }
 }
 
-/// `500K`, `2M`, `1G` (powers of 1024) or a plain number of bytes.
-pub fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let (digits, mult) = match v.char_indices().last()? {
-        (i, 'k' | 'K') => (&v[..i], 1u64 << 10),
-        (i, 'm' | 'M') => (&v[..i], 1 << 20),
-        (i, 'g' | 'G') => (&v[..i], 1 << 30),
-        _ => (v, 1),
-    };
-    digits.trim().parse::<u64>().ok()?.checked_mul(mult)
-}
-
 fn parse_bytes(o: &Origin, v: &str) -> Result<u64, ConfigError> {
-    parse_size(v).ok_or_else(|| o.err(format!("`{v}` is not a byte rate such as 500K, 2M or 0")))
+    crate::units::parse_size(v).ok_or_else(|| o.err(format!("`{v}` is not a byte rate such as 500K, 2M or 0")))
 }
 
 fn parse_api_url(o: &Origin, v: &str) -> Result<String, ConfigError> {
@@ -663,7 +651,7 @@ pub fn default_state_file(config: &Path, env: &dyn Fn(&str) -> Option<String>) -
     };
     let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("ysync");
     let full = fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
-    let tag = crate::state::short_hash(full.to_string_lossy().as_bytes());
+    let tag = crate::digest::short_hash(full.to_string_lossy().as_bytes());
     dir.join(format!("{stem}-{tag}.state.json"))
 }
 
@@ -856,15 +844,6 @@ mod tests {
                 "{key} is not in ysync.conf.example"
             );
         }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("500K"), Some(500 * 1024));
-        assert_eq!(parse_size("2m"), Some(2 << 20));
-        assert_eq!(parse_size("123"), Some(123));
-        assert_eq!(parse_size("x"), None);
-        assert_eq!(parse_size(""), None);
     }
 
     #[test]

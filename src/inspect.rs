@@ -6,26 +6,26 @@ use std::collections::BTreeSet;
 use std::fs::File;
 
 use crate::config::Config;
-use crate::plan::human_bytes;
+use crate::exit::Exit;
 use crate::remote::{self, Remote};
 use crate::scan::{self, Kind};
 use crate::state::{self, State};
-use crate::sync;
+use crate::units::human_bytes;
 
 /// Prints what the state file knows. Exit status: 0, or 2 when it cannot be read.
-pub fn status(cfg: &Config) -> i32 {
+pub fn status(cfg: &Config) -> Exit {
     let state = match state::peek(&cfg.state_file) {
         Ok(Some(s)) => s,
         Ok(None) => {
             println!("no state yet at {}: ysync has not synced with this config", cfg.state_file.display());
-            return 0;
+            return Exit::Ok;
         }
         Err(e) => {
             eprintln!("ysync: {e}");
-            return 2;
+            return Exit::Usage;
         }
     };
-    let bytes: u64 = state.files.values().map(|r| r.size).sum();
+    let bytes: u64 = state.files.values().map(|r| r.stat.size).sum();
     println!("state file   {}", cfg.state_file.display());
     println!("folders      {} -> disk:{}", cfg.local_dir.display(), state.remote_dir);
     println!(
@@ -50,12 +50,12 @@ pub fn status(cfg: &Config) -> i32 {
     match (state.reconciled, cfg.reconcile.as_secs()) {
         (_, 0) => println!("reconciled   off (reconcile = 0)"),
         (0, every) => println!("reconciled   not yet (every {})", period(every)),
-        (t, every) => println!("reconciled   {} (every {})", crate::logging::utc(t), period(every)),
+        (t, every) => println!("reconciled   {} (every {})", crate::units::utc(t), period(every)),
     }
     match &state.last {
         None => println!("last change  none recorded"),
         Some(l) => {
-            println!("last change  {}: {}", crate::logging::utc(l.ended), l.result);
+            println!("last change  {}: {}", crate::units::utc(l.ended), l.result);
             if !l.failed.is_empty() {
                 println!("failed then:");
                 for (path, why) in &l.failed {
@@ -64,7 +64,7 @@ pub fn status(cfg: &Config) -> i32 {
             }
         }
     }
-    0
+    Exit::Ok
 }
 
 /// `7d`, `12h`, `30m` or seconds, as the config writes it.
@@ -81,7 +81,7 @@ fn period(secs: u64) -> String {
 /// Checks that everything is ready: the settings (token masked), local_dir,
 /// the account (space, per-file limit), remote_dir, the state location.
 /// Exit status: 0 ready, 1 something to fix (each named), 3 token rejected.
-pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote) -> i32 {
+pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote) -> Exit {
     let mut problems = 0;
     let mut row = |name: &str, ok: bool, text: String| {
         problems += usize::from(!ok);
@@ -129,7 +129,7 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
             if let Some(expired) = keeper.expired() {
                 println!("   {expired}; run `ysync login` for a new one");
             }
-            return 3;
+            return Exit::Rejected;
         }
         Err(e) => row("account", false, format!("{e} (is api_url right, is the network up?)")),
     }
@@ -145,7 +145,7 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     }
     let mut dir = cfg.state_file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     while !dir.exists() && dir.pop() {}
-    match crate::state::can_write_in(&dir) {
+    match crate::fsutil::can_write_in(&dir) {
         Ok(()) => row("state_file", true, format!("{} (writable)", cfg.state_file.display())),
         Err(e) => row(
             "state_file",
@@ -155,44 +155,44 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     }
     if problems == 0 {
         println!("ready");
-        0
+        Exit::Ok
     } else {
         println!("{problems} problems to fix");
-        1
+        Exit::Failed
     }
 }
 
 /// Compares the Disk with the local folder and the state; prints each
 /// difference. Exit status: 0 when they agree, 1 when they do not, 3 for a
 /// rejected token, 4 when local_dir is missing.
-pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
+pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> Exit {
     let scan = match scan::scan(&cfg.local_dir, &cfg.exclude, cfg.one_file_system) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ysync: local_dir {} {e}", cfg.local_dir.display());
-            return 4;
+            return Exit::SafetyStop;
         }
     };
     let state = match state::peek(&cfg.state_file) {
         Ok(s) => s.unwrap_or_else(|| State::new(&cfg.remote_dir)),
         Err(e) => {
             eprintln!("ysync: {e}");
-            return 2;
+            return Exit::Usage;
         }
     };
     let tree = match disk.tree(&cfg.remote_dir) {
         Ok(Some(t)) => t,
         Ok(None) => {
             println!("missing: the folder disk:{} is not on the Disk", cfg.remote_dir);
-            return 1;
+            return Exit::Failed;
         }
         Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
             eprintln!("ysync: {e}");
-            return 3;
+            return Exit::Rejected;
         }
         Err(e) => {
             eprintln!("ysync: listing disk:{} failed: {e}", cfg.remote_dir);
-            return 1;
+            return Exit::Failed;
         }
     };
     let mut differences = 0;
@@ -211,11 +211,10 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
             (Kind::File, Some(r)) if r.dir => say(format!("a folder on the Disk, a file here: {}", e.path)),
             (Kind::File, Some(r)) => {
                 // Hash only what the state cannot vouch for.
-                let rec =
-                    state.files.get(&e.path).filter(|r| (r.size, r.mtime, r.ctime, r.ino) == (e.size, e.mtime_ns, e.ctime_ns, e.inode));
+                let rec = state.files.get(&e.path).filter(|r| r.stat == e.stat);
                 let sha = match rec {
-                    Some(rec) => rec.sha256.to_string(),
-                    None => match File::open(cfg.local_dir.join(&e.path)).and_then(|f| sync::sha256_of(&f)) {
+                    Some(rec) => rec.sha256,
+                    None => match File::open(cfg.local_dir.join(&e.path)).and_then(|f| crate::digest::sha256_of(&f)) {
                         Ok(s) => s,
                         Err(err) => {
                             say(format!("cannot read {}: {err}", e.path));
@@ -223,12 +222,17 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
                         }
                     },
                 };
-                if r.size != e.size || r.sha256 != sha {
+                if r.file.size != e.size() || r.file.sha256 != Some(sha) {
+                    let theirs = r.file.sha256.map(|h| h.to_string()).unwrap_or_default();
                     say(format!(
                         "differs: {} (here {} sha256 {:.12}, on the Disk {} sha256 {:.12})",
-                        e.path, e.size, sha, r.size, r.sha256
+                        e.path,
+                        e.size(),
+                        sha.to_string(),
+                        r.file.size,
+                        theirs
                     ));
-                } else if state.files.get(&e.path).is_none_or(|rec| rec.sha256.to_string() != sha) {
+                } else if state.files.get(&e.path).is_none_or(|rec| rec.sha256 != sha) {
                     say(format!("not in the state (next cycle records it): {}", e.path));
                 }
             }
@@ -236,7 +240,7 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
     }
     let mut foreign = 0;
     for (path, item) in &tree {
-        if local.contains(path.as_str()) || scan.keeps(path) || path.rsplit('/').next().is_some_and(|n| n.starts_with(".ysync-")) {
+        if local.contains(path.as_str()) || scan.keeps(path) || path.rsplit('/').next().is_some_and(crate::media::is_temp_name) {
             continue;
         }
         let ours = if item.dir { state.dirs.contains(path) } else { state.files.contains_key(path) };
@@ -250,10 +254,10 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> i32 {
     let files = scan.entries.iter().filter(|e| e.kind == Kind::File).count();
     if differences == 0 {
         println!("in agreement: {files} files, {} folders{}", scan.entries.len() - files, foreign_note(foreign));
-        0
+        Exit::Ok
     } else {
         println!("{differences} differences{}", foreign_note(foreign));
-        1
+        Exit::Failed
     }
 }
 

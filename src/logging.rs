@@ -77,34 +77,7 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
 /// RFC 3339 UTC time of now, without pulling in a date crate.
 fn utc_now() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    utc(secs)
-}
-
-/// `12.3` (milliseconds) without formatting a float (see `human_bytes`).
-pub fn ms(d: std::time::Duration) -> String {
-    let us = d.as_micros();
-    format!("{}.{}", us / 1000, us % 1000 / 100)
-}
-
-/// `1.2` (seconds), likewise.
-pub fn secs(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    format!("{}.{}", ms / 1000, ms % 1000 / 100)
-}
-
-pub fn utc(secs: u64) -> String {
-    let (days, rem) = (secs / 86400, secs % 86400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    crate::units::utc(secs)
 }
 
 #[cfg(test)]
@@ -113,12 +86,5 @@ mod tests {
     fn a_log_record_is_one_line_whatever_a_name_holds() {
         assert_eq!(super::one_line("plain Фото+1.jpg"), "plain Фото+1.jpg");
         assert_eq!(super::one_line("a\nINFO forged\tb\r\u{7}"), "a\\nINFO forged\\tb\\r\\u{7}");
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::utc(1_795_578_824), "2026-11-25T03:53:44Z");
     }
 }

@@ -28,15 +28,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::config::{App, Login};
-use crate::plan::human_bytes;
+use crate::exit::Exit;
 use crate::remote::{self, Remote};
 use crate::token::{self, Issued};
+use crate::units::human_bytes;
 use crate::yandex::{self, Yandex};
-
-/// Exit codes, as for the other commands.
-const EXIT_FAILED: i32 = 1;
-const EXIT_CONFIG: i32 = 2;
-const EXIT_REJECTED: i32 = 3;
 
 /// The slowest a server may ask ysync to poll; a sane bound on a bad answer.
 const MAX_INTERVAL: u64 = 60;
@@ -63,14 +59,14 @@ enum Failure {
 }
 
 /// Runs the whole flow; returns the exit status.
-pub fn login(app: &Login, config_path: &Path, print: bool) -> i32 {
+pub fn login(app: &Login, config_path: &Path, print: bool) -> Exit {
     if !print && let Some(place) = &app.inline_token {
         eprintln!(
             "ysync: {place}: token is set in the config itself, and login does not rewrite config files. \
              Replace that line by `token_file = /var/lib/ysync/token` and run `ysync login` again, \
              or run `ysync login --print` and paste the token there"
         );
-        return EXIT_CONFIG;
+        return Exit::Usage;
     }
     let Some(target) = app.token_file.as_deref().filter(|_| !print) else {
         if print {
@@ -87,12 +83,12 @@ pub fn login(app: &Login, config_path: &Path, print: bool) -> i32 {
              (login writes the token there, readable by its owner only), or use `ysync login --print`",
             config_path.display()
         );
-        return EXIT_CONFIG;
+        return Exit::Usage;
     };
     // Fail before the user types a code, not after.
     if let Err(e) = writable_folder(target) {
         eprintln!("ysync: token_file {}: {e}", target.display());
-        return EXIT_CONFIG;
+        return Exit::Usage;
     }
     let issued = match obtain(app) {
         Ok(t) => t,
@@ -108,21 +104,21 @@ pub fn login(app: &Login, config_path: &Path, print: bool) -> i32 {
         Err(e) => {
             // The user went through the browser step: do not lose the token.
             eprintln!("ysync: writing {} failed: {e}. Here is what goes there; put it there by hand:\n{}", target.display(), file.render());
-            return EXIT_FAILED;
+            return Exit::Failed;
         }
     }
     verify(app, &issued.access_token)
 }
 
-fn report(f: Failure) -> i32 {
+fn report(f: Failure) -> Exit {
     match f {
         Failure::Config(m) => {
             eprintln!("ysync: {m}");
-            EXIT_CONFIG
+            Exit::Usage
         }
         Failure::Again(m) => {
             eprintln!("ysync: {m}");
-            EXIT_FAILED
+            Exit::Failed
         }
     }
 }
@@ -265,7 +261,7 @@ fn device() -> (String, String) {
         .unwrap_or_default();
     let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_else(|_| host.clone());
     // 6 to 50 printable ASCII characters.
-    let id = format!("ysync-{}", crate::state::short_hash(machine.trim().as_bytes()));
+    let id = format!("ysync-{}", crate::digest::short_hash(machine.trim().as_bytes()));
     let name: String = format!("ysync on {}", if host.is_empty() { "this device" } else { &host }).chars().take(100).collect();
     (id, name)
 }
@@ -274,12 +270,12 @@ fn device() -> (String, String) {
 fn writable_folder(target: &Path) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("/"));
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    crate::state::can_write_in(dir)
+    crate::fsutil::can_write_in(dir)
 }
 
 /// Uses the new token once, so that a token without the Disk permissions
 /// is found now and not at the first sync.
-fn verify(app: &Login, token: &str) -> i32 {
+fn verify(app: &Login, token: &str) -> Exit {
     match Yandex::new(&app.api_url, token, app.timeout).disk_info() {
         Ok(d) => {
             eprintln!(
@@ -288,7 +284,7 @@ fn verify(app: &Login, token: &str) -> i32 {
                 human_bytes(d.free),
                 human_bytes(d.total)
             );
-            0
+            Exit::Ok
         }
         Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
             eprintln!(
@@ -296,11 +292,11 @@ fn verify(app: &Login, token: &str) -> i32 {
                  cloud_api:disk.read, cloud_api:disk.write and cloud_api:disk.info; add them at https://oauth.yandex.ru/, \
                  then run `ysync login` again"
             );
-            EXIT_REJECTED
+            Exit::Rejected
         }
         Err(e) => {
             eprintln!("ysync: the token is saved, but checking it on the Disk failed ({e}); `ysync check` will tell more");
-            EXIT_FAILED
+            Exit::Failed
         }
     }
 }

@@ -2,6 +2,11 @@
 //! This file only parses arguments and wires the modules together.
 
 mod config;
+mod cycle;
+mod digest;
+mod exec;
+mod exit;
+mod fsutil;
 mod glob;
 mod inspect;
 mod logging;
@@ -12,15 +17,15 @@ mod remote;
 mod retry;
 mod scan;
 mod state;
-mod sync;
 mod token;
+mod units;
 mod yandex;
 
+use exit::Exit;
 use std::path::PathBuf;
-use std::process::exit;
 use std::thread::sleep;
 
-use sync::Outcome;
+use cycle::Outcome;
 
 const USAGE: &str = "\
 ysync — mirror a local folder one way to Yandex Disk
@@ -56,10 +61,6 @@ options:
 exit status: 0 mirrored, 1 some items failed (retried next cycle),
 2 usage or configuration error, 3 token rejected, 4 safety stop,
 5 another instance holds the lock";
-
-/// Exit codes of the contract.
-const EXIT_USAGE: i32 = 2;
-const EXIT_LOCKED: i32 = 5;
 
 struct Args {
     config: Option<PathBuf>,
@@ -158,7 +159,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "-n" | "--dry-run" => a.dry_run = true,
             "--bwlimit" => {
                 let v = it.next().ok_or("--bwlimit needs a RATE such as 500K or 2M")?;
-                a.bwlimit = Some(config::parse_size(&v).ok_or(format!("--bwlimit: `{v}` is not a rate such as 500K, 2M or 0"))?);
+                a.bwlimit = Some(units::parse_size(&v).ok_or(format!("--bwlimit: `{v}` is not a rate such as 500K, 2M or 0"))?);
             }
             "-q" | "--quiet" => a.verbosity -= 1,
             "-v" | "--verbose" => a.verbosity += 1,
@@ -167,7 +168,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "-h" | "--help" => a.help = true,
             "-V" | "--version" => {
                 println!("ysync {}", env!("CARGO_PKG_VERSION"));
-                exit(0)
+                Exit::Ok.now()
             }
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s if a.command.is_empty() => a.command = s.to_string(),
@@ -190,7 +191,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 fn main() {
     let args = parse_args(std::env::args().skip(1)).unwrap_or_else(|e| {
         eprintln!("ysync: {e}\n\n{USAGE}");
-        exit(EXIT_USAGE)
+        Exit::Usage.now()
     });
     if args.help {
         match command_help(&args.command) {
@@ -198,17 +199,17 @@ fn main() {
             None if args.command.is_empty() => println!("{USAGE}"),
             None => {
                 eprintln!("ysync: unknown command `{}`\n\n{USAGE}", args.command);
-                exit(EXIT_USAGE)
+                Exit::Usage.now()
             }
         }
-        exit(0)
+        Exit::Ok.now()
     }
     logging::init(args.verbosity);
     match args.command.as_str() {
         "run" | "once" | "status" | "verify" | "check" | "login" => {}
         other => {
             eprintln!("ysync: unknown command `{other}`\n\n{USAGE}");
-            exit(EXIT_USAGE)
+            Exit::Usage.now()
         }
     }
 
@@ -218,13 +219,13 @@ fn main() {
         // Before anything else is set up: only the app and token_file matter.
         let app = config::load_login(&path, &env).unwrap_or_else(|e| {
             log::error!("{e}");
-            exit(EXIT_USAGE)
+            Exit::Usage.now()
         });
-        exit(login::login(&app, &path, args.print))
+        login::login(&app, &path, args.print).now()
     }
     let mut cfg = config::load(&path, &env).unwrap_or_else(|e| {
         log::error!("{e}");
-        exit(EXIT_USAGE)
+        Exit::Usage.now()
     });
     if let Some(rate) = args.bwlimit {
         cfg.bwlimit = rate;
@@ -232,18 +233,18 @@ fn main() {
     log::debug!("config: {cfg:?}");
 
     match args.command.as_str() {
-        "status" => exit(inspect::status(&cfg)),
-        "verify" => exit(inspect::verify(&cfg, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout))),
-        "check" => exit(inspect::check(&cfg, &path, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout))),
+        "status" => inspect::status(&cfg).now(),
+        "verify" => inspect::verify(&cfg, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout)).now(),
+        "check" => inspect::check(&cfg, &path, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout)).now(),
         _ => {}
     }
 
     let mut store = state::Store::open(&cfg.state_file).unwrap_or_else(|e| {
         log::error!("{e}");
-        exit(if matches!(e, state::Error::Locked(_)) { EXIT_LOCKED } else { EXIT_USAGE })
+        if matches!(e, state::Error::Locked(_)) { Exit::Locked.now() } else { Exit::Usage.now() }
     });
     let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
-    let mut syncer = sync::Syncer::new(&cfg, &mut disk, &mut store);
+    let mut syncer = cycle::Cycle::new(&cfg, &mut disk, &mut store);
 
     let mut keeper = token::Keeper::new(&cfg);
 
@@ -255,7 +256,7 @@ fn main() {
         {
             syncer.set_token(token.secret());
         }
-        let outcome = syncer.cycle(args.dry_run);
+        let outcome = syncer.run(args.dry_run);
         match &outcome {
             Outcome::Clean | Outcome::Failed(_) => {}
             Outcome::SafetyStop(m) | Outcome::StateError(m) => log::error!("{m}"),
@@ -266,11 +267,11 @@ fn main() {
                 {
                     log::error!("{expired}; run `ysync login` for a new one");
                 }
-                exit(outcome.exit_code())
+                outcome.exit().now()
             }
         }
         if once {
-            exit(outcome.exit_code())
+            outcome.exit().now()
         }
         sleep(cfg.interval);
     }

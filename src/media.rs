@@ -59,14 +59,23 @@ pub fn is_throttled(path: &str, extra: &[String]) -> bool {
     THROTTLED.iter().any(|(e, _)| *e == ext) || extra.contains(&ext)
 }
 
+/// Every name ysync gives a file of its own on the Disk (a temporary
+/// upload, an older version's md5 probe) or locally (a write probe) starts so.
+pub const TEMP_PREFIX: &str = ".ysync-";
+
+/// Is `name` (one path component) one of ysync's own temporary names?
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX)
+}
+
 /// The temporary name for `path` (relative): a hidden `.txt` file (a
 /// `document`, never throttled) in the same folder, the same for every try,
 /// so that a crash leaves a name the next run knows to remove.
 pub fn temp_name(path: &str) -> String {
-    let tag = crate::state::short_hash(path.as_bytes());
+    let tag = crate::digest::short_hash(path.as_bytes());
     match path.rsplit_once('/') {
-        Some((dir, _)) => format!("{dir}/.ysync-{tag}.part.txt"),
-        None => format!(".ysync-{tag}.part.txt"),
+        Some((dir, _)) => format!("{dir}/{TEMP_PREFIX}{tag}.part.txt"),
+        None => format!("{TEMP_PREFIX}{tag}.part.txt"),
     }
 }
 

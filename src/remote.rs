@@ -5,13 +5,22 @@
 use std::fmt;
 use std::io::{self, Read};
 
+use crate::digest::Hex;
+
 /// A file as the Disk describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
     pub size: u64,
-    /// Empty while the Disk has not finished hashing a fresh upload.
-    pub sha256: String,
-    pub md5: String,
+    /// `None` while the Disk has not finished hashing a fresh upload (R1).
+    pub sha256: Option<Hex<32>>,
+    pub md5: Option<Hex<16>>,
+}
+
+impl RemoteFile {
+    /// A fresh upload the Disk is still finalising shows no hashes yet (R1).
+    pub fn unhashed(&self) -> bool {
+        self.sha256.is_none() && self.md5.is_none()
+    }
 }
 
 /// One entry of a remote folder listing.
@@ -19,9 +28,8 @@ pub struct RemoteFile {
 pub struct Item {
     pub name: String,
     pub dir: bool,
-    pub size: u64,
-    pub sha256: String,
-    pub md5: String,
+    /// For a file: its size and hashes (`None` while still hashing).
+    pub file: RemoteFile,
 }
 
 /// A remote tree: relative path → entry.
@@ -42,8 +50,8 @@ pub struct DiskInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub href: String,
-    /// Empty when the Disk gave none.
-    pub operation: String,
+    /// The operation's id, when the Disk gave one.
+    pub operation: Option<String>,
 }
 
 /// A server-side operation's state.
@@ -82,7 +90,7 @@ pub trait Remote {
 
     /// Deletes a file or a whole folder tree; a missing path is success.
     /// With `md5`, a file is deleted only if its content still has that md5.
-    fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error>;
+    fn delete(&mut self, path: &str, permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error>;
 
     /// Moves (renames) a file or a whole folder on the server.
     fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error>;
@@ -229,7 +237,7 @@ impl fmt::Display for Error {
             Error::NoRoom(free) => write!(
                 f,
                 "larger than the Disk's free space ({} free), so not sent; free some space or empty the Disk's trash",
-                crate::plan::human_bytes(*free)
+                crate::units::human_bytes(*free)
             ),
             Error::Server(s) => write!(f, "the Disk had an internal error (HTTP {s})"),
             Error::Http { status, name, description } => write!(f, "HTTP {status} {name}: {description}"),
@@ -278,7 +286,7 @@ mod tests {
         fn operation(&mut self, _: &str) -> Result<OpStatus, Error> {
             unreachable!()
         }
-        fn delete(&mut self, _: &str, _: bool, _: Option<&str>) -> Result<(), Error> {
+        fn delete(&mut self, _: &str, _: bool, _: Option<Hex<16>>) -> Result<(), Error> {
             unreachable!()
         }
         fn stat(&mut self, _: &str) -> Result<Option<RemoteFile>, Error> {

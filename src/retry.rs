@@ -20,6 +20,37 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 /// `TRIES`: a rate limit is a reason to slow down, not to give up).
 pub const PACE_LIMIT: Duration = Duration::from_secs(120);
 
+/// The one bounded wait between looks at something that takes time (an
+/// operation, a fresh upload the Disk does not show yet): pauses of `first`
+/// doubling to `cap`, until `limit` has passed. Every poll loop uses it.
+pub struct Poll {
+    deadline: Instant,
+    pause: Duration,
+    cap: Duration,
+}
+
+impl Poll {
+    /// 250 ms doubling to 2 s: the executor's looks at the Disk.
+    pub fn new(limit: Duration) -> Poll {
+        Poll::with(Duration::from_millis(250), Duration::from_secs(2), limit)
+    }
+
+    pub fn with(first: Duration, cap: Duration, limit: Duration) -> Poll {
+        Poll { deadline: Instant::now() + limit, pause: first, cap }
+    }
+
+    /// Sleeps before the next look; `false`, without sleeping, once the
+    /// deadline has passed.
+    pub fn again(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            return false;
+        }
+        sleep(self.pause);
+        self.pause = (self.pause * 2).min(self.cap);
+        true
+    }
+}
+
 pub struct Backoff {
     tries: u32,
     /// 429s seen, for their own exponential wait.
@@ -76,7 +107,7 @@ impl Backoff {
     pub fn wait(&mut self, what: &str, err: &Error) -> bool {
         match self.next(err) {
             Some(d) => {
-                log::debug!("{what}: {err}; trying again in {}s", crate::logging::secs(d));
+                log::debug!("{what}: {err}; trying again in {}s", crate::units::secs(d));
                 sleep(d);
                 true
             }
@@ -146,7 +177,7 @@ impl Pacer {
                 if self.gap.get().is_zero() {
                     log::info!("the Disk asks to slow down (429): API calls are spaced out until it stops");
                 } else if gap > self.gap.get() {
-                    log::debug!("429 again: one API call every {}s", crate::logging::secs(gap));
+                    log::debug!("429 again: one API call every {}s", crate::units::secs(gap));
                 }
                 gap
             }

@@ -8,10 +8,12 @@
 //! - Names that are not UTF-8, hold control characters (tab, newline and
 //!   carriage return included) or are longer than the Disk allows (255
 //!   characters) are skipped. Their remote copies, if an older ysync made
-//!   any, are kept (such a path is in `kept`).
-//! - A folder or file that cannot be read is reported in `kept`: the plan
-//!   keeps everything tracked under it instead of deleting it remotely.
-//! - Excluded paths are also `kept`: excluding something never deletes it.
+//!   any, are kept (such a path is in `unreadable`).
+//! - A folder or file that cannot be read is reported in `unreadable`: the
+//!   plan keeps everything tracked under it instead of deleting it remotely.
+//! - Excluded paths are reported in `excluded` and kept the same way:
+//!   excluding something never deletes it. They are not a reason to look
+//!   closer at an idle cycle (the seal covers what the state tracks).
 //! - A folder met a second time (a bind mount, perhaps of its own ancestor,
 //!   which would otherwise nest until paths grow too long) is skipped with a
 //!   warning and kept.
@@ -30,21 +32,33 @@ pub enum Kind {
     Dir,
 }
 
-/// What the scan saw of a file (folders only fill `path` and `kind`).
+/// What decides whether a file needs a look: the scan reads it, the state
+/// records it, and the two are compared as a whole (never field by field).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch (negative before 1970).
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+}
+
+/// What the scan saw at one path (folders have an all-zero `stat`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Relative to `local_dir`, `/`-separated, never empty.
     pub path: String,
     pub kind: Kind,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
+    pub stat: Stat,
 }
 
 impl Entry {
     pub fn dir(path: &str) -> Entry {
-        Entry { path: path.into(), kind: Kind::Dir, size: 0, mtime_ns: 0, ctime_ns: 0, inode: 0 }
+        Entry { path: path.into(), kind: Kind::Dir, stat: Stat::default() }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.stat.size
     }
 }
 
@@ -60,9 +74,12 @@ pub struct Scan {
     /// Sorted by `path`, so parents come before their children.
     pub entries: Vec<Entry>,
     pub skipped: Vec<Skipped>,
-    /// Relative paths whose tracked state must be kept as it is (unreadable
-    /// or excluded): nothing at or below them is deleted remotely.
-    pub kept: Vec<String>,
+    /// Relative paths that could not be read (or named, or entered), sorted:
+    /// nothing at or below them is deleted remotely or uploaded.
+    pub unreadable: Vec<String>,
+    /// Relative paths the `exclude` patterns (or `one_file_system`) left
+    /// out, sorted: kept on the Disk like unreadable ones.
+    pub excluded: Vec<String>,
     /// Folders on another filesystem than their parent (mount points),
     /// sorted. The plan remembers them, to notice one being unmounted.
     pub mounts: Vec<String>,
@@ -70,9 +87,19 @@ pub struct Scan {
 
 impl Scan {
     /// Is `path` at or below something the scan could not read or excluded?
-    /// Such paths keep their state and their remote copies.
+    /// Such paths keep their state and their remote copies. A lookup per
+    /// ancestor in the sorted lists, not a walk of them.
     pub fn keeps(&self, path: &str) -> bool {
-        self.kept.iter().any(|k| path == k || is_under(path, k))
+        let listed = |p: &str| {
+            let has = |v: &[String]| v.binary_search_by(|k| k.as_str().cmp(p)).is_ok();
+            has(&self.unreadable) || has(&self.excluded)
+        };
+        listed(path) || path.match_indices('/').any(|(i, _)| listed(&path[..i]))
+    }
+
+    /// Is anything at or below `dir` unreadable or excluded?
+    pub fn keeps_under(&self, dir: &str) -> bool {
+        self.unreadable.iter().chain(&self.excluded).any(|k| is_under(k, dir))
     }
 }
 
@@ -124,7 +151,7 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
                 Ok(i) => i,
                 Err(e) => {
                     skip(&mut out, root.join(&prefix), format!("folder listing failed: {e}"));
-                    out.kept.push(prefix.clone());
+                    out.unreadable.push(prefix.clone());
                     break;
                 }
             };
@@ -136,20 +163,20 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
             let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
             if let Some(why) = bad {
                 skip(&mut out, item.path(), why);
-                out.kept.push(rel);
+                out.unreadable.push(rel);
                 continue;
             }
             let ft = match item.file_type() {
                 Ok(ft) => ft,
                 Err(e) => {
                     skip(&mut out, item.path(), format!("cannot read its type: {e}"));
-                    out.kept.push(rel);
+                    out.unreadable.push(rel);
                     continue;
                 }
             };
             if exclude.iter().any(|g| g.matches(&rel, ft.is_dir())) {
                 log::debug!("excluded {rel}");
-                out.kept.push(rel);
+                out.excluded.push(rel);
                 continue;
             }
             if ft.is_dir() {
@@ -159,12 +186,12 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
                 let (here, ino) = item.metadata().map_or((dev, 0), |m| (m.dev(), m.ino()));
                 if here != dev && one_file_system {
                     log::debug!("{rel} is on another filesystem; not entered (one_file_system = yes)");
-                    out.kept.push(rel);
+                    out.excluded.push(rel);
                     continue;
                 }
                 if ino != 0 && !folders.insert((here, ino)) {
                     skip(&mut out, item.path(), "the same folder as one seen before (a bind mount); not entered again".into());
-                    out.kept.push(rel);
+                    out.unreadable.push(rel);
                     continue;
                 }
                 match fs::read_dir(item.path()) {
@@ -177,7 +204,7 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
                     }
                     Err(e) => {
                         skip(&mut out, item.path(), format!("folder cannot be read: {e}"));
-                        out.kept.push(rel);
+                        out.unreadable.push(rel);
                     }
                 }
             } else if ft.is_file() {
@@ -189,7 +216,7 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {} // vanished: gone next cycle
                     Err(e) => {
                         skip(&mut out, item.path(), format!("cannot be read: {e}"));
-                        out.kept.push(rel);
+                        out.unreadable.push(rel);
                     }
                 }
             } else {
@@ -198,20 +225,20 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
         }
     }
     out.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    out.kept.sort_unstable();
+    out.unreadable.sort_unstable();
+    out.excluded.sort_unstable();
     out.mounts.sort_unstable();
     Ok(out)
 }
 
 pub fn file_entry(path: String, m: &fs::Metadata) -> Entry {
-    Entry {
-        path,
-        kind: Kind::File,
+    let stat = Stat {
         size: m.len(),
         mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
         ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        inode: m.ino(),
-    }
+        ino: m.ino(),
+    };
+    Entry { path, kind: Kind::File, stat }
 }
 
 fn bad_name(name: &str) -> Option<String> {
@@ -273,8 +300,8 @@ mod tests {
         let s = scan(t.path(), &[], false).unwrap();
         assert_eq!(paths(&s), ["a", "a b.txt", "a/x", "a/x/y.txt", "b.txt", "empty"]);
         let f = s.entries.iter().find(|e| e.path == "b.txt").unwrap();
-        assert_eq!(f.size, 5);
-        assert!(f.mtime_ns > 0 && f.ctime_ns > 0 && f.inode > 0);
+        assert_eq!(f.stat.size, 5);
+        assert!(f.stat.mtime_ns > 0 && f.stat.ctime_ns > 0 && f.stat.ino > 0);
         assert!(s.skipped.is_empty());
     }
 
@@ -325,7 +352,7 @@ mod tests {
         let g = vec![Glob::new("*.tmp").unwrap(), Glob::new("cache/").unwrap()];
         let s = scan(t.path(), &g, false).unwrap();
         assert_eq!(paths(&s), ["keep.txt"]);
-        assert_eq!(s.kept, ["a.tmp", "cache"]);
+        assert_eq!(s.excluded, ["a.tmp", "cache"]);
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub fn now_secs() -> u64 {
 
 /// "expires in 12 days (2027-12-01)", "expired 2 days ago (…)".
 pub fn describe_expiry(expires: u64, now: u64) -> String {
-    let date = &crate::logging::utc(expires)[..10];
+    let date = &crate::units::utc(expires)[..10];
     let n = |count: i64, unit: &str| format!("{count} {unit}{}", if count == 1 { "" } else { "s" });
     match expires as i64 - now as i64 {
         l if l <= 0 => format!("expired {} ago ({date})", n(-l / 86_400, "day")),
@@ -184,7 +184,7 @@ pub fn write(target: &Path, t: &TokenFile, mode: Option<u32>) -> std::io::Result
     };
     let mode = mode.unwrap_or(before.as_ref().map_or(0o600, |m| m.mode() & 0o777));
     let mut note = String::new();
-    crate::state::write_atomically(target, mode, |f| {
+    crate::fsutil::write_atomically(target, mode, |f| {
         use std::io::Write;
         f.write_all(t.render().as_bytes())?;
         let file = f.get_ref();
@@ -262,7 +262,7 @@ impl Keeper {
             return Some("client_id and client_secret are not in the config".into());
         }
         let dir = path.parent().unwrap_or(Path::new("/"));
-        if let Err(e) = crate::state::can_write_in(dir) {
+        if let Err(e) = crate::fsutil::can_write_in(dir) {
             return Some(format!("its folder {} cannot be written ({e})", dir.display()));
         }
         let me = my_uid();

@@ -8,15 +8,15 @@
 //! - 204 bodies are never parsed.
 
 use std::io::Read;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use ureq::http::Response;
 use ureq::{Agent, Body, SendBody};
 
+use crate::digest::Hex;
 use crate::remote::{DiskInfo, Error, Item, Link, OpStatus, Placed, Remote, RemoteFile};
-use crate::retry::{Pacer, retry};
+use crate::retry::{Pacer, Poll, retry};
 
 /// How long one asynchronous server operation may take before ysync gives up
 /// on it for this cycle (deleting a huge folder can take minutes).
@@ -44,6 +44,26 @@ struct Operation {
     status: String,
 }
 
+/// The methods of the API calls (uploads go through `put_body`).
+#[derive(Clone, Copy)]
+enum Method {
+    Get,
+    Delete,
+    Put,
+    Post,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Delete => "DELETE",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+        }
+    }
+}
+
 /// The fields ysync reads of a Resource (a file's meta, or a listing item).
 #[derive(Deserialize)]
 struct Resource {
@@ -57,6 +77,12 @@ struct Resource {
     sha256: String,
     #[serde(default)]
     md5: String,
+}
+
+impl Resource {
+    fn file(&self) -> RemoteFile {
+        RemoteFile { size: self.size, sha256: Hex::known(&self.sha256), md5: Hex::known(&self.md5) }
+    }
 }
 
 #[derive(Deserialize)]
@@ -123,8 +149,8 @@ impl Yandex {
     /// Sends an API request (with the token), retrying transient failures,
     /// and returns the status and the body (small JSON; empty for 204).
     /// Every call ysync makes to the API host is safe to repeat.
-    fn api_call(&self, method: &str, url: &str) -> Result<(u16, String), Error> {
-        retry(&self.pacer, method, || {
+    fn api_call(&self, method: Method, url: &str) -> Result<(u16, String), Error> {
+        retry(&self.pacer, method.name(), || {
             let mut resp = self.api_call_once(method, url)?;
             let status = resp.status().as_u16();
             if status == 204 {
@@ -134,21 +160,20 @@ impl Yandex {
         })
     }
 
-    fn api_call_once(&self, method: &str, url: &str) -> Result<Response<Body>, Error> {
-        log::trace!("{method} {url}");
+    fn api_call_once(&self, method: Method, url: &str) -> Result<Response<Body>, Error> {
+        log::trace!("{} {url}", method.name());
         let res = match method {
-            "GET" => self.agent.get(url).header("Authorization", &self.auth).call(),
-            "DELETE" => self.agent.delete(url).header("Authorization", &self.auth).call(),
-            "PUT" => self.agent.put(url).header("Authorization", &self.auth).send_empty(),
-            "POST" => self.agent.post(url).header("Authorization", &self.auth).send_empty(),
-            _ => unreachable!("no other method is used"),
+            Method::Get => self.agent.get(url).header("Authorization", &self.auth).call(),
+            Method::Delete => self.agent.delete(url).header("Authorization", &self.auth).call(),
+            Method::Put => self.agent.put(url).header("Authorization", &self.auth).send_empty(),
+            Method::Post => self.agent.post(url).header("Authorization", &self.auth).send_empty(),
         };
         check(res.map_err(transport)?)
     }
 
     /// A call that may answer 202 with an operation to wait for. A failed
     /// operation is repeated as a whole, as the docs advise.
-    fn operation_call(&self, method: &str, url: &str) -> Result<(), Error> {
+    fn operation_call(&self, method: Method, url: &str) -> Result<(), Error> {
         let mut repeats = 0;
         loop {
             let result = match self.api_call(method, url) {
@@ -159,7 +184,7 @@ impl Yandex {
             match result {
                 Err(Error::OperationFailed(s)) if repeats < 2 => {
                     repeats += 1;
-                    log::debug!("{method} {url}: the operation ended {s}; repeating it");
+                    log::debug!("{} {url}: the operation ended {s}; repeating it", method.name());
                 }
                 other => return other,
             }
@@ -172,10 +197,9 @@ impl Yandex {
     /// taken for a success; the caller repeats the request.
     fn wait(&self, href: &str) -> Result<(), Error> {
         let url = self.operation_url(href)?;
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(100);
+        let mut poll = Poll::with(Duration::from_millis(100), Duration::from_secs(2), OPERATION_LIMIT);
         loop {
-            let op: Operation = match self.api_call("GET", &url) {
+            let op: Operation = match self.api_call(Method::Get, &url) {
                 Ok((_, body)) => json(&body)?,
                 Err(Error::NotFound) => return Err(Error::OperationFailed("the Disk no longer knows the operation".into())),
                 Err(e) => return Err(e),
@@ -183,13 +207,11 @@ impl Yandex {
             match op.status.as_str() {
                 "success" => return Ok(()),
                 "failed" | "failure" => return Err(Error::OperationFailed(op.status)),
-                _ if start.elapsed() > OPERATION_LIMIT => {
+                _ if !poll.again() => {
                     return Err(Error::Timeout(format!("operation still {} after {:?}", op.status, OPERATION_LIMIT)));
                 }
                 _ => {}
             }
-            sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -243,7 +265,7 @@ impl Yandex {
 
 impl Remote for Yandex {
     fn mkdir(&mut self, path: &str) -> Result<(), Error> {
-        match self.api_call("PUT", &self.resource_url("resources", path, "")) {
+        match self.api_call(Method::Put, &self.resource_url("resources", path, "")) {
             Ok(_) | Err(Error::IsFolder) => Ok(()),
             Err(e) => Err(e),
         }
@@ -251,8 +273,8 @@ impl Remote for Yandex {
 
     fn upload_link(&mut self, path: &str, overwrite: bool) -> Result<Link, Error> {
         let url = self.resource_url("resources/upload", path, &format!("&overwrite={overwrite}"));
-        let link: LinkJson = json(&self.api_call("GET", &url)?.1)?;
-        Ok(Link { href: link.href, operation: link.operation_id.unwrap_or_default() })
+        let link: LinkJson = json(&self.api_call(Method::Get, &url)?.1)?;
+        Ok(Link { href: link.href, operation: link.operation_id.filter(|id| !id.is_empty()) })
     }
 
     fn put(&mut self, link: &Link, body: &mut dyn Read, size: u64) -> Result<Placed, Error> {
@@ -261,14 +283,14 @@ impl Remote for Yandex {
             return Ok(Placed::Now);
         }
         // Received but not yet placed on the Disk: wait for it.
-        if !link.operation.is_empty() {
-            self.wait(&format!("{}/operations/{}", self.api, link.operation))?;
+        if let Some(op) = &link.operation {
+            self.wait(&format!("{}/operations/{}", self.api, encode(op)))?;
         }
         Ok(Placed::Later)
     }
 
     fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
-        match self.api_call("GET", &format!("{}/operations/{}", self.api, encode(id))) {
+        match self.api_call(Method::Get, &format!("{}/operations/{}", self.api, encode(id))) {
             Ok((_, body)) => Ok(match json::<Operation>(&body)?.status.as_str() {
                 "success" => OpStatus::Success,
                 "failed" | "failure" => OpStatus::Failed,
@@ -279,10 +301,10 @@ impl Remote for Yandex {
         }
     }
 
-    fn delete(&mut self, path: &str, permanently: bool, md5: Option<&str>) -> Result<(), Error> {
+    fn delete(&mut self, path: &str, permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error> {
         let guard = md5.map(|m| format!("&md5={m}")).unwrap_or_default();
         let url = self.resource_url("resources", path, &format!("&permanently={permanently}{guard}"));
-        match self.operation_call("DELETE", &url) {
+        match self.operation_call(Method::Delete, &url) {
             Err(Error::NotFound) => Ok(()),
             other => other,
         }
@@ -290,7 +312,7 @@ impl Remote for Yandex {
 
     fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
         let extra = format!("&from={}&overwrite={overwrite}", encode(&format!("disk:{from}")));
-        self.operation_call("POST", &self.resource_url("resources/move", to, &extra))
+        self.operation_call(Method::Post, &self.resource_url("resources/move", to, &extra))
     }
 
     fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {
@@ -304,20 +326,14 @@ impl Remote for Yandex {
                 return Err(Error::Protocol(format!("the listing of {path} did not end after {MAX_PAGES} pages")));
             }
             let extra = format!("&limit={PAGE}&offset={}&fields={FIELDS}", items.len());
-            let page: Listing = match self.api_call("GET", &self.resource_url("resources", path, &extra)) {
+            let page: Listing = match self.api_call(Method::Get, &self.resource_url("resources", path, &extra)) {
                 Ok((_, body)) => json(&body)?,
                 Err(Error::NotFound) => return Ok(None),
                 Err(e) => return Err(e),
             };
             let Some(embedded) = page.embedded.filter(|_| page.kind == "dir") else { return Ok(None) };
             let got = embedded.items.len();
-            items.extend(embedded.items.into_iter().map(|i| Item {
-                dir: i.kind == "dir",
-                name: i.name,
-                size: i.size,
-                sha256: i.sha256,
-                md5: i.md5,
-            }));
+            items.extend(embedded.items.into_iter().map(|i| Item { dir: i.kind == "dir", file: i.file(), name: i.name }));
             // The listing is not a snapshot; stop on a short page or at the total.
             if got < PAGE || embedded.total.is_some_and(|t| items.len() as u64 >= t) {
                 return Ok(Some(items));
@@ -326,7 +342,7 @@ impl Remote for Yandex {
     }
 
     fn exists(&mut self, path: &str) -> Result<bool, Error> {
-        match self.api_call("GET", &self.resource_url("resources", path, "&fields=type")) {
+        match self.api_call(Method::Get, &self.resource_url("resources", path, "&fields=type")) {
             Ok(_) => Ok(true),
             Err(Error::NotFound) => Ok(false),
             Err(e) => Err(e),
@@ -335,10 +351,10 @@ impl Remote for Yandex {
 
     fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
         let url = self.resource_url("resources", path, "&fields=type,size,sha256,md5");
-        match self.api_call("GET", &url) {
+        match self.api_call(Method::Get, &url) {
             Ok((_, body)) => {
                 let m: Resource = json(&body)?;
-                Ok((m.kind == "file").then_some(RemoteFile { size: m.size, sha256: m.sha256, md5: m.md5 }))
+                Ok((m.kind == "file").then(|| m.file()))
             }
             Err(Error::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -351,7 +367,7 @@ impl Remote for Yandex {
 
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {
         let url = format!("{}/?fields=total_space,used_space,max_file_size,user.login", self.api);
-        let d: Disk = json(&self.api_call("GET", &url)?.1)?;
+        let d: Disk = json(&self.api_call(Method::Get, &url)?.1)?;
         Ok(DiskInfo {
             login: d.user.map(|u| u.login).unwrap_or_default(),
             total: d.total_space,

@@ -1,0 +1,453 @@
+//! One sync cycle: scan → (seal) → plan → execute → state.
+//!
+//! The cycle owns the order of things, the skip rules and the one error
+//! policy ([`policy`], after rclone's `processError`); the plan decides what
+//! to do, the executor does one action at a time, and the store decides
+//! what reaches the state files and when. Every upload is announced before
+//! its first byte and every other intent before its request, so a crash at
+//! any moment only repeats work: uploads overwrite, deleting a missing path
+//! succeeds, and an upload of unknown fate is resolved by the next plan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::exec::{Done, Executor};
+use crate::exit::Exit;
+use crate::plan::{self, Action, Plan};
+use crate::remote::{self, Error, Remote};
+use crate::scan::{self, Scan};
+use crate::state::{self, Change, LastCycle, Store};
+use crate::units::{self, human_bytes, now_ns, now_secs};
+
+/// How a cycle ended; maps onto the exit codes of the contract.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything planned was done (or nothing was needed).
+    Clean,
+    /// Some items failed; they are retried next cycle.
+    Failed(usize),
+    /// Nothing was deleted because something looked wrong.
+    SafetyStop(String),
+    /// The Disk rejected the token; retrying is pointless.
+    TokenRejected(String),
+    /// The state could not be saved.
+    StateError(String),
+    /// The state could not be read; retrying is pointless.
+    StateUnusable(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Outcome::Clean => write!(f, "ok"),
+            Outcome::Failed(n) => write!(f, "{n} items failed (retried next cycle)"),
+            Outcome::SafetyStop(m) => write!(f, "safety stop: {m}"),
+            Outcome::TokenRejected(_) => write!(f, "the token was rejected"),
+            Outcome::StateError(m) => write!(f, "the state could not be saved: {m}"),
+            Outcome::StateUnusable(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn exit(&self) -> Exit {
+        match self {
+            Outcome::Clean => Exit::Ok,
+            Outcome::Failed(_) | Outcome::StateError(_) => Exit::Failed,
+            Outcome::StateUnusable(_) => Exit::Usage,
+            Outcome::TokenRejected(_) => Exit::Rejected,
+            Outcome::SafetyStop(_) => Exit::SafetyStop,
+        }
+    }
+}
+
+/// What one error means for the rest of the cycle.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing more can work in this cycle (the token was rejected).
+    StopCycle,
+    /// The Disk is full: no more uploads in this cycle; deletions go on.
+    StopUploads,
+    /// The file is over the account's per-file limit: not sent again while
+    /// it keeps that size.
+    TooLarge,
+    /// The Disk lacks something the state records (emptied or edited behind
+    /// ysync's back): the item failed, and the cycle lists the Disk.
+    Relist,
+    /// The item failed; the next cycle tries again.
+    ItemFailed,
+}
+
+/// The error policy, in order of precedence: a rejected token ends the
+/// cycle; a full Disk ends its uploads; a file too large is remembered; a
+/// missing folder or move source means the state must be compared with the
+/// Disk; anything else fails just the one item. (A state that cannot be
+/// written ends the cycle before any of these: see `run_actions`.)
+pub fn policy(err: &Error, action: &Action) -> Verdict {
+    match err {
+        Error::Unauthorized | Error::Forbidden(_) => Verdict::StopCycle,
+        Error::InsufficientStorage => Verdict::StopUploads,
+        Error::TooLarge => Verdict::TooLarge,
+        Error::ParentMissing => Verdict::Relist,
+        Error::NotFound if matches!(action, Action::Move { .. }) => Verdict::Relist,
+        _ => Verdict::ItemFailed,
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    uploaded: u64,
+    bytes: u64,
+    unchanged: u64,
+    folders: u64,
+    deleted: u64,
+    moved: u64,
+    adopted: u64,
+    /// What failed, and why. Nothing goes into a folder that failed.
+    failed: BTreeMap<String, String>,
+    /// The Disk answered 507: no more uploads in this cycle.
+    disk_full: bool,
+    /// An action found the Disk without something the state records.
+    suspect: bool,
+}
+
+impl Tally {
+    fn count(&mut self, done: Done) {
+        match done {
+            Done::Created => self.folders += 1,
+            Done::Adopted => self.adopted += 1,
+            Done::Uploaded { bytes } => {
+                self.uploaded += 1;
+                self.bytes += bytes;
+            }
+            Done::Unchanged => self.unchanged += 1,
+            Done::Moved => self.moved += 1,
+            Done::Deleted => self.deleted += 1,
+            Done::Tracked | Done::LeftAlone | Done::Forgot | Done::Vanished => {}
+        }
+    }
+
+    fn fail(&mut self, action: &Action, why: String) {
+        self.failed.insert(action.path().to_string(), why);
+    }
+
+    /// The failed folder that `path` lies in, if any: a lookup per
+    /// ancestor, not a walk of every failure (once the Disk is full, every
+    /// later upload fails).
+    fn failed_ancestor(&self, path: &str) -> Option<&str> {
+        // `""` is remote_dir itself: nothing can go in when it could not be made.
+        let up = std::iter::once("").chain(path.match_indices('/').map(|(i, _)| &path[..i]));
+        up.filter(|d| d.len() < path.len()).find_map(|d| self.failed.get_key_value(d)).map(|(k, _)| k.as_str())
+    }
+}
+
+pub struct Cycle<'a> {
+    cfg: &'a Config,
+    exec: Executor<'a>,
+    /// Skipped paths already warned about in this process, so `run` does not
+    /// repeat the same warning every interval.
+    warned: HashSet<PathBuf>,
+    /// Files the Disk refused as too large (413), with the size refused, so
+    /// `run` does not send them again every cycle while they stay that size.
+    too_large: HashMap<String, u64>,
+}
+
+impl<'a> Cycle<'a> {
+    pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Cycle<'a> {
+        Cycle { cfg, exec: Executor::new(cfg, remote, store), warned: HashSet::new(), too_large: HashMap::new() }
+    }
+
+    /// A renewed token, for the next requests.
+    pub fn set_token(&mut self, token: &str) {
+        self.exec.remote().set_token(token);
+    }
+
+    pub fn run(&mut self, dry_run: bool) -> Outcome {
+        let start = Instant::now();
+        self.exec.new_cycle();
+        let local = self.cfg.local_dir.display();
+        let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system) {
+            Ok(s) => s,
+            Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
+        };
+        log::debug!("scanned {} entries in {} ms", scan.entries.len(), units::ms(start.elapsed()));
+        for s in &scan.skipped {
+            if self.warned.insert(s.path.clone()) {
+                log::warn!("skipped {}: {}", s.path.display(), s.reason);
+            }
+        }
+        if self.is_idle(&scan) {
+            log::debug!("cycle done: nothing changed ({}s)", units::secs(start.elapsed()));
+            if dry_run {
+                println!("0 actions planned (dry run: nothing was changed)");
+            }
+            return Outcome::Clean;
+        }
+        if let Err(e) = self.exec.store().load(&self.cfg.remote_dir) {
+            return Outcome::StateUnusable(e.to_string());
+        }
+        // The plan must know where an interrupted move left things.
+        if !dry_run && let Err(e) = self.exec.finish_move() {
+            log::warn!("finishing an interrupted move failed: {e}; trying next cycle");
+            return Outcome::Failed(1);
+        }
+        let mut tally = Tally::default();
+        let (outcome, deferred, actions) = self.plan_and_act(&scan, dry_run, &mut tally, start);
+        if dry_run {
+            return Outcome::Clean;
+        }
+        let failed = tally.failed.len();
+        let store = self.exec.store();
+        let last_failed = store.state().last.as_ref().is_some_and(|l| !l.failed.is_empty());
+        if store.is_dirty() || failed > 0 || last_failed {
+            let last = LastCycle { ended: now_secs(), result: outcome.to_string(), failed: std::mem::take(&mut tally.failed) };
+            let _ = store.commit(vec![Change::Last(last)]);
+        }
+        let saved = store.end_cycle();
+        summary(&tally, failed, actions, deferred, start);
+        match saved {
+            Err(e) if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) => Outcome::StateError(e.to_string()),
+            _ => outcome,
+        }
+    }
+
+    /// The idle question, before the state is read: the saved seal says
+    /// what the state tracks, and when the scan has the same (and no
+    /// reconcile is due), nothing changed.
+    fn is_idle(&mut self, scan: &Scan) -> bool {
+        let store = self.exec.store();
+        if store.is_loaded() {
+            return false; // then the plan's own merge pass answers it
+        }
+        let compared = Instant::now();
+        let same = store.read_seal() == Some(state::seal_of(scan, &self.cfg.remote_dir));
+        let idle = same && !reconcile_due(self.cfg, store.sealed_reconciled());
+        log::debug!("state seal read and compared in {} ms: {}", units::ms(compared.elapsed()), if idle { "same" } else { "differs" });
+        idle
+    }
+
+    /// Plans and acts, and plans once more with a listing when an action
+    /// found the Disk without something the state records. Returns the
+    /// outcome, the deferred files and the number of actions planned.
+    fn plan_and_act(&mut self, scan: &Scan, dry_run: bool, tally: &mut Tally, start: Instant) -> (Outcome, usize, usize) {
+        let local = self.cfg.local_dir.display();
+        let opts = plan::Options {
+            delete: self.cfg.delete,
+            exclude: self.cfg.exclude.clone(),
+            max_delete: self.cfg.max_delete,
+            min_age_ns: self.cfg.min_age.as_nanos() as i64,
+            now_ns: now_ns(),
+        };
+        // A fresh state (first run, or the state file was lost) lists the
+        // Disk to adopt what is there; so does a reconcile, when one is due
+        // or when the Disk turns out to have lost what the state records
+        // (then at once, in a second pass of this cycle).
+        let state = self.exec.store().state();
+        let mut listing = !state.dirs.contains("") || (!dry_run && reconcile_due(self.cfg, state.reconciled));
+        let mut actions = 0;
+        loop {
+            tally.suspect = false;
+            // Either ends the cycle, but what an earlier pass did is sealed.
+            let tree = match listing {
+                true => match self.list_remote(dry_run) {
+                    Ok(t) => t,
+                    Err(e) => return (Outcome::TokenRejected(e.to_string()), 0, actions),
+                },
+                false => None,
+            };
+            let plan = match plan::plan(scan, self.exec.store().state(), tree.as_ref(), &opts) {
+                Ok(p) => p,
+                Err(stop) => return (Outcome::SafetyStop(format!("safety stop in {local}: {stop}")), 0, actions),
+            };
+            log::debug!("planned {} actions at {} ms", plan.actions.len(), units::ms(start.elapsed()));
+            for p in &plan.deferred {
+                log::debug!("{p} changed less than min_age ago; later");
+            }
+            let unmounted = unmounted_stop(&plan, &local.to_string());
+            if dry_run {
+                print_plan(&plan, unmounted.as_deref());
+                return (Outcome::Clean, 0, 0);
+            }
+            if let Some(mounts) = plan.mounts.clone() {
+                let _ = self.exec.store().commit(vec![Change::Mounts(mounts)]);
+            }
+            actions += plan.actions.len();
+            if let Some(stop) = self.run_actions(&plan.actions, tally) {
+                return (stop, plan.deferred.len(), actions);
+            }
+            if tally.suspect && !listing {
+                log::warn!("the Disk has lost something the state records; listing {} to repair it", self.cfg.remote_dir);
+                listing = true;
+                tally.failed.clear();
+                continue;
+            }
+            let outcome = match unmounted {
+                Some(m) => Outcome::SafetyStop(m),
+                None if tally.failed.is_empty() => Outcome::Clean,
+                None => Outcome::Failed(tally.failed.len()),
+            };
+            return (outcome, plan.deferred.len(), actions);
+        }
+    }
+
+    /// Carries out the plan's actions in order under the error policy;
+    /// `Some` when the cycle must end (a rejected token, a journal that
+    /// cannot be written).
+    fn run_actions(&mut self, actions: &[Action], tally: &mut Tally) -> Option<Outcome> {
+        for action in actions {
+            if action.is_moot(self.exec.store().state()) {
+                log::debug!("{} moved away earlier in this cycle; nothing to delete", action.path());
+                continue;
+            }
+            if let Some(why) = self.skip_reason(action, tally) {
+                tally.fail(action, why);
+                continue;
+            }
+            let result = self.exec.run(action);
+            let store = self.exec.store();
+            if let Some(e) = store.failure() {
+                return Some(Outcome::StateError(e.to_string()));
+            }
+            if let Err(e) = store.checkpoint() {
+                return Some(Outcome::StateError(e.to_string()));
+            }
+            let err = match result {
+                Ok(done) => {
+                    tally.count(done);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            let size = action.uploads().map_or("?".into(), |e| human_bytes(e.size()));
+            match policy(&err, action) {
+                Verdict::StopCycle => return Some(Outcome::TokenRejected(err.to_string())),
+                Verdict::StopUploads => {
+                    tally.disk_full = true;
+                    let free = self.exec.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
+                    log::error!(
+                        "the Disk is full ({free} free; {} needs {size}): no more uploads in this cycle, deletions go on. \
+                         Free some space or empty the Disk's trash",
+                        action.path()
+                    );
+                    tally.fail(action, "the Disk is full".into());
+                }
+                Verdict::TooLarge => {
+                    let limit = self.exec.disk_info().map(|d| human_bytes(d.max_file_size)).unwrap_or_else(|_| "unknown".into());
+                    let msg = format!("larger than the account allows per file ({limit}); skipped");
+                    log::error!("{} ({size}) is {msg}", action.path());
+                    if let Some(e) = action.uploads() {
+                        self.too_large.insert(e.path.clone(), e.size());
+                    }
+                    tally.fail(action, msg);
+                }
+                Verdict::Relist | Verdict::ItemFailed => {
+                    tally.suspect |= policy(&err, action) == Verdict::Relist;
+                    log::warn!("failed: {action}: {err}");
+                    tally.fail(action, err.to_string());
+                }
+            }
+        }
+        None
+    }
+
+    /// Why `action` is not even tried in this cycle, if it is not.
+    fn skip_reason(&self, action: &Action, tally: &Tally) -> Option<String> {
+        if let Some(dir) = tally.failed_ancestor(action.path()) {
+            return Some(format!("its folder {dir} could not be created"));
+        }
+        let e = action.uploads()?;
+        if tally.disk_full {
+            return Some("the Disk is full".into());
+        }
+        if self.too_large.get(&e.path) == Some(&e.size()) {
+            return Some("larger than the account allows per file; skipped".into());
+        }
+        None
+    }
+
+    /// Lists `remote_dir`. With a state that tracks anything, this is a
+    /// reconcile: whatever the state records that the Disk does not hold
+    /// with the recorded size and sha256 is forgotten, so that the plan
+    /// uploads or creates it again (never deletes: foreign files stay
+    /// untouched). `Err` only for a rejected token; a listing that fails
+    /// otherwise is a warning, and the cycle goes on without it.
+    fn list_remote(&mut self, dry_run: bool) -> Result<Option<remote::Tree>, Error> {
+        let started = Instant::now();
+        let tree = match self.exec.remote().tree(&self.cfg.remote_dir) {
+            Ok(t) => t,
+            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+            Err(e) => {
+                log::warn!("listing {} failed ({e}); trying again next cycle", self.cfg.remote_dir);
+                return Ok(None);
+            }
+        };
+        if dry_run {
+            return Ok(tree);
+        }
+        let store = self.exec.store();
+        let state = store.state();
+        let (lost, changes) = plan::reconcile(state, tree.as_ref(), now_secs());
+        let files = state.files.len();
+        if !lost.is_empty() {
+            log::warn!(
+                "{} of {files} synced files and folders are not on the Disk as ysync left them (deleted or changed there); \
+                 they are uploaded or created again, e.g. {}",
+                lost.len(),
+                lost.iter().take(3).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+            );
+        } else if state.dirs.contains("") {
+            log::info!("reconciled: the Disk holds the {files} synced files as recorded ({}s)", units::secs(started.elapsed()));
+        }
+        let _ = store.commit(changes);
+        Ok(tree)
+    }
+}
+
+/// Is a full comparison of the Disk with the state due (`reconcile`)?
+fn reconcile_due(cfg: &Config, last: u64) -> bool {
+    let every = cfg.reconcile.as_secs();
+    every > 0 && now_secs().saturating_sub(last) >= every
+}
+
+fn unmounted_stop(plan: &Plan, local: &str) -> Option<String> {
+    let first = plan.unmounted.first()?;
+    Some(format!(
+        "safety stop in {local}: {} was a mount point and is not mounted now (its folder is missing, empty, or on the \
+         parent's filesystem); nothing under it was deleted or uploaded, the rest was synced. Mount it again; to stop \
+         mirroring it, add `exclude = {first}/` (its remote copies stay)",
+        plan.unmounted.join(", ")
+    ))
+}
+
+/// `-n`: the plan, one action a line, and nothing done.
+fn print_plan(plan: &Plan, unmounted: Option<&str>) {
+    for a in &plan.actions {
+        println!("{a}");
+    }
+    if let Some(m) = unmounted {
+        println!("{m}");
+    }
+    println!("{} actions planned (dry run: nothing was changed)", plan.actions.len());
+}
+
+fn summary(t: &Tally, failed: usize, actions: usize, deferred: usize, start: Instant) {
+    if actions == 0 && deferred == 0 {
+        log::debug!("cycle done: nothing to do ({}s)", units::secs(start.elapsed()));
+        return;
+    }
+    log::info!(
+        "cycle done: {} uploaded ({}), {} moved, {} adopted, {} unchanged, {} folders created, {} deleted, {} failed, {} deferred, {}s",
+        t.uploaded,
+        human_bytes(t.bytes),
+        t.moved,
+        t.adopted,
+        t.unchanged,
+        t.folders,
+        t.deleted,
+        failed,
+        deferred,
+        units::secs(start.elapsed())
+    );
+}

@@ -1,0 +1,405 @@
+//! The executor: carries out one planned action at a time against the
+//! `Remote`, journals what it did through the store, and returns what that
+//! was ([`Done`]). It decides nothing: what a hashed file needs comes from
+//! [`Action::resolve`], the order and the error policy from the cycle.
+//!
+//! The protocols live here, one object each: an upload with its pending
+//! intent (`upload.rs`), a move with its intent (`moves.rs`), and below a
+//! new folder and a deletion that only ever removes what ysync put there.
+
+mod moves;
+#[cfg(test)]
+mod tests;
+mod upload;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+use crate::config::{Config, DeleteMode};
+use crate::digest::{Digests, hash_file};
+use crate::plan::{Action, Resolution};
+use crate::remote::{self, DiskInfo, Error, OpStatus, Remote, RemoteFile};
+use crate::retry::Poll;
+use crate::scan::{self, Entry, Kind};
+use crate::state::{Change, FileRec, Moving, Store};
+use crate::units::now_secs;
+
+/// What an action did, for the cycle's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// A folder was created.
+    Created,
+    /// A folder is tracked without a request (`remote_dir`, or one the Disk has).
+    Tracked,
+    /// The Disk held the file already: recorded, nothing sent.
+    Adopted,
+    Uploaded {
+        bytes: u64,
+    },
+    /// Same content, other metadata: recorded, nothing sent.
+    Unchanged,
+    Moved,
+    Deleted,
+    /// Not deleted: the Disk holds someone else's content there.
+    LeftAlone,
+    /// `delete = keep`: dropped from the state, the remote copy stays.
+    Forgot,
+    /// Gone (or unreadable) since the scan: nothing to do this cycle.
+    Vanished,
+}
+
+pub struct Executor<'a> {
+    cfg: &'a Config,
+    remote: &'a mut dyn Remote,
+    store: &'a mut Store,
+    /// The account's free space and per-file limit, asked once per cycle
+    /// before the first large upload (`None`: not asked yet; `Some(None)`:
+    /// the question failed, so uploads are not held back by it).
+    room: Option<Option<DiskInfo>>,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Executor<'a> {
+        Executor { cfg, remote, store, room: None }
+    }
+
+    pub fn store(&mut self) -> &mut Store {
+        self.store
+    }
+
+    pub fn remote(&mut self) -> &mut dyn Remote {
+        self.remote
+    }
+
+    /// A new cycle: what was known of the account may have changed.
+    pub fn new_cycle(&mut self) {
+        self.room = None;
+    }
+
+    /// Carries out one action.
+    pub fn run(&mut self, action: &Action) -> Result<Done, Error> {
+        let remote_path = remote::join(&self.cfg.remote_dir, action.path());
+        match action {
+            Action::MkdirRoot => {
+                if self.cfg.remote_dir != "/" {
+                    self.remote.mkdir_all(&remote_path)?;
+                    log::info!("created remote folder {}", self.cfg.remote_dir);
+                }
+                self.commit(Change::Dir { path: String::new() });
+                Ok(Done::Tracked)
+            }
+            Action::AdoptDir(p) => {
+                log::debug!("folder {p} is on the Disk already");
+                self.commit(Change::Dir { path: p.clone() });
+                Ok(Done::Tracked)
+            }
+            Action::Mkdir(p) => {
+                // Announced first: a kill after the request could otherwise
+                // leave a folder on the Disk that no state knows about.
+                self.intent(Change::Mkdir { path: p.clone() })?;
+                self.remote.mkdir(&remote_path)?;
+                log::info!("created folder {p}");
+                self.commit(Change::Dir { path: p.clone() });
+                Ok(Done::Created)
+            }
+            Action::Upload(e) => self.upload(e, &remote_path),
+            Action::Check { entry: e, .. } | Action::Adopt { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => {
+                let Some(file) = self.open(e)? else { return Ok(Done::Vanished) };
+                let d = hash_file(&file).map_err(Error::Local)?;
+                let resolution = action.resolve(d.sha256, self.store.state()).expect("these actions hash first");
+                self.carry_out(action, e, &remote_path, resolution)
+            }
+            Action::Delete { path, kind, files } => {
+                let to = if self.cfg.delete == DeleteMode::Permanent { "permanently" } else { "to the trash" };
+                let result = match kind {
+                    Kind::Dir => self.delete_folder(path, &remote_path),
+                    Kind::File => self.delete_file(path, &remote_path),
+                };
+                let done = match result {
+                    Ok(()) => {
+                        match kind {
+                            Kind::Dir => log::info!("deleted folder {path} ({files} files) {to}"),
+                            Kind::File => log::info!("deleted {path} {to}"),
+                        }
+                        Done::Deleted
+                    }
+                    // Someone else put other content there: it is theirs now.
+                    Err(Error::Md5Differs) => {
+                        log::warn!(
+                            "not deleted: {path} on the Disk is no longer the file ysync uploaded (changed by someone else); left alone"
+                        );
+                        Done::LeftAlone
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.commit(Change::Forget { path: path.clone() });
+                Ok(done)
+            }
+            Action::Forget { path, .. } => {
+                log::info!("forgot {path} (delete = keep: the remote copy stays)");
+                self.commit(Change::Forget { path: path.clone() });
+                Ok(Done::Forgot)
+            }
+            Action::Move { from, to, kind, after } => {
+                self.move_to(Moving { from: from.clone(), to: to.clone(), dir: *kind == Kind::Dir, after: after.clone() })?;
+                log::info!("{action}");
+                Ok(Done::Moved)
+            }
+        }
+    }
+
+    /// Does what the plan says a hashed file needs.
+    fn carry_out(&mut self, action: &Action, e: &Entry, remote_path: &str, r: Resolution) -> Result<Done, Error> {
+        match r {
+            Resolution::Record(rec) => {
+                let done = match action {
+                    Action::Check { .. } => {
+                        log::info!("unchanged {} (metadata only)", e.path);
+                        Done::Unchanged
+                    }
+                    _ => {
+                        log::info!("adopted {} (already on the Disk, same sha256)", e.path);
+                        Done::Adopted
+                    }
+                };
+                self.commit(Change::Put { path: e.path.clone(), rec });
+                Ok(done)
+            }
+            // The Disk holds other content there: replaced, like any upload.
+            Resolution::Upload if matches!(action, Action::Adopt { .. }) => self.upload_as(e, remote_path, false),
+            Resolution::Upload => self.upload(e, remote_path),
+            Resolution::MoveFrom { from, after } => {
+                let m = Moving { from: from.clone(), to: e.path.clone(), dir: false, after };
+                if let Err(err) = self.move_to(m) {
+                    log::debug!("moving {from} to {} failed ({err}); uploading instead", e.path);
+                    return self.upload(e, remote_path);
+                }
+                log::info!("move {from} -> {} (same content)", e.path);
+                Ok(Done::Moved)
+            }
+        }
+    }
+
+    /// Journals a change (and applies it). A failed write is remembered by
+    /// the store, and the cycle stops after this action.
+    fn commit(&mut self, c: Change) {
+        let _ = self.store.commit(vec![c]);
+    }
+
+    /// Journals an intent, durably, before its request goes out; when that
+    /// fails, the request does not go out.
+    fn intent(&mut self, c: Change) -> Result<(), Error> {
+        self.store.commit(vec![c]).map_err(|e| Error::Local(io::Error::other(e.to_string())))
+    }
+
+    /// Deletes a file only if it holds what ysync put there: the content of
+    /// the recorded upload, or of an upload whose answer never came (pending).
+    ///
+    /// The file is looked at first (one `stat`) and deleted only if its
+    /// sha256 is the recorded one (or, for records of older versions, its
+    /// md5), with `md5=` of what the Disk just said, so that a change in
+    /// between is refused too where the Disk honours that guard. The promise
+    /// does not rest on the guard: it is documented only in Russian and
+    /// nobody has recorded the Disk refusing a wrong md5 (R2 in
+    /// real-disk-evidence.md). ysync computes no md5 of its own.
+    fn delete_file(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
+        self.settle_pending(path)?;
+        let permanently = self.cfg.delete == DeleteMode::Permanent;
+        let pending = self.store.state().pending.get(path).cloned();
+        let recorded = self.store.state().files.get(path).cloned();
+        let Some(size) = recorded.as_ref().map(|r| r.stat.size).or(pending.as_ref().map(|p| p.size)) else {
+            return Err(Error::Md5Differs);
+        };
+        let unhashed = |f: &RemoteFile| f.unhashed() && f.size == size;
+        let Some(f) = self.look(remote_path, settle_limit(size), |f| f.is_none_or(|f| !unhashed(f)))? else {
+            return Ok(()); // gone already, or the unconfirmed upload never landed
+        };
+        let by_record = recorded.is_some_and(|r| r.is(f.sha256, f.md5));
+        // Records from before ysync noted a mark ahead of the last bytes
+        // (`at == 0`) may lack it: the size is the best guard.
+        let by_pending = pending.is_some_and(|p| p.is_ours(f.sha256, f.md5) || (p.at == 0 && p.mark.is_none() && f.size == p.size));
+        if !(by_record || by_pending) {
+            return Err(Error::Md5Differs);
+        }
+        self.remote.delete(remote_path, permanently, f.md5)
+    }
+
+    /// Deletes a folder that is gone locally. With one request only when its
+    /// listing holds nothing but ysync's (tracked folders, and files with the
+    /// size and md5 or sha256 that ysync uploaded): someone's phone upload or
+    /// a file edited on the web must not go with it. Otherwise ysync's files
+    /// go one by one, and its sub-folders with nobody else's content under
+    /// them with one request each; the rest stays, with one warning.
+    fn delete_folder(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
+        let permanently = self.cfg.delete == DeleteMode::Permanent;
+        let Some(tree) = self.remote.tree(remote_path)? else { return Ok(()) }; // gone already
+        let state = self.store.state();
+        let full = |rel: &str| format!("{path}/{rel}");
+        let ours = |rel: &str, item: &remote::Item| {
+            let p = full(rel);
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            if crate::media::is_temp_name(name) {
+                return true; // a temporary name (or an older version's md5 probe)
+            }
+            if item.dir {
+                return state.tracks(&p, true);
+            }
+            let f = &item.file;
+            let recorded = state.files.get(&p).is_some_and(|r| f.size == r.stat.size && (f.unhashed() || r.is(f.sha256, f.md5)));
+            recorded || state.pending.get(&p).is_some_and(|pending| pending.is_ours(f.sha256, f.md5))
+        };
+        let foreign: Vec<&String> = tree.iter().filter(|(rel, item)| !ours(rel, item)).map(|(rel, _)| rel).collect();
+        if foreign.is_empty() {
+            return self.remote.delete(remote_path, permanently, None);
+        }
+        let has_foreign = |dir: &str| foreign.iter().any(|f| scan::is_under(f, dir));
+        let is_foreign = |rel: &str| foreign.iter().any(|f| *f == rel || scan::is_under(rel, f));
+        // Topmost folders of ysync's own with nothing foreign under them go
+        // whole; ysync's files elsewhere go one by one.
+        let mut gone: Vec<&String> = Vec::new();
+        for (rel, item) in &tree {
+            let inside_gone = gone.iter().any(|g| scan::is_under(rel, g));
+            if inside_gone || is_foreign(rel) || (item.dir && has_foreign(rel)) {
+                continue;
+            }
+            let target = remote::join(remote_path, rel);
+            let md5 = if item.dir { None } else { item.file.md5 };
+            match self.remote.delete(&target, permanently, md5) {
+                Ok(()) | Err(Error::Md5Differs) => {}
+                Err(e) => return Err(e),
+            }
+            if item.dir {
+                gone.push(rel);
+            }
+        }
+        log::warn!(
+            "folder {path} on the Disk holds {} things ysync did not put there (e.g. {}); ysync deleted its own files and left those",
+            foreign.len(),
+            foreign.iter().take(3).map(|f| full(f)).collect::<Vec<_>>().join(", ")
+        );
+        Ok(())
+    }
+
+    /// An earlier upload of `path` whose outcome is unknown (a crash, a lost
+    /// answer) may still land. Waits a bounded time for its operation to end
+    /// so that nothing acts on the path while it could still change.
+    /// Its temporary name, if it had one, is removed.
+    ///
+    /// Only an upload whose every byte may have gone out can land
+    /// ([`crate::state::Pending::may_land`]): one cut short, or whose link
+    /// died unused, is not waited for, whatever its operation says (the Disk
+    /// reports a link's operation `in-progress` from the moment it is issued).
+    ///
+    /// `true` when the earlier upload's operation succeeded: the file is on
+    /// the Disk, though it may not show it for a while yet.
+    fn settle_pending(&mut self, path: &str) -> Result<bool, Error> {
+        let Some(p) = self.store.state().pending.get(path).cloned() else { return Ok(false) };
+        let mut succeeded = false;
+        if let Some(op) = p.op.as_deref().filter(|_| p.may_land(now_secs())) {
+            let limit = settle_limit(p.size);
+            let mut poll = Poll::new(limit);
+            loop {
+                match self.remote.operation(op)? {
+                    OpStatus::InProgress if poll.again() => {}
+                    OpStatus::InProgress => {
+                        // Its sender is dead (this process holds the lock), and
+                        // the Disk had time to finish a whole body: it never
+                        // got one. What there is at the path now decides.
+                        log::info!(
+                            "{path}: an earlier upload's operation is still in progress after {}s; the Disk never got its whole body",
+                            limit.as_secs()
+                        );
+                        break;
+                    }
+                    status => {
+                        succeeded = status == OpStatus::Success;
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(temp) = &p.temp {
+            self.remote.delete(&remote::join(&self.cfg.remote_dir, temp), true, None)?;
+        }
+        // Settled for this process: nothing to wait for or remove again.
+        self.store.forget_attempt(path);
+        Ok(succeeded)
+    }
+
+    /// Does the Disk hold exactly these bytes at `path`? A fresh upload may
+    /// be missing, unhashed or answered with a 5xx for a while (R1): within
+    /// `wait` that is asked again; then what it shows decides.
+    fn shows(&mut self, path: &str, size: u64, d: &Digests, wait: Duration) -> Result<bool, Error> {
+        match self.look(path, wait, |f| f.is_some_and(|f| f.sha256.is_some())) {
+            Ok(f) => Ok(f.is_some_and(|f| f.size == size && f.sha256 == Some(d.sha256))),
+            Err(e) if e.is_transient() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file at `path` as the Disk describes it, asked again (transient
+    /// errors too) until `settled` says the answer is final or `wait` has
+    /// passed; then the last answer, which may be that transient error.
+    fn look(&mut self, path: &str, wait: Duration, settled: impl Fn(Option<&RemoteFile>) -> bool) -> Result<Option<RemoteFile>, Error> {
+        let mut poll = Poll::new(wait);
+        loop {
+            let last = match self.remote.stat(path) {
+                Ok(f) if settled(f.as_ref()) => return Ok(f),
+                Err(e) if !e.is_transient() => return Err(e),
+                last => last,
+            };
+            if !poll.again() {
+                return last;
+            }
+        }
+    }
+
+    /// Opens without blocking (in case the path became a FIFO since the scan)
+    /// and makes sure it is still a regular file. `None`: it vanished since
+    /// the scan (or cannot be read), which is not an error of this cycle.
+    fn open(&self, e: &Entry) -> Result<Option<File>, Error> {
+        const O_NONBLOCK: i32 = if cfg!(any(target_arch = "mips", target_arch = "mips64")) { 0x80 } else { 0o4000 };
+        let path = self.cfg.local_dir.join(&e.path);
+        let f = match OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(&path) {
+            Ok(f) => f,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                log::info!("{} vanished before it could be uploaded", e.path);
+                return Ok(None);
+            }
+            // Like an unreadable folder: a warning, the remote copy and the
+            // state stay as they are until the permissions are fixed.
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                log::warn!("skipped {}: cannot be read: {err}", path.display());
+                return Ok(None);
+            }
+            Err(err) => return Err(Error::Local(err)),
+        };
+        if !f.metadata().map_err(Error::Local)?.is_file() {
+            return Err(Error::Local(io::Error::other("is no longer a regular file")));
+        }
+        Ok(Some(f))
+    }
+
+    /// The account as last asked in this cycle, or asked now.
+    pub fn disk_info(&mut self) -> Result<DiskInfo, Error> {
+        match self.room.clone().flatten() {
+            Some(d) => Ok(d),
+            None => self.remote.disk_info(),
+        }
+    }
+}
+
+/// How long to wait for an earlier upload of unknown fate, whose every
+/// byte may have gone out, to end: the Disk finalises a body before it
+/// answers, about 2 minutes per GiB (rclone's docs, `backend/yandex`), and
+/// small files within a second.
+fn settle_limit(size: u64) -> Duration {
+    Duration::from_secs(5 + (size.saturating_mul(120) >> 30))
+}
+
+/// The record of what was sent (or found) for `e`.
+fn record(e: &Entry, d: &Digests) -> FileRec {
+    FileRec::sent(e.stat, d.sha256)
+}

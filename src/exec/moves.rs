@@ -1,0 +1,73 @@
+//! The move protocol: a server-side move is journalled (`Moving`) before
+//! its request, so that a crash mid-way is completed by the next cycle
+//! before it plans; its `after` changes are applied only once it is done.
+
+use super::{Executor, settle_limit};
+use crate::remote::{self, Error};
+use crate::retry::Poll;
+use crate::state::{Change, Moving};
+
+impl Executor<'_> {
+    pub(super) fn move_to(&mut self, m: Moving) -> Result<(), Error> {
+        self.intent(Change::Moving(Some(m.clone())))?;
+        let (src, dst) = (remote::join(&self.cfg.remote_dir, &m.from), remote::join(&self.cfg.remote_dir, &m.to));
+        // Files: like an upload, replace what is there. Folders: never
+        // clobber a folder someone else has at the destination.
+        // A source the Disk does not show may be a fresh upload it is still
+        // finalising (R1): asked again for a few seconds before it counts.
+        let mut poll = Poll::new(settle_limit(0));
+        let result = loop {
+            match self.remote.move_to(&src, &dst, !m.dir) {
+                // Done already (by an earlier, interrupted run).
+                Err(Error::NotFound) if self.remote.exists(&dst)? => break Ok(()),
+                Err(Error::NotFound) if poll.again() => {}
+                // Someone else's folder is there: move into it, piece by piece.
+                Err(Error::AlreadyExists) if m.dir => {
+                    log::info!("disk:{dst} exists already; moving the contents of {} into it", m.from);
+                    break self.merge_into(&src, &dst);
+                }
+                other => break other,
+            }
+        };
+        let mut settle = vec![Change::Moving(None)];
+        if result.is_ok() {
+            settle.splice(0..0, m.after);
+        }
+        let _ = self.store.commit(settle);
+        result
+    }
+
+    /// A folder move onto a folder that is already there (someone made it
+    /// on the web, or another client did): each entry of `src` is moved
+    /// into `dst`, a sub-folder that exists there too the same way, and
+    /// `src`, emptied, is deleted. A file of `src` replaces a file at its new
+    /// path, as an upload there would (the local folder is the master);
+    /// everything else in `dst` stays as it was. One listing per folder
+    /// merged, one move per entry.
+    fn merge_into(&mut self, src: &str, dst: &str) -> Result<(), Error> {
+        let Some(items) = self.remote.list(src)? else { return Err(Error::NotFound) };
+        for item in items {
+            let (from, to) = (remote::join(src, &item.name), remote::join(dst, &item.name));
+            match self.remote.move_to(&from, &to, !item.dir) {
+                Err(Error::AlreadyExists) if item.dir => self.merge_into(&from, &to)?,
+                other => other?,
+            }
+        }
+        match self.remote.list(src)? {
+            Some(left) if left.is_empty() => self.remote.delete(src, true, None),
+            _ => Ok(()),
+        }
+    }
+
+    /// A move that a crash interrupted is finished before anything else: it
+    /// may have happened on the server, and the plan must know where things are.
+    pub fn finish_move(&mut self) -> Result<(), Error> {
+        let Some(m) = self.store.state().moving.clone() else { return Ok(()) };
+        log::info!("finishing the interrupted move {} -> {}", m.from, m.to);
+        match self.move_to(m) {
+            // Neither side has it, or both do: the state stays as it was.
+            Err(Error::NotFound | Error::AlreadyExists) => Ok(()),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Renames, found without reading a byte: pairs of a vanished tracked file
+//! and a new one with its inode, size and mtime, promoted to one folder
+//! move when at least half of a vanished folder's files reappear under one
+//! new folder.
+
+use std::collections::HashMap;
+
+use super::{Action, files_under};
+use crate::scan::{Entry, Kind, Scan, Stat, is_under};
+use crate::state::{Change, FileRec, State};
+
+/// A rename leaves a file's inode, size and mtime as they were (its ctime
+/// changes).
+fn same_file(a: &Stat, b: &Stat) -> bool {
+    (a.ino, a.size, a.mtime_ns) == (b.ino, b.size, b.mtime_ns)
+}
+
+/// Renames, found without reading a byte: a new file with the inode, size
+/// and mtime of a vanished tracked one is that file under a new name. When
+/// at least half of a vanished folder's files reappear under one new folder
+/// (same relative paths), the folder itself moved: one request for all.
+/// Returns the moves and the state as it will be after them.
+pub(super) fn find_moves(
+    scan: &Scan,
+    state: &State,
+    seen: &HashMap<&str, &Entry>,
+    kept: &dyn Fn(&str) -> bool,
+) -> (Vec<Action>, Option<State>) {
+    let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
+    let mut by_inode: HashMap<(u64, u64, i64), Option<&str>> = HashMap::new();
+    for (p, r) in &state.files {
+        if !exists_as(p, Kind::File) && !kept(p) && !state.pending.contains_key(p) {
+            // Two vanished files with one key (hard links): ambiguous, skip.
+            by_inode.entry((r.stat.ino, r.stat.size, r.stat.mtime_ns)).and_modify(|v| *v = None).or_insert(Some(p.as_str()));
+        }
+    }
+    if by_inode.is_empty() {
+        return (Vec::new(), None);
+    }
+    let mut pairs: Vec<(&str, &Entry)> = Vec::new();
+    for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !state.files.contains_key(&e.path) && !kept(&e.path)) {
+        if let Some(slot) = by_inode.get_mut(&(e.stat.ino, e.stat.size, e.stat.mtime_ns))
+            && let Some(from) = slot.take()
+        {
+            pairs.push((from, e));
+        }
+    }
+    if pairs.is_empty() {
+        return (Vec::new(), None);
+    }
+
+    // Folder moves: vote by the folders that the common tail leaves.
+    let mut votes: HashMap<(String, String), u64> = HashMap::new();
+    for (from, e) in &pairs {
+        let (d, n) = strip_common_tail(from, &e.path);
+        let movable = state.dirs.contains(d) && !exists_as(d, Kind::Dir) && !kept(d) && exists_as(n, Kind::Dir) && !state.dirs.contains(n);
+        let no_pending = !state.pending.keys().any(|p| is_under(p, d));
+        if !d.is_empty() && !n.is_empty() && movable && no_pending {
+            *votes.entry((d.to_string(), n.to_string())).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<((String, String), u64)> = votes.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut dir_moves: Vec<(String, String)> = Vec::new();
+    for ((d, n), v) in ranked {
+        let taken = dir_moves
+            .iter()
+            .any(|(d2, n2)| d2 == &d || n2 == &n || is_under(&d, d2) || is_under(d2, &d) || is_under(&n, n2) || is_under(n2, &n));
+        if !taken && v * 2 >= files_under(state, &d) {
+            dir_moves.push((d, n));
+        }
+    }
+
+    let mut after = state.clone();
+    let mut actions = Vec::new();
+    for (d, n) in &dir_moves {
+        rekey(&mut after, d, n);
+        let mut changes = vec![Change::Forget { path: d.clone() }];
+        changes.extend(after.dirs.iter().filter(|k| *k == n || is_under(k, n)).map(|k| Change::Dir { path: k.clone() }));
+        for (k, rec) in after.files.iter_mut().filter(|(k, _)| is_under(k, n)) {
+            // Renaming a folder leaves its files' metadata as it was; trust it.
+            if let Some(e) = seen.get(k.as_str()).filter(|e| same_file(&e.stat, &rec.stat)) {
+                rec.stat.ctime_ns = e.stat.ctime_ns;
+            }
+            changes.push(Change::Put { path: k.clone(), rec: rec.clone() });
+        }
+        actions.push(Action::Move { from: d.clone(), to: n.clone(), kind: Kind::Dir, after: changes });
+    }
+    for (from, e) in pairs {
+        let (d, n) = strip_common_tail(from, &e.path);
+        if dir_moves
+            .iter()
+            .any(|(d2, n2)| is_under(from, d2) && (d == d2 && n == n2 || is_under(d, d2) && n == format!("{n2}{}", &d[d2.len()..])))
+        {
+            continue; // moved with its folder
+        }
+        // Its remote path after any folder move it was inside of.
+        let from_now =
+            dir_moves.iter().find(|(d2, _)| is_under(from, d2)).map_or(from.to_string(), |(d2, n2)| format!("{n2}{}", &from[d2.len()..]));
+        let Some(old) = after.files.remove(&from_now) else { continue };
+        let rec = FileRec { stat: Stat { ctime_ns: e.stat.ctime_ns, ..old.stat }, ..old };
+        after.files.insert(e.path.clone(), rec.clone());
+        let after_changes = vec![Change::Forget { path: from_now.clone() }, Change::Put { path: e.path.clone(), rec }];
+        actions.push(Action::Move { from: from_now, to: e.path.clone(), kind: Kind::File, after: after_changes });
+    }
+    (actions, Some(after))
+}
+
+/// `a/b/c/x`, `z/c/x` → (`a/b`, `z`): what is left of each once the common
+/// trailing components are removed.
+pub(super) fn strip_common_tail<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    let (mut i, mut j) = (a.len(), b.len());
+    loop {
+        let ca = a[..i].rfind('/');
+        let cb = b[..j].rfind('/');
+        let (Some(ca), Some(cb)) = (ca, cb) else { return (&a[..i], &b[..j]) };
+        if a[ca..i] != b[cb..j] {
+            return (&a[..i], &b[..j]);
+        }
+        (i, j) = (ca, cb);
+    }
+}
+
+/// Moves every entry at or below `from` to the same place below `to`.
+fn rekey(s: &mut State, from: &str, to: &str) {
+    let re = |k: &str| format!("{to}{}", &k[from.len()..]);
+    let inside = |k: &str| k == from || is_under(k, from);
+    let files: Vec<(String, FileRec)> = s.files.iter().filter(|(k, _)| inside(k)).map(|(k, r)| (k.clone(), r.clone())).collect();
+    for (k, r) in files {
+        s.files.remove(&k);
+        s.files.insert(re(&k), r);
+    }
+    let dirs: Vec<String> = s.dirs.iter().filter(|k| inside(k)).cloned().collect();
+    for k in dirs {
+        s.dirs.remove(&k);
+        s.dirs.insert(re(&k));
+    }
+}

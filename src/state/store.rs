@@ -1,0 +1,521 @@
+//! Where the state lives: a snapshot (`state.json`, replaced atomically)
+//! and a journal (`state.json.journal`, one [`Change`] per line, appended),
+//! and a lock file that keeps a second instance away.
+//!
+//! Loading replays the journal over the snapshot; writing a snapshot
+//! empties the journal. Replaying is idempotent, so a crash between the two
+//! is harmless; a torn last journal line (a kill mid-write) is ignored, and
+//! cut off before the next append. Damage anywhere else is moved aside and
+//! the state starts afresh (adoption): damage never becomes a stop. An
+//! intent is durable before its request goes out ([`Store::commit`]), so a
+//! crash at any moment leaves a trace of every object that may be on the
+//! Disk. Only this file opens state files (`peek` reads them for `status`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::snapshot::{read_snapshot, write_snapshot};
+use super::{Change, Hex, Pending, State, VERSION};
+use crate::fsutil::{crash_point, suffixed, write_atomically};
+
+#[derive(Debug)]
+pub enum Error {
+    Io(PathBuf, io::Error),
+    Corrupt(PathBuf, String),
+    /// Another process holds the lock.
+    Locked(PathBuf),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Error::Io(p, e) => write!(f, "state file {}: {e}", p.display()),
+            Error::Corrupt(p, e) => write!(f, "state file {} cannot be used ({e}); nothing was changed", p.display()),
+            Error::Locked(p) => {
+                write!(f, "another ysync is already running with the state file {} (lock {}.lock); stop it first", p.display(), p.display())
+            }
+        }
+    }
+}
+
+/// The state files on disk, the lock, and the state in memory: every byte
+/// written to a state file, and every decision about when, is made here.
+pub struct Store {
+    path: PathBuf,
+    journal_path: PathBuf,
+    journal: Option<File>,
+    /// Lines in the journal; a long journal is folded into a snapshot.
+    journal_lines: usize,
+    /// The seal the files on disk end with, as far as this process knows.
+    seal: Option<Hex<16>>,
+    /// The reconcile time found next to that seal by `read_seal`.
+    sealed_reconciled: u64,
+    /// Loaded when a cycle needs it, and let go again once the files on
+    /// disk end with its seal: an idle `run` then holds no state in memory.
+    state: Option<State>,
+    /// The state changed since the files were last made durable.
+    dirty: bool,
+    /// A journal write failed: nothing more can be recorded in this cycle.
+    failed: Option<String>,
+    _lock: File,
+}
+
+/// Journal lines after which a snapshot is written, even mid-cycle: a
+/// quarter of the tracked files plus 256, at most this many.
+const JOURNAL_LIMIT: usize = 10_000;
+
+/// The longest journal line is a seal, `{"seal":"<32 hex digits>"}`.
+const SEAL_LINE_MAX: u64 = 64;
+
+impl Store {
+    /// Takes the lock (without waiting) and creates the state folder if needed.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        let io_err = |e| Error::Io(path.to_path_buf(), e);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let lock_path = lock_path(path);
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(path.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        // A snapshot that a crash interrupted before its rename: never used.
+        let tmp = suffixed(path, ".tmp");
+        match fs::remove_file(&tmp) {
+            Ok(()) => log::info!("removed {}, an unfinished state save left by a crash", tmp.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io(tmp, e)),
+        }
+        let journal_path = suffixed(path, ".journal");
+        Ok(Store {
+            path: path.to_path_buf(),
+            journal_path,
+            journal: None,
+            journal_lines: 0,
+            seal: None,
+            sealed_reconciled: 0,
+            state: None,
+            dirty: false,
+            failed: None,
+            _lock: lock,
+        })
+    }
+
+    /// Loads the saved state into memory, unless it is there already.
+    pub fn load(&mut self, remote_dir: &str) -> Result<(), Error> {
+        if self.state.is_none() {
+            self.state = Some(self.read(remote_dir)?);
+        }
+        Ok(())
+    }
+
+    /// The state in memory. The cycle loads it before anything acts.
+    pub fn state(&self) -> &State {
+        self.state.as_ref().expect("the cycle loads the state before it plans or acts")
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The saved state, or a fresh one when there is none (or it describes
+    /// another `remote_dir`). A damaged state file is moved aside for
+    /// inspection and ysync starts afresh: with an empty state nothing is
+    /// deleted, and uploads overwrite, so the remote gains no duplicates.
+    pub(super) fn read(&mut self, remote_dir: &str) -> Result<State, Error> {
+        let started = std::time::Instant::now();
+        let (mut state, head_seal) = self.load_snapshot(remote_dir)?;
+        let (lines, seal) = match replay(&mut state, &self.journal_path) {
+            Ok(found) => found,
+            // Never a reason to stop for good: both files are kept for
+            // inspection and the state is rebuilt by adoption.
+            Err(Error::Corrupt(_, why)) => {
+                self.journal = None;
+                let kept = self
+                    .set_aside_all()
+                    .map_err(|io| Error::Corrupt(self.journal_path.clone(), format!("{why}; moving it aside failed: {io}")))?;
+                log::error!(
+                    "state journal {} is damaged ({why}); kept as {} for inspection. Starting afresh: nothing is deleted, files on the Disk with the same sha256 are adopted, the rest uploaded again",
+                    self.journal_path.display(),
+                    kept.join(", ")
+                );
+                state = State::new(remote_dir);
+                (0, None)
+            }
+            Err(e) => return Err(e),
+        };
+        self.journal_lines = lines;
+        self.seal = if lines == 0 { head_seal } else { seal };
+        log::debug!(
+            "state loaded: {} files, {} journal lines, {} ms",
+            state.files.len(),
+            self.journal_lines,
+            crate::units::ms(started.elapsed())
+        );
+        if state.remote_dir != remote_dir {
+            log::warn!(
+                "remote_dir changed from {} to {}: starting with a fresh state; nothing is deleted from the old folder",
+                state.remote_dir,
+                remote_dir
+            );
+            return Ok(State::new(remote_dir));
+        }
+        Ok(state)
+    }
+
+    fn load_snapshot(&self, remote_dir: &str) -> Result<(State, Option<Hex<16>>), Error> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((State::new(remote_dir), None)),
+            Err(e) => return Err(Error::Io(self.path.clone(), e)),
+        };
+        match read_snapshot(io::BufReader::with_capacity(64 << 10, file)) {
+            Ok((s, seal)) if s.version == VERSION => Ok((s, seal)),
+            Ok((s, _)) => Err(Error::Corrupt(
+                self.path.clone(),
+                format!(
+                    "it has version {}, this ysync reads version {VERSION}; use the ysync that wrote it, or move the file aside (files on the Disk are then adopted, not uploaded again)",
+                    s.version
+                ),
+            )),
+            Err(e) => {
+                let aside =
+                    self.set_aside().map_err(|io| Error::Corrupt(self.path.clone(), format!("{e}; moving it aside failed: {io}")))?;
+                log::error!(
+                    "state file {} is damaged ({e}); kept as {} for inspection. Starting afresh: nothing is deleted, files are uploaded again over their remote copies",
+                    self.path.display(),
+                    aside.display()
+                );
+                Ok((State::new(remote_dir), None))
+            }
+        }
+    }
+
+    /// The seal the saved state ends with, read without loading it: the
+    /// journal's last line, or the snapshot's first when there is no
+    /// journal. `None` when there is none or anything is unreadable (the
+    /// caller then loads the state, which reports the problem). The time of
+    /// the last reconcile, kept next to the seal, is then in
+    /// [`Store::sealed_reconciled`].
+    pub fn read_seal(&mut self) -> Option<Hex<16>> {
+        let found = self.find_seal();
+        self.seal = found.map(|f| f.0);
+        self.sealed_reconciled = found.map_or(0, |f| f.1);
+        self.seal
+    }
+
+    /// When the state that [`Store::read_seal`] found was last reconciled.
+    pub fn sealed_reconciled(&self) -> u64 {
+        self.sealed_reconciled
+    }
+
+    fn find_seal(&self) -> Option<(Hex<16>, u64)> {
+        use io::{BufRead, Read, Seek};
+        // A journal describes changes to a snapshot; without one (removed by
+        // hand?) the seal describes something that is no longer there.
+        if !self.path.exists() {
+            return None;
+        }
+        match File::open(&self.journal_path) {
+            Ok(mut f) => {
+                let len = f.metadata().ok()?.len();
+                if len > 0 {
+                    f.seek(io::SeekFrom::Start(len.saturating_sub(2 * SEAL_LINE_MAX))).ok()?;
+                    let mut tail = Vec::new();
+                    f.read_to_end(&mut tail).ok()?;
+                    let mut lines = tail.strip_suffix(b"\n")?.rsplit(|&b| b == b'\n');
+                    // from_str, not from_slice: one copy of the parser in the binary.
+                    let parse = |l: Option<&[u8]>| std::str::from_utf8(l?).ok().and_then(|t| serde_json::from_str::<Change>(t).ok());
+                    let Some(Change::Seal(seal)) = parse(lines.next()) else { return None };
+                    let reconciled = match parse(lines.next()) {
+                        Some(Change::Reconciled(t)) => t,
+                        _ => 0,
+                    };
+                    return Some((seal, reconciled));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+        #[derive(Deserialize)]
+        struct Head {
+            version: u32,
+            seal: Option<Hex<16>>,
+            #[serde(default)]
+            reconciled: u64,
+        }
+        let mut head = String::new();
+        io::BufReader::new(File::open(&self.path).ok()?).read_line(&mut head).ok()?;
+        let head = serde_json::from_str::<Head>(&head).ok().filter(|h| h.version == VERSION)?;
+        Some((head.seal?, head.reconciled))
+    }
+
+    /// Makes the journal durable, then appends `seal` to it, after the time
+    /// of the last reconcile (so that an idle cycle knows both at once).
+    pub(super) fn write_seal(&mut self, seal: Hex<16>, reconciled: u64) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        self.sync()?;
+        let mut lines = vec![Change::Seal(seal)];
+        if reconciled != 0 {
+            lines.insert(0, Change::Reconciled(reconciled));
+        }
+        self.append(&lines, false)?;
+        self.seal = Some(seal);
+        log::debug!("state sealed: {} journal lines, {} ms", self.journal_lines, crate::units::ms(started.elapsed()));
+        Ok(())
+    }
+
+    /// Makes everything journalled so far durable.
+    fn sync(&mut self) -> Result<(), Error> {
+        match &self.journal {
+            Some(f) => {
+                crash_point(&self.journal_path);
+                f.sync_data().map_err(|e| Error::Io(self.journal_path.clone(), e))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// What the files on disk end with (see [`Store::read_seal`]).
+    #[cfg(test)]
+    pub(super) fn seal(&self) -> Option<Hex<16>> {
+        self.seal
+    }
+
+    /// Whether the journal has grown enough to be folded into a snapshot:
+    /// a quarter of the tracked files, so rewriting the whole state costs
+    /// little per change, and the journal replays quickly. The first
+    /// snapshot is written at once: a lone journal would puzzle a reader.
+    fn compaction_due(&self, files: usize) -> bool {
+        self.journal_lines >= JOURNAL_LIMIT.min(256 + files / 4) || !self.path.exists()
+    }
+
+    /// Journals changes and applies them to the state in memory. Intents
+    /// (an upload, a folder or a move about to start: [`Change::is_intent`])
+    /// are made durable before this returns, so before their request goes
+    /// out; the rest need not be: losing them to a power cut only repeats
+    /// harmless work, and the next fsync or snapshot covers them.
+    ///
+    /// A failed write is remembered ([`Store::failure`]): the cycle stops,
+    /// since nothing more could be recorded. Memory takes the changes
+    /// anyway: they describe what the Disk now holds.
+    pub fn commit(&mut self, changes: Vec<Change>) -> Result<(), Error> {
+        let durable = changes.iter().any(Change::is_intent);
+        self.write(changes, durable)
+    }
+
+    /// Journals the mark of an upload whose last bytes are about to go out.
+    /// Made durable only with `durable` (large files, which the Disk may
+    /// still be finalising after a crash); a kill keeps it either way.
+    pub fn commit_mark(&mut self, path: &str, pending: Pending, durable: bool) -> Result<(), Error> {
+        self.write(vec![Change::Pending { path: path.to_string(), pending }], durable)
+    }
+
+    fn write(&mut self, changes: Vec<Change>, durable: bool) -> Result<(), Error> {
+        let written = self.append(&changes, durable);
+        if let Err(e) = &written {
+            log::error!("{e}; stopping this cycle");
+            self.failed.get_or_insert(e.to_string());
+        }
+        let state = self.state.as_mut().expect("changes are made to a loaded state");
+        changes.iter().for_each(|c| state.apply(c));
+        self.dirty = true;
+        written
+    }
+
+    /// Did the state change since the files were last made durable?
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// In memory only: an earlier upload of `path` is settled for this
+    /// process (its operation waited for, its temporary removed), so nothing
+    /// is waited for or removed again. The journal keeps the record for a
+    /// crash.
+    pub fn forget_attempt(&mut self, path: &str) {
+        if let Some(p) = self.state.as_mut().and_then(|s| s.pending.get_mut(path)) {
+            (p.op, p.temp) = (None, None);
+        }
+    }
+
+    /// Why the journal could not be written in this cycle, if it could not.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Between two actions: a journal that has grown long (a first run of
+    /// 100 000 files) is folded into a snapshot now, not at the end.
+    pub fn checkpoint(&mut self) -> Result<(), Error> {
+        if self.journal_lines < JOURNAL_LIMIT {
+            return Ok(());
+        }
+        let state = self.state.take().expect("loaded");
+        let saved = self.save(&state);
+        self.state = Some(state);
+        saved
+    }
+
+    /// Ends a cycle on disk. The journal already holds every change: it is
+    /// made durable and sealed, and folded into a new snapshot only once it
+    /// has grown (rewriting 100 000 records for one change would cost more
+    /// than the rest of an idle cycle). A sealed state is let go: the next
+    /// cycle reads it again only if the scan does not match the seal.
+    pub fn end_cycle(&mut self) -> Result<(), Error> {
+        self.failed = None;
+        let Some(state) = self.state.take() else { return Ok(()) };
+        let seal = state.seal();
+        let written = match seal {
+            _ if self.dirty && self.compaction_due(state.files.len()) => self.save(&state),
+            Some(new) if seal != self.seal => self.write_seal(new, state.reconciled),
+            _ if self.dirty => self.sync(),
+            _ => Ok(()),
+        };
+        if written.is_ok() {
+            self.dirty = false;
+        }
+        if seal.is_none() || seal != self.seal || written.is_err() {
+            self.state = Some(state);
+        }
+        written
+    }
+
+    pub(super) fn append(&mut self, changes: &[Change], durable: bool) -> Result<(), Error> {
+        if self.journal.is_none() {
+            self.journal = Some(self.open_journal().map_err(|e| Error::Io(self.journal_path.clone(), e))?);
+        }
+        let mut lines = Vec::new();
+        for c in changes {
+            serde_json::to_writer(&mut lines, c).expect("changes serialise");
+            lines.push(b'\n');
+        }
+        let f = self.journal.as_mut().expect("opened above");
+        let result = f.write_all(&lines).and_then(|()| {
+            if durable {
+                crash_point(&self.journal_path);
+                f.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        result.map_err(|e| Error::Io(self.journal_path.clone(), e))?;
+        self.journal_lines += changes.len();
+        self.seal = None;
+        Ok(())
+    }
+
+    /// Opens the journal for appending. A last line without its newline was
+    /// torn by a crash or a power cut: it is cut off first, so that the next
+    /// record starts on a line of its own instead of gluing itself onto it.
+    fn open_journal(&self) -> io::Result<File> {
+        use io::{Read, Seek};
+        let mut f = OpenOptions::new().create(true).read(true).append(true).open(&self.journal_path)?;
+        let len = f.metadata()?.len();
+        if len == 0 {
+            return Ok(f);
+        }
+        let mut last = [0u8];
+        f.seek(io::SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            let mut text = Vec::new();
+            f.seek(io::SeekFrom::Start(0))?;
+            f.read_to_end(&mut text)?;
+            let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            log::warn!(
+                "state journal {}: cut off a torn last line ({} bytes), left by a crash or a power cut",
+                self.journal_path.display(),
+                text.len() - keep
+            );
+            f.set_len(keep as u64)?;
+            f.sync_data()?;
+        }
+        Ok(f)
+    }
+
+    #[cfg(test)]
+    pub(super) fn journal_lines(&self) -> usize {
+        self.journal_lines
+    }
+
+    /// Moves the snapshot (if any) and the journal aside; returns their new names.
+    fn set_aside_all(&self) -> io::Result<Vec<String>> {
+        let mut kept = Vec::new();
+        if self.path.exists() {
+            kept.push(self.set_aside()?.display().to_string());
+        }
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = suffixed(&self.journal_path, &format!(".damaged-{secs}"));
+        fs::rename(&self.journal_path, &aside)?;
+        kept.push(aside.display().to_string());
+        Ok(kept)
+    }
+
+    fn set_aside(&self) -> io::Result<PathBuf> {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let aside = suffixed(&self.path, &format!(".damaged-{secs}"));
+        fs::rename(&self.path, &aside)?;
+        Ok(aside)
+    }
+
+    /// Writes a snapshot of `state` and empties the journal it includes.
+    pub(super) fn save(&mut self, state: &State) -> Result<(), Error> {
+        let started = std::time::Instant::now();
+        write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(|e| Error::Io(self.path.clone(), e))?;
+        let bytes = fs::metadata(&self.path).map_or(0, |m| m.len());
+        log::debug!("state saved: {} files, {} bytes, {} ms", state.files.len(), bytes, crate::units::ms(started.elapsed()));
+        self.journal = None;
+        self.journal_lines = 0;
+        self.seal = state.seal();
+        match fs::remove_file(&self.journal_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io(self.journal_path.clone(), e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    suffixed(path, ".lock")
+}
+
+/// Applies the journal at `path` (if any) to `state`; returns its lines
+/// and the seal it ends with.
+fn replay(state: &mut State, path: &Path) -> Result<(usize, Option<Hex<16>>), Error> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, None)),
+        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut seal = None;
+    for (i, line) in lines.iter().enumerate() {
+        seal = None;
+        match serde_json::from_str::<Change>(line) {
+            Ok(Change::Seal(s)) => seal = Some(s),
+            Ok(c) => state.apply(&c),
+            // Killed while appending: the action it describes is either
+            // repeated (pending uploads) or harmless to repeat.
+            Err(_) if i + 1 == lines.len() => log::debug!("ignoring a torn last journal line"),
+            Err(e) => return Err(Error::Corrupt(path.to_path_buf(), format!("line {}: {e}", i + 1))),
+        }
+    }
+    Ok((lines.len(), seal))
+}
+
+/// The state as saved at `path`, read without the lock and without changing
+/// anything (for `status` and `verify`, also while `run` is going).
+pub fn peek(path: &Path) -> Result<Option<State>, Error> {
+    let journal = suffixed(path, ".journal");
+    let mut state: State = match File::open(path) {
+        Ok(f) => read_snapshot(io::BufReader::new(f)).map_err(|e| Error::Corrupt(path.to_path_buf(), e))?.0,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !journal.exists() => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
+        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
+    };
+    replay(&mut state, &journal)?;
+    Ok(Some(state))
+}

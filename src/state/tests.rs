@@ -1,0 +1,323 @@
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
+use super::snapshot::fast_line;
+use super::*;
+use crate::fsutil::suffixed;
+use crate::scan::Stat;
+
+fn rec(n: u64) -> FileRec {
+    FileRec { stat: Stat { size: n, mtime_ns: 1, ctime_ns: 2, ino: 3 }, sha256: Hex([0xab; 32]), md5: Hex([0xcd; 16]) }
+}
+
+#[test]
+fn the_seal_is_read_back_without_loading_and_any_later_change_breaks_it() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let mut s = State::new("/r");
+    assert_eq!(s.seal(), None, "a fresh state must list the Disk first");
+    s.dirs.insert(String::new());
+    s.files.insert("a".into(), rec(1));
+    let sealed = s.seal().unwrap();
+
+    let mut store = Store::open(&p).unwrap();
+    assert_eq!(store.read_seal(), None, "nothing saved yet");
+    store.write_seal(sealed, 0).unwrap();
+    assert_eq!(store.read_seal(), None, "a journal without its snapshot");
+    store.save(&s).unwrap();
+    assert_eq!(store.read_seal(), Some(sealed), "from the snapshot");
+    store.append(&[Change::Put { path: "b".into(), rec: rec(2) }], false).unwrap();
+    assert_eq!(store.read_seal(), None, "a change after the seal");
+    s.files.insert("b".into(), rec(2));
+    s.reconciled = 77;
+    store.write_seal(s.seal().unwrap(), 77).unwrap();
+    assert_eq!(store.read_seal(), s.seal(), "from the journal");
+    assert_eq!(store.sealed_reconciled(), 77, "with the time of the last reconcile");
+    assert_ne!(s.seal(), Some(sealed));
+    assert_eq!(store.read("/r").unwrap(), s);
+    assert_eq!(store.seal(), s.seal(), "load knows the seal too");
+
+    // A torn line after the seal: it no longer describes the files.
+    OpenOptions::new().append(true).open(suffixed(&p, ".journal")).unwrap().write_all(b"{\"put\":{\"pa").unwrap();
+    assert_eq!(store.read_seal(), None);
+    // Neither does anything while an upload is unsettled.
+    let mut unsettled = s.clone();
+    unsettled.pending.insert("c".into(), Pending::new(1, None, None, 0));
+    assert_eq!(unsettled.seal(), None);
+    // The state's seal depends on every compared field.
+    let mut other = s.clone();
+    other.files.get_mut("a").unwrap().stat.ino += 1;
+    assert_ne!(other.seal(), s.seal());
+}
+
+#[test]
+fn round_trip_and_atomic_save() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("sub/s.json");
+    let mut store = Store::open(&p).unwrap();
+    let mut s = store.read("/r").unwrap();
+    assert_eq!(s, State::new("/r"));
+    s.dirs.insert(String::new());
+    s.files.insert("a+b.txt".into(), rec(5));
+    store.save(&s).unwrap();
+    assert_eq!(store.read("/r").unwrap(), s);
+    assert!(!t.path().join("sub/s.json.tmp").exists());
+}
+
+#[test]
+fn other_remote_dir_starts_fresh() {
+    let t = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&t.path().join("s.json")).unwrap();
+    let mut s = State::new("/a");
+    s.files.insert("x".into(), rec(1));
+    store.save(&s).unwrap();
+    assert_eq!(store.read("/b").unwrap(), State::new("/b"));
+}
+
+#[test]
+fn damaged_state_is_kept_aside_and_replaced_by_an_empty_one() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let torn = b"{\"version\":1,\"remote_dir\":\"/r\",\"dirs\":[],\"fil";
+    fs::write(&p, torn).unwrap();
+    let mut store = Store::open(&p).unwrap();
+    assert_eq!(store.read("/r").unwrap(), State::new("/r"));
+    let aside: Vec<_> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("s.json.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(fs::read(t.path().join(&aside[0])).unwrap(), torn);
+}
+
+#[test]
+fn the_fast_line_reader_agrees_with_serde_or_declines() {
+    let mut unknown_md5 = rec(5);
+    unknown_md5.md5 = Hex::UNKNOWN;
+    unknown_md5.stat.mtime_ns = -1_000_000_000; // before 1970
+    let cases = [("plain/path.jpg", rec(1)), ("Фото 2024/ёлка+1 #a.jpg", rec(2)), ("old", unknown_md5)];
+    for (path, r) in cases {
+        let line = serde_json::to_string(&(path, &r)).unwrap();
+        assert_eq!(fast_line(line.as_bytes()), Some((path.to_string(), r)), "{line}");
+    }
+    for path in ["quote\"d", "back\\slash", "tab\there"] {
+        let line = serde_json::to_string(&(path, rec(3))).unwrap();
+        assert_eq!(fast_line(line.as_bytes()), None, "{line}");
+        assert_eq!(serde_json::from_str::<(String, FileRec)>(&line).unwrap(), (path.to_string(), rec(3)));
+    }
+    for odd in [
+        r#"["a",[1,2,3,4,"ab","cd"]]"#,                     // short digests: serde refuses them
+        r#"["a",[1,2,3,99999999999999999999999,"","cd"]]"#, // too large
+        r#"["a", [1,2,3,4,"","cd"]]"#,                      // other spacing
+        r#"["a",[1,2,3,4,"","cd"]] "#,                      // trailing bytes
+    ] {
+        assert_eq!(fast_line(odd.as_bytes()), None, "{odd}");
+    }
+}
+
+#[test]
+fn a_snapshot_cut_at_a_line_boundary_is_damaged_not_short() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let mut store = Store::open(&p).unwrap();
+    let mut s = State::new("/r");
+    s.files.insert("a".into(), rec(1));
+    s.files.insert("b".into(), rec(2));
+    store.save(&s).unwrap();
+    assert_eq!(store.read("/r").unwrap(), s);
+    let text = fs::read_to_string(&p).unwrap();
+    let cut: Vec<&str> = text.lines().take(2).collect();
+    fs::write(&p, cut.join("\n") + "\n").unwrap();
+    // Kept aside as damaged; a fresh state deletes nothing.
+    assert_eq!(store.read("/r").unwrap(), State::new("/r"));
+    assert!(!p.exists());
+}
+
+#[test]
+fn a_newer_version_is_refused_not_overwritten() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    fs::write(&p, br#"{"version":3,"remote_dir":"/r","dirs":[],"files":{}}"#).unwrap();
+    let e = Store::open(&p).unwrap().read("/r").unwrap_err().to_string();
+    assert!(e.contains("version 3"), "{e}");
+    assert!(p.exists());
+}
+
+#[test]
+fn second_store_is_refused_while_first_lives() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let first = Store::open(&p).unwrap();
+    let e = Store::open(&p).err().unwrap();
+    assert!(matches!(e, Error::Locked(_)));
+    assert!(e.to_string().contains("s.json"));
+    drop(first);
+    Store::open(&p).unwrap();
+}
+
+fn put(path: &str) -> Change {
+    Change::Put { path: path.into(), rec: rec(1) }
+}
+
+#[test]
+fn the_journal_is_replayed_over_the_snapshot() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let mut store = Store::open(&p).unwrap();
+    let mut s = State::new("/r");
+    s.files.insert("old".into(), rec(1));
+    store.save(&s).unwrap();
+    let changes = [
+        put("new"),
+        Change::Dir { path: "d".into() },
+        Change::Pending { path: "d/big".into(), pending: Pending::new(9, None, None, 0) },
+        Change::Forget { path: "old".into() },
+    ];
+    for c in &changes {
+        store.append(std::slice::from_ref(c), c.is_intent()).unwrap();
+        s.apply(c);
+    }
+    drop(store);
+    let mut store = Store::open(&p).unwrap();
+    assert_eq!(store.read("/r").unwrap(), s);
+    assert_eq!(store.journal_lines(), 4);
+    // A snapshot folds the journal in and removes it.
+    store.save(&s).unwrap();
+    assert!(!t.path().join("s.json.journal").exists());
+    assert_eq!(store.read("/r").unwrap(), s);
+}
+
+#[test]
+fn a_torn_last_journal_line_is_cut_before_the_next_record() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let j = t.path().join("s.json.journal");
+    let good = serde_json::to_string(&put("a")).unwrap();
+    fs::write(&j, format!("{good}\n{{\"put\":{{\"pa")).unwrap();
+    let mut store = Store::open(&p).unwrap();
+    assert_eq!(store.read("/r").unwrap().files.keys().collect::<Vec<_>>(), ["a"]);
+    store.append(&[put("b")], false).unwrap();
+    let text = fs::read_to_string(&j).unwrap();
+    assert_eq!(text, format!("{good}\n{}\n", serde_json::to_string(&put("b")).unwrap()), "the torn tail is gone");
+    drop(store);
+    assert_eq!(Store::open(&p).unwrap().read("/r").unwrap().files.keys().collect::<Vec<_>>(), ["a", "b"]);
+}
+
+#[test]
+fn a_journal_damaged_in_the_middle_is_kept_aside_and_the_state_starts_afresh() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let j = t.path().join("s.json.journal");
+    let mut store = Store::open(&p).unwrap();
+    let mut s = State::new("/r");
+    s.files.insert("old".into(), rec(1));
+    store.save(&s).unwrap();
+    let good = serde_json::to_string(&put("a")).unwrap();
+    fs::write(&j, format!("{{\"put\":{{\"pa\n{good}\n")).unwrap();
+    assert_eq!(store.read("/r").unwrap(), State::new("/r"), "never a permanent stop");
+    assert!(!p.exists() && !j.exists());
+    let mut aside: Vec<String> = fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    aside.sort();
+    assert_eq!(aside.len(), 3, "{aside:?}"); // the lock, and both files kept for inspection
+    assert!(aside[0].starts_with("s.json.damaged-") && aside[1].starts_with("s.json.journal.damaged-"), "{aside:?}");
+    store.append(&[put("b")], false).unwrap();
+    assert_eq!(store.read("/r").unwrap().files.keys().collect::<Vec<_>>(), ["b"], "and it works afresh");
+}
+
+#[test]
+fn a_snapshot_left_half_written_by_a_crash_is_removed_at_the_next_start() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    fs::write(t.path().join("s.json.tmp"), b"{\"version\":2,\"remo").unwrap();
+    Store::open(&p).unwrap();
+    assert!(!t.path().join("s.json.tmp").exists());
+}
+
+#[test]
+fn replaying_a_journal_already_in_the_snapshot_changes_nothing() {
+    // A crash between writing the snapshot and removing the journal.
+    let changes = [put("d/x"), Change::Forget { path: "d".into() }, Change::Dir { path: "d".into() }, put("d/y"), put("e")];
+    let mut once = State::new("/r");
+    once.files.insert("d/z".into(), rec(2));
+    changes.iter().for_each(|c| once.apply(c));
+    let mut twice = once.clone();
+    changes.iter().for_each(|c| twice.apply(c));
+    assert_eq!(once, twice);
+    assert_eq!(once.files.keys().collect::<Vec<_>>(), ["d/y", "e"]);
+}
+
+#[test]
+fn digests_round_trip_as_hex() {
+    let h = Hex::<4>::parse("00ff10ab").unwrap();
+    assert_eq!((h.0, h.to_string()), ([0, 0xff, 0x10, 0xab], "00ff10ab".to_string()));
+    assert!(Hex::<4>::parse("").unwrap().is_unknown());
+    assert_eq!(Hex::<4>::UNKNOWN.to_string(), "");
+    assert!(Hex::<4>::parse("00ff10").is_none() && Hex::<4>::parse("00ff10zz").is_none());
+    let json = serde_json::to_string(&rec(7)).unwrap();
+    assert_eq!(json, format!("[7,1,2,3,\"{}\",\"{}\"]", "ab".repeat(32), "cd".repeat(16)));
+    assert_eq!(serde_json::from_str::<FileRec>(&json).unwrap(), rec(7));
+}
+
+#[test]
+fn only_an_upload_whose_every_byte_may_have_gone_out_can_still_land() {
+    let now = 10_000;
+    let (a, b, c) = (Hex([0xaa; 32]), Hex([0xbb; 16]), Hex([0xcc; 32]));
+    let p = |mark: Option<Mark>, at: u64| Pending { mark, ..Pending::new(1, Some("op".into()), None, at) };
+    assert!(!p(None, now - 5).may_land(now), "cut short: the mark is noted before the last bytes");
+    assert!(p(Some(Mark::Sha256(a)), now - 5).may_land(now), "the whole body may have reached the Disk");
+    assert!(!p(Some(Mark::Sha256(a)), now - Pending::LINK_LIFE).may_land(now), "older than a link lives");
+    assert!(p(None, 0).may_land(now), "a record from before the rule: the benefit of the doubt");
+    // A second attempt remembers what the first may have left.
+    let second = p(Some(Mark::Sha256(a)), now - 5).next_attempt(Some("op2".into()), now);
+    assert_eq!((second.mark, second.op.as_deref(), second.earlier.clone()), (None, Some("op2"), vec![Mark::Sha256(a)]));
+    assert!(second.is_ours(Some(a), None) && !second.is_ours(Some(c), None) && !second.is_ours(None, None));
+    // A mark from an older state is an md5, and matches the Disk's md5.
+    let old = p(Some(Mark::Md5(b)), now - 5);
+    assert!(old.is_ours(None, Some(b)) && !old.is_ours(Some(a), None));
+    let mut many = second;
+    let marks: Vec<Mark> = (1..=5u8).map(|i| Mark::Sha256(Hex([i; 32]))).collect();
+    for m in &marks {
+        many.mark = Some(*m);
+        many = many.next_attempt(None, now);
+    }
+    assert_eq!(many.earlier, marks[1..], "a few at most");
+}
+
+#[test]
+fn pending_records_of_every_version_load() {
+    // As this version writes them, as older ones did (an md5 mark, no
+    // `at`), and with the empty strings no version writes.
+    let sha = "ab".repeat(32);
+    let new = format!(r#"{{"size":3,"md5":"{sha}","op":"x1","at":5,"earlier":["{}"]}}"#, "cd".repeat(16));
+    let p: Pending = serde_json::from_str(&new).unwrap();
+    assert_eq!(p.mark, Some(Mark::Sha256(Hex([0xab; 32]))));
+    assert_eq!(p.earlier, [Mark::Md5(Hex([0xcd; 16]))]);
+    assert_eq!(serde_json::to_string(&p).unwrap(), new, "written back byte for byte");
+    let old: Pending = serde_json::from_str(r#"{"size":3,"md5":"","op":"","temp":""}"#).unwrap();
+    assert_eq!(old, Pending::new(3, None, None, 0));
+    assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"size":3}"#);
+    assert!(serde_json::from_str::<Pending>(r#"{"size":3,"md5":"abc"}"#).is_err(), "a mark is a digest");
+}
+
+#[test]
+fn put_settles_a_pending_upload() {
+    let mut s = State::new("/r");
+    s.apply(&Change::Pending { path: "a".into(), pending: Pending::new(1, None, None, 0) });
+    s.apply(&put("a"));
+    assert!(s.pending.is_empty());
+}
+
+#[test]
+fn forget_removes_subtree_only() {
+    let mut s = State::new("/r");
+    for p in ["a", "a/b", "ab"] {
+        s.dirs.insert(p.into());
+    }
+    for p in ["a/x", "a/b/y", "ab/z", "a.txt"] {
+        s.files.insert(p.into(), rec(1));
+    }
+    s.apply(&Change::Forget { path: "a".into() });
+    assert_eq!(s.dirs.iter().collect::<Vec<_>>(), ["ab"]);
+    assert_eq!(s.files.keys().collect::<Vec<_>>(), ["a.txt", "ab/z"]);
+}
