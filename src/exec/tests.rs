@@ -1,1 +1,317 @@
+//! The executor's protocols against an in-memory Disk: what each one sends,
+//! what it leaves in the state, and what it must never do. Local files and
+//! the state live in a real temporary folder (walkdir's way).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::digest::Hex;
+use crate::remote::{Item, Link, Placed};
+use crate::scan::Stat;
+use crate::state::{Mark, Pending};
+
+/// The Disk in memory: files (path → bytes), folders, operations, and a
+/// log of every call, in the order made.
+#[derive(Default)]
+struct MemDisk {
+    files: BTreeMap<String, Vec<u8>>,
+    dirs: BTreeSet<String>,
+    ops: BTreeMap<String, OpStatus>,
+    calls: Vec<String>,
+    /// The next upload lands whole, but its answer is lost (a timeout).
+    lose_answer: bool,
+    links: u32,
+}
+
+fn sha(b: &[u8]) -> Hex<32> {
+    Hex(Sha256::digest(b).into())
+}
+
+fn md5_of(b: &[u8]) -> Hex<16> {
+    // Any stable 16 bytes do: the executor only hands back what stat said.
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&Sha256::digest(b)[16..]);
+    Hex(out)
+}
+
+impl MemDisk {
+    fn called(&self, what: &str) -> usize {
+        self.calls.iter().filter(|c| c.starts_with(what)).count()
+    }
+}
+
+impl Remote for MemDisk {
+    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        self.calls.push(format!("mkdir {path}"));
+        self.dirs.insert(path.into());
+        Ok(())
+    }
+    fn upload_link(&mut self, path: &str, overwrite: bool) -> Result<Link, Error> {
+        self.calls.push(format!("link {path}"));
+        if !overwrite && self.files.contains_key(path) {
+            return Err(Error::AlreadyExists);
+        }
+        self.links += 1;
+        let op = format!("op{}", self.links);
+        self.ops.insert(op.clone(), OpStatus::InProgress);
+        Ok(Link { href: path.into(), operation: Some(op) })
+    }
+    fn put(&mut self, link: &Link, body: &mut dyn Read, _size: u64) -> Result<Placed, Error> {
+        self.calls.push(format!("put {}", link.href));
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes).map_err(Error::Local)?;
+        self.files.insert(link.href.clone(), bytes);
+        self.ops.insert(link.operation.clone().unwrap(), OpStatus::Success);
+        if std::mem::take(&mut self.lose_answer) {
+            return Err(Error::Timeout("the answer was lost".into()));
+        }
+        Ok(Placed::Now)
+    }
+    fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
+        self.calls.push(format!("operation {id}"));
+        Ok(self.ops.get(id).copied().unwrap_or(OpStatus::Failed))
+    }
+    fn delete(&mut self, path: &str, _permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error> {
+        self.calls.push(format!("delete {path}"));
+        if let (Some(m), Some(b)) = (md5, self.files.get(path))
+            && md5_of(b) != m
+        {
+            return Err(Error::Md5Differs);
+        }
+        let inside = |p: &String| p == path || p.starts_with(&format!("{path}/"));
+        self.files.retain(|p, _| !inside(p));
+        self.dirs.retain(|p| !inside(p));
+        Ok(())
+    }
+    fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
+        self.calls.push(format!("move {from} {to}"));
+        if self.dirs.contains(to) || (!overwrite && self.files.contains_key(to)) {
+            return Err(Error::AlreadyExists);
+        }
+        if let Some(b) = self.files.remove(from) {
+            self.files.insert(to.into(), b);
+            return Ok(());
+        }
+        if !self.dirs.remove(from) {
+            return Err(Error::NotFound);
+        }
+        self.dirs.insert(to.into());
+        let below: Vec<String> = self.files.keys().filter(|p| p.starts_with(&format!("{from}/"))).cloned().collect();
+        for p in below {
+            let b = self.files.remove(&p).unwrap();
+            self.files.insert(format!("{to}{}", &p[from.len()..]), b);
+        }
+        Ok(())
+    }
+    fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
+        self.calls.push(format!("stat {path}"));
+        Ok(self.files.get(path).map(|b| RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) }))
+    }
+    fn exists(&mut self, path: &str) -> Result<bool, Error> {
+        Ok(self.files.contains_key(path) || self.dirs.contains(path))
+    }
+    fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {
+        self.calls.push(format!("list {path}"));
+        if !self.dirs.contains(path) {
+            return Ok(None);
+        }
+        let prefix = format!("{path}/");
+        let child = |p: &String| p.strip_prefix(&prefix).filter(|rest| !rest.contains('/')).map(str::to_string);
+        let mut items: Vec<Item> = self.dirs.iter().filter_map(child).map(|name| Item { name, dir: true, file: none() }).collect();
+        for (p, b) in &self.files {
+            if let Some(name) = child(p) {
+                items.push(Item {
+                    name,
+                    dir: false,
+                    file: RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) },
+                });
+            }
+        }
+        Ok(Some(items))
+    }
+    fn disk_info(&mut self) -> Result<DiskInfo, Error> {
+        Ok(DiskInfo { login: String::new(), total: 1 << 40, used: 0, free: 1 << 40, max_file_size: 0 })
+    }
+}
+
+fn none() -> RemoteFile {
+    RemoteFile { size: 0, sha256: None, md5: None }
+}
+
+/// A local folder, its state and an in-memory Disk with `/r` on it.
+struct World {
+    dir: tempfile::TempDir,
+    cfg: Config,
+    store: Store,
+    disk: MemDisk,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("local")).unwrap();
+        let text = format!("token = t\nlocal_dir = {0}/local\nremote_dir = /r\nstate_file = {0}/state.json\n", dir.path().display());
+        let cfg = crate::config::parse(Path::new("/etc/y.conf"), &text, &|_| None).unwrap();
+        let mut store = Store::open(&cfg.state_file).unwrap();
+        store.load("/r").unwrap();
+        store.commit(vec![Change::Dir { path: String::new() }]).unwrap();
+        let disk = MemDisk { dirs: ["/r".to_string()].into(), ..MemDisk::default() };
+        World { dir, cfg, store, disk }
+    }
+
+    /// Writes a local file; its entry as the scan would see it.
+    fn file(&self, path: &str, bytes: &[u8]) -> Entry {
+        let p = self.dir.path().join("local").join(path);
+        std::fs::write(&p, bytes).unwrap();
+        scan::file_entry(path.into(), &std::fs::metadata(&p).unwrap())
+    }
+
+    fn run(&mut self, a: &Action) -> Result<Done, Error> {
+        Executor::new(&self.cfg, &mut self.disk, &mut self.store).run(a)
+    }
+
+    fn put(&mut self, path: &str, e: &Entry, bytes: &[u8]) {
+        self.store.commit(vec![Change::Put { path: path.into(), rec: FileRec::sent(e.stat, sha(bytes)) }]).unwrap();
+    }
+}
+
+#[test]
+fn an_upload_is_announced_before_its_body_and_recorded_after() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"hello");
+    assert_eq!(w.run(&Action::Upload(e.clone())).unwrap(), Done::Uploaded { bytes: 5 });
+    assert_eq!(w.disk.calls, ["link /r/a.txt", "put /r/a.txt"]);
+    assert_eq!(w.disk.files["/r/a.txt"], b"hello");
+    let st = w.store.state();
+    assert_eq!(st.files["a.txt"], FileRec::sent(e.stat, sha(b"hello")));
+    assert!(st.pending.is_empty(), "settled by the record");
+    // The journal holds the intent, its mark, then the record, in that order.
+    let journal = std::fs::read_to_string(w.dir.path().join("state.json.journal")).unwrap();
+    let pending: Vec<&str> = journal.lines().filter(|l| l.starts_with("{\"pending\"")).collect();
+    assert_eq!(pending.len(), 2, "the intent without a mark, then with it: {journal}");
+    assert!(!pending[0].contains("\"md5\"") && pending[1].contains(&sha(b"hello").to_string()), "{journal}");
+}
+
+#[test]
+fn an_upload_whose_answer_was_lost_is_not_sent_again_when_it_landed() {
+    let mut w = World::new();
+    let e = w.file("big.bin", &[7; 1000]);
+    w.disk.lose_answer = true;
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 1000 });
+    assert_eq!(w.disk.called("put"), 1, "{:?}", w.disk.calls);
+    assert_eq!(w.disk.called("operation op1"), 1, "its operation says it landed");
+}
+
+#[test]
+fn an_earlier_attempt_that_landed_is_adopted_without_a_byte_sent() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"hello");
+    // A crash after the last bytes: the mark was journalled, the record not.
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.ops.insert("op0".into(), OpStatus::Success);
+    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Adopted);
+    assert_eq!(w.disk.called("put") + w.disk.called("link"), 0, "{:?}", w.disk.calls);
+    assert!(w.store.state().pending.is_empty() && w.store.state().files.contains_key("a.txt"));
+}
+
+#[test]
+fn an_attempt_cut_short_is_not_waited_for() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"hello");
+    // Its link was issued, its body never finished: no mark. The Disk says
+    // the link's operation is in progress, as it does from the start.
+    w.disk.ops.insert("op0".into(), OpStatus::InProgress);
+    let p = Pending::new(5, Some("op0".into()), None, now_secs());
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 5 });
+    assert_eq!(w.disk.called("operation op0"), 0, "never waited for: {:?}", w.disk.calls);
+}
+
+#[test]
+fn a_move_is_journalled_first_and_its_changes_applied_once_done() {
+    let mut w = World::new();
+    let e = w.file("new.txt", b"x");
+    w.put("old.txt", &e, b"x");
+    w.disk.files.insert("/r/old.txt".into(), b"x".to_vec());
+    let after =
+        vec![Change::Forget { path: "old.txt".into() }, Change::Put { path: "new.txt".into(), rec: FileRec::sent(e.stat, sha(b"x")) }];
+    let mv = Action::Move { from: "old.txt".into(), to: "new.txt".into(), kind: Kind::File, after };
+    assert_eq!(w.run(&mv).unwrap(), Done::Moved);
+    assert_eq!(w.disk.calls, ["move /r/old.txt /r/new.txt"]);
+    let st = w.store.state();
+    assert!(st.moving.is_none() && st.files.contains_key("new.txt") && !st.files.contains_key("old.txt"));
+    // A move whose answer was lost: the next try finds it done.
+    w.store.commit(vec![Change::Moving(Some(Moving { from: "old.txt".into(), to: "new.txt".into(), dir: false, after: vec![] }))]).unwrap();
+    let mut x = Executor::new(&w.cfg, &mut w.disk, &mut w.store);
+    x.finish_move().unwrap();
+    assert!(w.store.state().moving.is_none());
+}
+
+#[test]
+fn a_folder_moved_onto_someone_elses_folder_is_merged_into_it() {
+    let mut w = World::new();
+    w.disk.dirs.extend(["/r/a".to_string(), "/r/b".to_string()]);
+    w.disk.files.insert("/r/a/mine.txt".into(), b"m".to_vec());
+    w.disk.files.insert("/r/b/theirs.txt".into(), b"t".to_vec());
+    let mv = Action::Move { from: "a".into(), to: "b".into(), kind: Kind::Dir, after: vec![] };
+    assert_eq!(w.run(&mv).unwrap(), Done::Moved);
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/b/mine.txt", "/r/b/theirs.txt"], "theirs stays");
+    assert!(!w.disk.dirs.contains("/r/a"));
+}
+
+#[test]
+fn a_file_is_deleted_only_while_it_holds_what_ysync_sent() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"mine");
+    w.put("a.txt", &e, b"mine");
+    let del = Action::Delete { path: "a.txt".into(), kind: Kind::File, files: 1 };
+    // Someone edited it on the web: left alone, and forgotten.
+    w.disk.files.insert("/r/a.txt".into(), b"theirs".to_vec());
+    assert_eq!(w.run(&del).unwrap(), Done::LeftAlone);
+    assert_eq!(w.disk.files["/r/a.txt"], b"theirs");
+    assert_eq!(w.disk.called("delete"), 0);
+    assert!(!w.store.state().files.contains_key("a.txt"));
+    // ysync's own content: one look, one delete, guarded by the md5 it saw.
+    w.put("a.txt", &e, b"mine");
+    w.disk.files.insert("/r/a.txt".into(), b"mine".to_vec());
+    w.disk.calls.clear();
+    assert_eq!(w.run(&del).unwrap(), Done::Deleted);
+    assert_eq!(w.disk.calls, ["stat /r/a.txt", "delete /r/a.txt"]);
+    assert!(w.disk.files.is_empty());
+}
+
+#[test]
+fn a_folder_with_foreign_content_loses_only_ysyncs_files() {
+    let mut w = World::new();
+    let e = w.file("mine.txt", b"m");
+    w.disk.dirs.insert("/r/d".into());
+    w.disk.files.insert("/r/d/mine.txt".into(), b"m".to_vec());
+    w.disk.files.insert("/r/d/phone.jpg".into(), b"p".to_vec());
+    w.store.commit(vec![Change::Dir { path: "d".into() }]).unwrap();
+    w.put("d/mine.txt", &e, b"m");
+    let del = Action::Delete { path: "d".into(), kind: Kind::Dir, files: 1 };
+    assert_eq!(w.run(&del).unwrap(), Done::Deleted);
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/d/phone.jpg"]);
+    assert!(w.disk.dirs.contains("/r/d"), "the folder stays with what is not ysync's");
+}
+
+#[test]
+fn a_touched_file_is_recorded_and_a_copy_is_moved_not_sent() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"same");
+    let touched = Action::Check { entry: e.clone(), old_sha256: sha(b"same") };
+    assert_eq!(w.run(&touched).unwrap(), Done::Unchanged);
+    assert!(w.disk.calls.is_empty());
+    let copy = w.file("copy.txt", b"same");
+    w.disk.files.insert("/r/gone.txt".into(), b"same".to_vec());
+    w.put("gone.txt", &Entry { stat: Stat { ino: 1, ..copy.stat }, ..copy.clone() }, b"same");
+    let a = Action::MoveOrUpload { entry: copy, candidates: vec![("gone.txt".into(), sha(b"same"))] };
+    assert_eq!(w.run(&a).unwrap(), Done::Moved);
+    assert_eq!(w.disk.calls, ["move /r/gone.txt /r/copy.txt"]);
+}
