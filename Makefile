@@ -65,9 +65,9 @@ test-native:
 # The end-to-end tests again with the release binary, the one users run: it
 # is faster, and timing-dependent paths (a restart right after a kill, the
 # Disk's finalisation lag) must hold there too. (The crash-point hooks of
-# tests/crash.rs exist in debug builds only.)
+# tests/it/crash.rs exist in debug builds only.)
 test-release: build
-	YSYNC_TEST_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test mirror --test smart --test promises --test stuck
+	YSYNC_TEST_BIN=$(CURDIR)/$(BIN) $(CARGO) test --locked --test it -- mirror:: smart:: promises:: stuck::
 
 # Mirrors a sample folder into the bundled emulator and shows the fake Disk.
 demo: build
@@ -109,7 +109,7 @@ static-aarch64:
 test-aarch64: static-aarch64
 	@command -v qemu-aarch64-static >/dev/null || { echo "make test-aarch64: qemu-aarch64-static is missing; run: apt-get install qemu-user-static (or make static-deps)" >&2; exit 1; }
 	YSYNC_TEST_BIN=$(CURDIR)/target/$(ARM)/release/ysync YSYNC_TEST_RUNNER=qemu-aarch64-static \
-	    $(CARGO) test --locked --test mirror --test smart
+	    $(CARGO) test --locked --test it -- mirror:: smart::
 
 # Sizes of both static binaries against their budgets.
 size: static static-aarch64

@@ -3,6 +3,8 @@
 //!
 //!     cargo run --example demo -- target/release/ysync
 
+// An example uses a part of the emulator; the tests use all of it.
+#[allow(dead_code)]
 #[path = "../tests/emulator/mod.rs"]
 mod emulator;
 

@@ -11,6 +11,8 @@
 //! `client_secret` as printed): the pretend user approves the code after
 //! the first poll.
 
+// An example uses a part of the emulator; the tests use all of it.
+#[allow(dead_code)]
 #[path = "../tests/emulator/mod.rs"]
 mod emulator;
 

@@ -114,7 +114,8 @@ usage: ysync [-c FILE] verify
 
 Lists remote_dir and compares it with local_dir and the state: paths,
 sizes and sha256 (every local file is read). Prints each difference.
-exit: 0 when they agree, 1 when they differ, 3 token rejected."
+exit: 0 when they agree, 1 when they differ (or the listing failed),
+2 the state cannot be read, 3 token rejected, 4 local_dir is missing."
         }
         "check" => {
             "\
@@ -310,6 +311,11 @@ mod tests {
         for c in ["run", "once", "status", "verify", "check", "login"] {
             assert!(USAGE.contains(&format!("\n  {c} ")), "{c} is in the usage");
             assert!(command_help(c).unwrap().starts_with("usage: ysync "), "{c} has its own help");
+        }
+        // Every status `verify` can end with (inspect.rs) is in its help.
+        let verify = command_help("verify").unwrap();
+        for code in ["0 when", "1 when", "2 the state", "3 token", "4 local_dir"] {
+            assert!(verify.contains(code), "verify's help names exit {code}");
         }
     }
 }

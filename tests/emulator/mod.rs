@@ -26,8 +26,6 @@
 //! The same port serves Yandex OAuth's device flow (`oauth.rs`) for
 //! `ysync login`, with a scripted user.
 
-#![allow(dead_code)]
-
 pub mod http;
 mod more;
 pub mod oauth;

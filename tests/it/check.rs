@@ -1,10 +1,7 @@
 //! `ysync check`: is everything ready, and if not, what to fix.
 
-mod emulator;
-mod support;
-
-use emulator::{FakeDisk, Options};
-use support::{Fixture, stdout};
+use crate::emulator::{FakeDisk, Options};
+use crate::support::{Fixture, stdout};
 
 #[test]
 fn a_ready_setup_is_reported_with_the_token_masked() {

@@ -1,14 +1,11 @@
 //! Never stuck, never a hang: a NAS owner's bad day, one scenario per test.
 //! Every run of ysync here has a deadline; going past it fails the test.
 
-mod emulator;
-mod support;
-
 use std::fs;
 use std::thread::sleep;
 use std::time::Duration;
 
-use support::{Fixture, bytes, stderr};
+use crate::support::{Fixture, bytes, stderr};
 
 const PUT: &str = "PUT upload";
 
@@ -23,7 +20,7 @@ fn a_file_that_shrinks_during_its_upload_ends_that_upload_at_once() {
     fx.write("app.log", bytes(1 << 20, 1)); // 4 s at this rate
     let child = std::thread::spawn({
         let cmd = fx.command(&["once"]);
-        move || support::output_within(cmd, Duration::from_secs(30))
+        move || crate::support::output_within(cmd, Duration::from_secs(30))
     });
     sleep(Duration::from_secs(1));
     let f = fs::OpenOptions::new().write(true).open(fx.path("app.log")).unwrap();
@@ -154,8 +151,8 @@ fn a_journal_damaged_in_the_middle_is_kept_aside_and_the_state_rebuilt_by_adopti
 #[test]
 fn an_upload_link_left_unused_by_a_kill_does_not_block_the_file() {
     // No finalisation pause: the time measured below is the wait, if any.
-    let quick = emulator::Options { finalize_ms_per_mib: 0, ..Default::default() };
-    let fx = Fixture::with(emulator::FakeDisk::with(quick), "/Backup", "");
+    let quick = crate::emulator::Options { finalize_ms_per_mib: 0, ..Default::default() };
+    let fx = Fixture::with(crate::emulator::FakeDisk::with(quick), "/Backup", "");
     fx.write("anchor.txt", "a");
     fx.sync();
     // Larger than the socket buffers can hold, so the body cannot have gone
@@ -188,7 +185,7 @@ fn once_with_a_mount(fx: &Fixture, sub: &str, files: &[(&str, &str)], args: &[&s
 /// mount namespace of their own; `None` when this is not root or `unshare`
 /// is missing.
 fn in_a_mount_namespace(fx: &Fixture, setup: &str, args: &[&str]) -> Option<std::process::Output> {
-    if !support::is_root() || std::process::Command::new("unshare").arg("--help").output().is_err() {
+    if !crate::support::is_root() || std::process::Command::new("unshare").arg("--help").output().is_err() {
         // CI runs as root with util-linux installed: there, a skip would hide a gap.
         assert!(std::env::var_os("CI").is_none(), "CI must run the mount tests: root and unshare(1) are needed");
         return None;
@@ -206,7 +203,7 @@ fn in_a_mount_namespace(fx: &Fixture, setup: &str, args: &[&str]) -> Option<std:
             None => drop(sh.env_remove(k)),
         }
     }
-    let out = support::output_within(sh, Duration::from_secs(30));
+    let out = crate::support::output_within(sh, Duration::from_secs(30));
     assert_ne!(out.status.code(), Some(99), "mount failed: {}", stderr(&out));
     Some(out)
 }
@@ -338,7 +335,7 @@ fn an_uploader_that_stops_reading_mid_body_is_a_timeout_not_a_hang() {
     fx.sync();
     fx.write("big.bin", bytes(40 << 20, 5)); // far more than the socket buffers hold
     fx.emu.reset_counts();
-    fx.emu.inject(emulator::Fault::new(PUT, emulator::FaultKind::Stall(Duration::from_secs(120)), 1));
+    fx.emu.inject(crate::emulator::Fault::new(PUT, crate::emulator::FaultKind::Stall(Duration::from_secs(120)), 1));
     let started = std::time::Instant::now();
     let out = fx.ysync_within(&["once"], 40);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

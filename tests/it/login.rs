@@ -1,18 +1,15 @@
 //! `ysync login`: the device flow end to end against the emulator's OAuth
 //! endpoints, with a scripted user on the other side.
 
-mod emulator;
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
 
-use emulator::oauth::Script;
-use emulator::{FakeDisk, Options};
-use support::{Fixture, is_root, stderr, stdout};
+use crate::emulator::oauth::Script;
+use crate::emulator::{FakeDisk, Options};
+use crate::support::{Fixture, is_root, stderr, stdout};
 
 /// A fixture whose config has no token yet: only the app and token_file.
 fn setup(script: Script, token_line: &str) -> (Fixture, PathBuf) {

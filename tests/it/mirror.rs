@@ -1,13 +1,10 @@
 //! The core mirror, run as a user would: the real binary against the emulator.
 
-mod emulator;
-mod support;
-
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use emulator::{FakeDisk, Fault, FaultKind, Options};
-use support::{Fixture, bytes, set_mtime, stderr, stdout};
+use crate::emulator::{FakeDisk, Fault, FaultKind, Options};
+use crate::support::{Fixture, bytes, set_mtime, stderr, stdout};
 
 const LINK: &str = "GET /v1/disk/resources/upload";
 const PUT: &str = "PUT upload";
@@ -52,7 +49,7 @@ fn awkward_names_survive_into_a_new_awkward_remote_dir() {
         "-leading-dash.txt",
         ".hidden",
         "trailing space ",
-        // (tabs and newlines are control characters: skipped, see tests/stuck.rs)
+        // (tabs and newlines are control characters: skipped, see tests/it/stuck.rs)
         "back\\slash.txt",
         long.as_str(),
     ];
@@ -170,7 +167,7 @@ fn deleted_folder_is_one_request_for_the_whole_tree() {
     assert!(fx.emu.count(POLL) >= 1, "the 202 operation was waited for");
     let trash = fx.emu.trash();
     assert_eq!(trash.len(), 1);
-    assert_eq!(trash[0].nodes.values().filter(|n| matches!(n, emulator::Node::File(_))).count(), 50);
+    assert_eq!(trash[0].nodes.values().filter(|n| matches!(n, crate::emulator::Node::File(_))).count(), 50);
 }
 
 #[test]

@@ -1,15 +1,12 @@
 //! Crash safety and flaky networks, randomized but replayable: each test
-//! prints its seed (`YSYNC_TEST_SEED=… cargo test --test chaos` replays it).
-
-mod emulator;
-mod support;
+//! prints its seed (`YSYNC_TEST_SEED=… cargo test --test it chaos::` replays it).
 
 use std::process::Stdio;
 use std::thread::sleep;
 use std::time::Duration;
 
-use emulator::{FakeDisk, Options};
-use support::{Fixture, Rng, assert_state_matches_remote, bytes, mutate, stderr};
+use crate::emulator::{FakeDisk, Options};
+use crate::support::{Fixture, Rng, assert_state_matches_remote, bytes, mutate, stderr};
 
 /// SIGKILL at random moments of `ysync run` against a slowed Disk (between
 /// requests, mid-upload, mid-save), with the tree edited between kills; one

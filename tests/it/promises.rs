@@ -1,16 +1,13 @@
 //! The contract's promises, each shown against the emulator with the fault
 //! that would break it: network trouble, safety stops, hostile input, secrets.
 
-mod emulator;
-mod support;
-
 use std::fs;
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use emulator::{FakeDisk, Fault, FaultKind, Options};
-use support::{Fixture, bytes, is_root, stderr};
+use crate::emulator::{FakeDisk, Fault, FaultKind, Options};
+use crate::support::{Fixture, bytes, is_root, stderr};
 
 const LINK: &str = "GET /v1/disk/resources/upload";
 const PUT: &str = "PUT upload";

@@ -1,8 +1,6 @@
 //! A temp folder, a config pointing at a fresh emulator, and a way to run
 //! the real `ysync` binary against it.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,12 +1,9 @@
 //! Smart sync: renames without re-upload, adoption of existing remote
 //! files, throttled media types, bandwidth limit, status and verify.
 
-mod emulator;
-mod support;
-
 use std::fs;
 
-use support::{Fixture, bytes, stderr};
+use crate::support::{Fixture, bytes, stderr};
 
 const PUT: &str = "PUT upload";
 const MOVE: &str = "POST /v1/disk/resources/move";
@@ -129,7 +126,11 @@ fn without_the_workaround_throttled_types_crawl() {
 
 #[test]
 fn a_crash_mid_throttled_upload_leaves_no_temporary_behind() {
-    let fx = Fixture::with(emulator::FakeDisk::with(emulator::Options { upload_rate: 1 << 20, ..Default::default() }), "/Backup", "");
+    let fx = Fixture::with(
+        crate::emulator::FakeDisk::with(crate::emulator::Options { upload_rate: 1 << 20, ..Default::default() }),
+        "/Backup",
+        "",
+    );
     fx.write("keep.txt", "k");
     fx.write("a.zip", bytes(2 << 20, 4));
     fx.write("b.zip", bytes(2 << 20, 5));
@@ -139,7 +140,7 @@ fn a_crash_mid_throttled_upload_leaves_no_temporary_behind() {
     child.wait().unwrap();
     fs::remove_file(fx.path("b.zip")).unwrap();
     // The move answer is lost once: the move happened all the same.
-    fx.emu.inject(emulator::Fault::new(MOVE, emulator::FaultKind::ResetAfter, 1));
+    fx.emu.inject(crate::emulator::Fault::new(MOVE, crate::emulator::FaultKind::ResetAfter, 1));
     fx.sync();
     fx.assert_mirror();
     assert!(!fx.emu.dump().contains(".ysync-"), "{}", fx.emu.dump());
@@ -161,7 +162,7 @@ fn bwlimit_caps_the_upload_rate_and_long_uploads_report_progress() {
 
 #[test]
 fn a_first_run_adopts_identical_remote_files_and_leaves_foreign_ones_alone() {
-    let emu = emulator::FakeDisk::start();
+    let emu = crate::emulator::FakeDisk::start();
     emu.put_file("/Backup/photos/same.jpg", &bytes(50_000, 1));
     emu.put_file("/Backup/photos/edited.jpg", &bytes(50_000, 2));
     emu.put_file("/Backup/theirs.txt", b"not uploaded by ysync");
@@ -173,7 +174,7 @@ fn a_first_run_adopts_identical_remote_files_and_leaves_foreign_ones_alone() {
     assert_eq!(fx.emu.count(PUT), 2, "only edited.jpg and new.txt: {:?}", fx.emu.counts());
     let mut remote = fx.emu.tree("/Backup");
     assert_eq!(remote.remove("theirs.txt"), Some(Some(b"not uploaded by ysync".to_vec())));
-    assert_eq!(remote, support::local_tree(&fx.local));
+    assert_eq!(remote, crate::support::local_tree(&fx.local));
     fx.emu.reset_counts();
     fx.sync();
     assert_eq!(fx.emu.total_requests(), 0);
@@ -189,7 +190,7 @@ fn a_first_run_adopts_identical_remote_files_and_leaves_foreign_ones_alone() {
 
 #[test]
 fn listings_are_paginated() {
-    let emu = emulator::FakeDisk::start();
+    let emu = crate::emulator::FakeDisk::start();
     for i in 0..1205 {
         emu.put_file(&format!("/Backup/many/f{i:04}"), b"x");
     }
@@ -207,16 +208,16 @@ fn status_tells_what_the_state_knows_without_network() {
     let fx = Fixture::new("");
     let out = fx.ysync(&["status"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(support::stdout(&out).contains("no state yet"), "{}", support::stdout(&out));
+    assert!(crate::support::stdout(&out).contains("no state yet"), "{}", crate::support::stdout(&out));
     fx.write("a/x.bin", bytes(2048, 1));
     fx.write("bad.txt", "b");
-    let mut f = emulator::Fault::new(PUT, emulator::FaultKind::Status(500, "InternalServerError"), 5);
+    let mut f = crate::emulator::Fault::new(PUT, crate::emulator::FaultKind::Status(500, "InternalServerError"), 5);
     f.path_contains = "bad.txt".into();
     fx.emu.inject(f);
     assert_eq!(fx.ysync(&["once"]).status.code(), Some(1));
     fx.emu.reset_counts();
     let out = fx.ysync(&["status"]);
-    let text = support::stdout(&out);
+    let text = crate::support::stdout(&out);
     assert_eq!(out.status.code(), Some(0));
     assert!(text.contains("synced       1 files, 2.0 KiB, in 1 folders"), "{text}");
     assert!(text.contains("1 items failed (retried next cycle)"), "{text}");
@@ -238,7 +239,7 @@ fn verify_reports_each_difference_and_agrees_after_a_sync() {
     fx.write("new.txt", "n");
     fs::remove_file(fx.path("gone.txt")).unwrap();
     let out = fx.ysync(&["verify"]);
-    let text = support::stdout(&out);
+    let text = crate::support::stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("differs: changed.txt"), "{text}");
     assert!(text.contains("missing on the Disk: new.txt"), "{text}");
@@ -247,8 +248,8 @@ fn verify_reports_each_difference_and_agrees_after_a_sync() {
     assert!(text.contains("3 differences"), "{text}");
     fx.sync();
     let out = fx.ysync(&["verify"]);
-    assert_eq!(out.status.code(), Some(0), "{}", support::stdout(&out));
-    assert!(support::stdout(&out).contains("in agreement: 3 files, 0 folders"), "{}", support::stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", crate::support::stdout(&out));
+    assert!(crate::support::stdout(&out).contains("in agreement: 3 files, 0 folders"), "{}", crate::support::stdout(&out));
 }
 
 #[test]
@@ -276,7 +277,7 @@ fn min_age_waits_for_files_still_being_written() {
     fx.sync();
     assert!(!fx.emu.exists("/Backup/recording.wav"));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
-    support::set_mtime(&fx.path("recording.wav"), old);
+    crate::support::set_mtime(&fx.path("recording.wav"), old);
     fx.sync();
     fx.assert_mirror();
 }

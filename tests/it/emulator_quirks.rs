@@ -1,9 +1,7 @@
 //! The emulator reproduces the Disk's quirks strictly; if it did not, the
 //! mirror tests could pass against a forgiving fake and fail on the real Disk.
 
-mod emulator;
-
-use emulator::FakeDisk;
+use crate::emulator::FakeDisk;
 use serde_json::Value;
 use ureq::Agent;
 

@@ -6,15 +6,12 @@
 //! After each crash the next `once` must exit 0 with an exact mirror, no
 //! leftover, and no byte re-sent beyond the one file that was in flight.
 
-mod emulator;
-mod support;
-
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use emulator::{FakeDisk, Options};
-use support::{Fixture, assert_state_matches_remote, bytes, output_within, stderr};
+use crate::emulator::{FakeDisk, Options};
+use crate::support::{Fixture, assert_state_matches_remote, bytes, output_within, stderr};
 
 /// The largest file the reference cycle sends.
 const LARGEST: u64 = 1_200_000;
@@ -24,7 +21,7 @@ fn prepared() -> Fixture {
     // Links live 30 minutes, as on the real Disk: nothing here may rely on
     // an unused link's operation ending early. No finalisation lag: its
     // retries would make the count of requests depend on timing, and every
-    // request is a crash point here (tests/promises.rs covers the lag).
+    // request is a crash point here (tests/it/promises.rs covers the lag).
     let fx = Fixture::with(
         FakeDisk::with(Options { op_delay: Duration::from_millis(20), lag_ms_per_mib: 0, ..Options::default() }),
         "/Backup",
@@ -48,7 +45,7 @@ fn prepared() -> Fixture {
     fx.write("big.bin", bytes(LARGEST as usize, 7));
     fx.write("clip.mp4", bytes(150_000, 8)); // throttled: temporary name, then a move
     let a = fx.path("a.txt");
-    support::set_mtime(&a, std::time::SystemTime::now() + Duration::from_secs(60));
+    crate::support::set_mtime(&a, std::time::SystemTime::now() + Duration::from_secs(60));
     fs::rename(fx.path("rename-me.bin"), fx.path("renamed.bin")).unwrap();
     fs::rename(fx.path("album"), fx.path("Album 2024")).unwrap();
     fs::remove_dir_all(fx.path("old")).unwrap();
@@ -137,7 +134,7 @@ fn a_power_cut_at_any_state_sync_point_converges() {
 }
 
 /// A folder renamed onto someone else's folder is merged entry by entry
-/// (tests/smart.rs); killed at any of those requests, the journalled move
+/// (tests/it/smart.rs); killed at any of those requests, the journalled move
 /// finishes the merge in the next run: everything of ysync's at the new
 /// name, the foreign files kept, the old folder gone, nothing sent again.
 #[test]
