@@ -1,6 +1,8 @@
-//! `ysync status` (what the state knows, no network) and `ysync verify`
-//! (the Disk against the local folder and the state). Both only read, and
-//! both work while `ysync run` holds the lock.
+//! The three commands that look without syncing: `ysync status` (what the
+//! state knows, no network), `ysync verify` (the Disk against the local
+//! folder and the state) and `ysync check` (is everything ready). None of
+//! them changes the state or the Disk (`check` writes and removes one probe
+//! file next to the state), and all work while `ysync run` holds the lock.
 
 use std::collections::BTreeSet;
 use std::fs::File;

@@ -94,7 +94,7 @@ pub fn login(app: &Login, config_path: &Path, print: bool) -> Exit {
         Ok(t) => t,
         Err(f) => return report(f),
     };
-    let file = issued.file(token::now_secs());
+    let file = issued.file(crate::units::now_secs());
     match token::write(target, &file, Some(0o600)) {
         Ok(note) => eprintln!(
             "The token is saved in {}{note}.{}",

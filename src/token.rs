@@ -24,11 +24,12 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::config::{App, Token};
+use crate::units::now_secs;
 
 /// Renew when less than this is left (or less than half the life).
 const RENEW_BEFORE: u64 = 30 * 86_400;
@@ -123,10 +124,6 @@ impl TokenFile {
         let gap = self.lifetime.map_or(ASK_AGAIN, |l| (l / 100).clamp(1, ASK_AGAIN));
         self.asked.is_none_or(|a| now >= a.saturating_add(gap) || a > now)
     }
-}
-
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// "expires in 12 days (2027-12-01)", "expired 2 days ago (…)".

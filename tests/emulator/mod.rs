@@ -1,6 +1,7 @@
 //! A Yandex Disk emulator: real HTTP on 127.0.0.1, the REST endpoints ysync
 //! uses, with the status codes, error bodies and quirks of
-//! `shared/yandex-disk-api.md`:
+//! `../shared/yandex-disk-api.md` (beside the repository), corrected by
+//! `../shared/real-disk-evidence.md` where the two disagree:
 //!
 //! - the query is decoded form-style (`+` is a space), so a client that does
 //!   not escape `+` stores the wrong name, as on the real Disk;

@@ -143,3 +143,40 @@ fn help_man_page_and_readme_agree() {
         assert!(man.contains(&roff), "{option} in the man page");
     }
 }
+
+/// ARCHITECTURE.md stays true of the code: every file it names exists, and
+/// every constant it quotes (`` `NAME = value` ``) is defined with that value.
+#[test]
+fn the_architecture_names_files_and_constants_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut sources = String::new();
+    let mut todo = vec![root.join("src")];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                sources += &fs::read_to_string(&p).unwrap();
+            }
+        }
+    }
+    let quoted: Vec<&str> = doc.split('`').skip(1).step_by(2).collect();
+    let mut constants = 0;
+    for q in &quoted {
+        if let Some((name, value)) = q.split_once(" = ").filter(|(n, _)| n.chars().all(|c| c.is_ascii_uppercase() || c == '_')) {
+            let defined = sources.lines().any(|l| l.contains(&format!("const {name}: ")) && l.trim_end().ends_with(&format!("= {value};")));
+            assert!(defined, "ARCHITECTURE.md says `{q}`; src/ defines no such constant");
+            constants += 1;
+        }
+        let file = q.trim_end_matches(['/', ',']);
+        if (file.ends_with(".rs") || q.ends_with('/')) && !file.contains([' ', ':']) {
+            let here = ["src", "src/state", "src/exec", "src/plan", "src/config", "tests/it", "tests", ""]
+                .iter()
+                .any(|d| root.join(d).join(file).exists());
+            assert!(here, "ARCHITECTURE.md names {q}, which is not there");
+        }
+    }
+    assert!(constants >= 6, "the bounds are quoted with their values");
+}

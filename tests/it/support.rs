@@ -109,7 +109,6 @@ impl Fixture {
         fs::write(&self.conf, format!("{text}{lines}\n")).unwrap();
     }
 
-    /// The state file's first line (everything but the file records) as JSON.
     /// The state's first line (everything but the file records), with the
     /// journal applied.
     pub fn state_json(&self) -> serde_json::Value {
