@@ -256,6 +256,14 @@ impl std::error::Error for Error {}
 mod tests {
     use super::*;
 
+    /// ureq's `ensure_error_size`: every `Result` of a remote call carries
+    /// one, so it must stay small.
+    #[test]
+    fn an_error_stays_small() {
+        let size = std::mem::size_of::<Error>();
+        assert!(size <= 56, "remote::Error grew to {size} bytes");
+    }
+
     #[test]
     fn join_paths() {
         assert_eq!(join("/", "a/b"), "/a/b");
