@@ -7,6 +7,9 @@
 //! less than it had.
 
 mod moves;
+mod order;
+#[cfg(test)]
+pub mod props;
 #[cfg(test)]
 mod tests;
 
@@ -255,11 +258,20 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     // With `delete = keep` a move would take a copy away from its old path:
     // that is a deletion too, so there are none.
     let (moves, moved) = if opts.delete == DeleteMode::Keep { (Vec::new(), None) } else { moves::find_moves(scan, state, &seen, &kept) };
+    let synced = state;
     let state = moved.as_ref().unwrap_or(state);
 
     // Deletions: topmost vanished folders, then files outside them.
+    // A folder holding something kept (an excluded file synced before the
+    // exclusion) is not deleted whole: what is not kept goes one by one.
+    let holds_kept = |d: &str| {
+        let prefix = format!("{d}/");
+        let below = |p: &&String| p.starts_with(&prefix);
+        state.files.range(prefix.clone()..).map(|(p, _)| p).take_while(below).any(|p| kept(p))
+            || state.dirs.range(prefix.clone()..).take_while(below).any(|p| kept(p))
+    };
     let gone_dirs: Vec<&str> =
-        state.dirs.iter().map(String::as_str).filter(|d| !d.is_empty() && !exists_as(d, Kind::Dir) && !kept(d)).collect();
+        state.dirs.iter().map(String::as_str).filter(|d| !d.is_empty() && !exists_as(d, Kind::Dir) && !kept(d) && !holds_kept(d)).collect();
     let is_gone_dir = |d: &str| gone_dirs.binary_search(&d).is_ok();
     let under_gone_dir = |p: &str| ancestors(p).any(is_gone_dir);
     let mut deletes = Vec::new();
@@ -289,20 +301,29 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     }
 
     let mut p = Plan { mounts: (mounts != state.mounts).then_some(mounts), ..Plan::default() };
-    let mut late = Vec::new();
+    let (dir_moves, file_moves): (Vec<Action>, Vec<Action>) =
+        moves.into_iter().partition(|m| matches!(m, Action::Move { kind: Kind::Dir, .. }));
+    // Something new now stands at (or under) these paths: they are cleared
+    // first, unless a folder move brings them (their paths are the moved
+    // ones): then right after that move.
+    let blocks_new = |path: &str| seen.contains_key(path) || has_entry_under(scan, path);
+    let moved_in = |path: &str| dir_moves.iter().any(|m| is_under(path, m.path()));
+    let (mut early, mut after_moves, mut late) = (Vec::new(), Vec::new(), Vec::new());
     for (path, kind, files) in deletes {
         let action = if keep { Action::Forget { path, kind } } else { Action::Delete { path, kind, files } };
-        // Something new now stands at (or under) this path: clear it first.
-        let blocks_new = seen.contains_key(action.path()) || has_entry_under(scan, action.path());
-        if blocks_new { p.actions.push(action) } else { late.push(action) }
+        match (blocks_new(action.path()), moved_in(action.path())) {
+            (true, false) => early.push(action),
+            (true, true) => after_moves.push(action),
+            (false, _) => late.push(action),
+        }
     }
     let remote_dir = |path: &str| remote.is_some_and(|t| t.get(path).is_some_and(|i| i.dir));
     if !state.dirs.contains("") {
         p.actions.push(if remote.is_some() { Action::AdoptDir(String::new()) } else { Action::MkdirRoot });
     }
-    // New folders and folder moves create paths: parents first, together.
-    let (dir_moves, file_moves): (Vec<Action>, Vec<Action>) =
-        moves.into_iter().partition(|m| matches!(m, Action::Move { kind: Kind::Dir, .. }));
+    // New folders and folder moves create paths: parents first, together;
+    // a deletion inside a moved folder sorts before what replaces it. Then
+    // renamed files, and each waits for what it needs (`order.rs`).
     let mut creates: Vec<Action> = scan
         .entries
         .iter()
@@ -310,9 +331,11 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
         .map(|e| if remote_dir(&e.path) { Action::AdoptDir(e.path.clone()) } else { Action::Mkdir(e.path.clone()) })
         .collect();
     creates.extend(dir_moves);
-    creates.sort_by(|a, b| a.path().cmp(b.path()));
-    p.actions.extend(creates);
-    p.actions.extend(file_moves);
+    creates.extend(after_moves);
+    let deletes_first = |a: &Action| !matches!(a, Action::Delete { .. } | Action::Forget { .. });
+    creates.sort_by(|a, b| a.path().cmp(b.path()).then_with(|| deletes_first(a).cmp(&deletes_first(b))));
+    let paths: Vec<Action> = early.into_iter().chain(creates).chain(file_moves).collect();
+    p.actions.extend(order::arrange(paths, synced));
     let vanished: Vec<(&String, &FileRec)> = if opts.delete == DeleteMode::Keep {
         Vec::new()
     } else {

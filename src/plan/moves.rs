@@ -39,8 +39,13 @@ pub(super) fn find_moves(
     }
     let mut pairs: Vec<(&str, &Entry)> = Vec::new();
     for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !state.files.contains_key(&e.path) && !kept(&e.path)) {
+        // A file moved into a folder that took its own name, or out of its
+        // folder onto the folder's name, cannot be moved on the Disk: the
+        // folder and the file would each have to go first. It is sent again.
         if let Some(slot) = by_inode.get_mut(&(e.stat.ino, e.stat.size, e.stat.mtime_ns))
             && let Some(from) = slot.take()
+            && !is_under(&e.path, from)
+            && !is_under(from, &e.path)
         {
             pairs.push((from, e));
         }

@@ -507,3 +507,62 @@ fn the_actions_that_may_send_a_file() {
     assert!(sends(&Action::MoveOrUpload { entry: e.clone(), candidates: vec![] }));
     assert!(!sends(&Action::Mkdir("d".into())) && !sends(&Action::Delete { path: "a".into(), kind: Kind::File, files: 1 }));
 }
+
+// Found by the planner's property test (props.rs); each once failed.
+
+#[test]
+fn an_excluded_file_in_a_folder_deleted_here_stays_on_the_disk() {
+    // `Фото/d.tmp` was synced before `exclude = *.tmp`; then `Фото` went.
+    let st = synced(&[Entry::dir("Фото"), file("Фото/d.tmp", 7, 1, 1, 5), file("Фото/x", 7, 1, 1, 6)]);
+    let o = Options { exclude: vec![Glob::new("*.tmp").unwrap()], ..opts() };
+    let shown: Vec<String> =
+        plan(&scan_of(vec![file("other", 1, 1, 1, 9)]), &st, None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["upload other (1 B)", "delete Фото/x"], "the folder is not deleted whole");
+}
+
+#[test]
+fn a_file_that_became_a_folder_inside_a_renamed_folder_goes_after_the_move() {
+    // `a+b` renamed to `two words`; inside it, the folder `#1/a+b` became a file.
+    let old = [Entry::dir("a+b"), Entry::dir("a+b/#1"), Entry::dir("a+b/#1/a+b"), file("a+b/é", 70_000, 1, 1, 2)];
+    let now = vec![
+        Entry::dir("two words"),
+        Entry::dir("two words/#1"),
+        file("two words/#1/a+b", 0, 5, 5, 11),
+        file("two words/é", 70_000, 1, 2, 2),
+    ];
+    let shown: Vec<String> = plan(&scan_of(now), &synced(&old), None, &opts()).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(
+        shown,
+        ["move folder a+b -> two words (1 files)", "delete folder two words/#1/a+b (0 files)", "upload two words/#1/a+b (0 B)"]
+    );
+}
+
+#[test]
+fn a_file_renamed_out_of_the_way_of_a_new_folder_moves_first() {
+    // `mv a c.jpg/two words` (into a new folder), then `mkdir a`.
+    let now = vec![Entry::dir("a"), Entry::dir("c.jpg"), file("c.jpg/two words", 70_000, 1, 2, 2)];
+    let shown: Vec<String> =
+        plan(&scan_of(now), &synced(&[file("a", 70_000, 1, 1, 2)]), None, &opts()).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["mkdir c.jpg", "move a -> c.jpg/two words", "mkdir a"]);
+}
+
+#[test]
+fn a_file_moved_into_a_folder_of_its_own_name_is_sent_again() {
+    // `notes` became `notes/notes.txt`, and back: neither can be one move.
+    let into = vec![Entry::dir("notes"), file("notes/notes.txt", 70_000, 1, 2, 2)];
+    let shown: Vec<String> = plan(&scan_of(into), &synced(&[file("notes", 70_000, 1, 1, 2)]), None, &opts())
+        .unwrap()
+        .actions
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(shown, ["delete notes", "mkdir notes", "move-or-upload notes/notes.txt (68.4 KiB)"], "uploaded: its source is gone by then");
+    let old = [Entry::dir("notes"), file("notes/notes.txt", 70_000, 1, 1, 2)];
+    let shown: Vec<String> = plan(&scan_of(vec![file("notes", 70_000, 1, 2, 2)]), &synced(&old), None, &opts())
+        .unwrap()
+        .actions
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(shown, ["delete folder notes (1 files)", "move-or-upload notes (68.4 KiB)"]);
+}
