@@ -8,7 +8,7 @@
 //! any moment only repeats work: uploads overwrite, deleting a missing path
 //! succeeds, and an upload of unknown fate is resolved by the next plan.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -107,6 +107,8 @@ struct Tally {
     adopted: u64,
     /// What failed, and why. Nothing goes into a folder that failed.
     failed: BTreeMap<String, String>,
+    /// Paths a failed move or deletion was to clear.
+    stuck: BTreeSet<String>,
     /// The Disk answered 507: no more uploads in this cycle.
     disk_full: bool,
     /// An action found the Disk without something the state records.
@@ -130,7 +132,21 @@ impl Tally {
     }
 
     fn fail(&mut self, action: &Action, why: String) {
+        // What the action was to clear away stays where it is: nothing new
+        // goes there in this cycle.
+        match action {
+            Action::Move { from, .. } => drop(self.stuck.insert(from.clone())),
+            Action::Delete { path, .. } => drop(self.stuck.insert(path.clone())),
+            _ => {}
+        }
         self.failed.insert(action.path().to_string(), why);
+    }
+
+    /// The path at or above `path` that a failed move or deletion left in
+    /// place, if any.
+    fn stuck_at(&self, path: &str) -> Option<&str> {
+        let up = path.match_indices('/').map(|(i, _)| &path[..i]).chain(std::iter::once(path));
+        up.into_iter().find_map(|d| self.stuck.get(d)).map(String::as_str)
     }
 
     /// The failed folder that `path` lies in, if any: a lookup per
@@ -281,6 +297,7 @@ impl<'a> Cycle<'a> {
                 log::warn!("the Disk has lost something the state records; listing {} to repair it", self.cfg.remote_dir);
                 listing = true;
                 tally.failed.clear();
+                tally.stuck.clear();
                 continue;
             }
             let outcome = match unmounted {
@@ -356,6 +373,10 @@ impl<'a> Cycle<'a> {
     fn skip_reason(&self, action: &Action, tally: &Tally) -> Option<String> {
         if let Some(dir) = tally.failed_ancestor(action.path()) {
             return Some(format!("its folder {dir} could not be created"));
+        }
+        // A path whose kind changed, or one a rename was to free.
+        if let Some(p) = tally.stuck_at(action.path()) {
+            return Some(format!("what was at {p} could not be moved or deleted first"));
         }
         let e = action.uploads()?;
         if tally.disk_full {
@@ -451,3 +472,7 @@ fn summary(t: &Tally, failed: usize, actions: usize, deferred: usize, start: Ins
         units::secs(start.elapsed())
     );
 }
+
+#[cfg(test)]
+#[path = "cycle/tests.rs"]
+mod tests;

@@ -17,6 +17,8 @@ mod remote;
 mod retry;
 mod scan;
 mod state;
+#[cfg(test)]
+mod testkit;
 mod token;
 mod units;
 mod yandex;

@@ -23,6 +23,41 @@ pub const PACE_LIMIT: Duration = Duration::from_secs(120);
 /// The one bounded wait between looks at something that takes time (an
 /// operation, a fresh upload the Disk does not show yet): pauses of `first`
 /// doubling to `cap`, until `limit` has passed. Every poll loop uses it.
+/// Time as the waits of `Backoff` and `Poll` see it. Tests that run the
+/// whole cycle against an in-memory Disk warp it ([`clock::warp`]): a sleep
+/// then only moves the clock on, so a seed runs in milliseconds and the
+/// same way every time. Release builds have the plain clock only.
+pub mod clock {
+    use std::time::{Duration, Instant};
+
+    #[cfg(test)]
+    thread_local! {
+        static WARPED: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+    }
+
+    pub fn now() -> Instant {
+        #[cfg(test)]
+        if let Some(ahead) = WARPED.with(|w| w.get()) {
+            return Instant::now() + ahead;
+        }
+        Instant::now()
+    }
+
+    pub fn sleep(d: Duration) {
+        #[cfg(test)]
+        if let Some(ahead) = WARPED.with(|w| w.get()) {
+            return WARPED.with(|w| w.set(Some(ahead + d)));
+        }
+        std::thread::sleep(d);
+    }
+
+    /// From now on, in this thread, sleeps take no time.
+    #[cfg(test)]
+    pub fn warp() {
+        WARPED.with(|w| w.set(Some(w.get().unwrap_or_default())));
+    }
+}
+
 pub struct Poll {
     deadline: Instant,
     pause: Duration,
@@ -36,16 +71,16 @@ impl Poll {
     }
 
     pub fn with(first: Duration, cap: Duration, limit: Duration) -> Poll {
-        Poll { deadline: Instant::now() + limit, pause: first, cap }
+        Poll { deadline: clock::now() + limit, pause: first, cap }
     }
 
     /// Sleeps before the next look; `false`, without sleeping, once the
     /// deadline has passed.
     pub fn again(&mut self) -> bool {
-        if Instant::now() >= self.deadline {
+        if clock::now() >= self.deadline {
             return false;
         }
-        sleep(self.pause);
+        clock::sleep(self.pause);
         self.pause = (self.pause * 2).min(self.cap);
         true
     }
@@ -108,7 +143,7 @@ impl Backoff {
         match self.next(err) {
             Some(d) => {
                 log::debug!("{what}: {err}; trying again in {}s", crate::units::secs(d));
-                sleep(d);
+                clock::sleep(d);
                 true
             }
             None => false,

@@ -21,6 +21,9 @@ impl Executor<'_> {
                 // Done already (by an earlier, interrupted run).
                 Err(Error::NotFound) if self.remote.exists(&dst)? => break Ok(()),
                 Err(Error::NotFound) if poll.again() => {}
+                // The Disk may check the destination before the source: a
+                // folder there and none to move means an earlier try did it.
+                Err(Error::AlreadyExists) if m.dir && !self.remote.exists(&src)? => break Ok(()),
                 // Someone else's folder is there: move into it, piece by piece.
                 Err(Error::AlreadyExists) if m.dir => {
                     log::info!("disk:{dst} exists already; moving the contents of {} into it", m.from);

@@ -2,145 +2,12 @@
 //! what it leaves in the state, and what it must never do. Local files and
 //! the state live in a real temporary folder (walkdir's way).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::*;
-use crate::digest::Hex;
-use crate::remote::{Item, Link, Placed};
 use crate::scan::Stat;
 use crate::state::{Mark, Pending};
-
-/// The Disk in memory: files (path → bytes), folders, operations, and a
-/// log of every call, in the order made.
-#[derive(Default)]
-struct MemDisk {
-    files: BTreeMap<String, Vec<u8>>,
-    dirs: BTreeSet<String>,
-    ops: BTreeMap<String, OpStatus>,
-    calls: Vec<String>,
-    /// The next upload lands whole, but its answer is lost (a timeout).
-    lose_answer: bool,
-    links: u32,
-}
-
-fn sha(b: &[u8]) -> Hex<32> {
-    Hex(Sha256::digest(b).into())
-}
-
-fn md5_of(b: &[u8]) -> Hex<16> {
-    // Any stable 16 bytes do: the executor only hands back what stat said.
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&Sha256::digest(b)[16..]);
-    Hex(out)
-}
-
-impl MemDisk {
-    fn called(&self, what: &str) -> usize {
-        self.calls.iter().filter(|c| c.starts_with(what)).count()
-    }
-}
-
-impl Remote for MemDisk {
-    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
-        self.calls.push(format!("mkdir {path}"));
-        self.dirs.insert(path.into());
-        Ok(())
-    }
-    fn upload_link(&mut self, path: &str, overwrite: bool) -> Result<Link, Error> {
-        self.calls.push(format!("link {path}"));
-        if !overwrite && self.files.contains_key(path) {
-            return Err(Error::AlreadyExists);
-        }
-        self.links += 1;
-        let op = format!("op{}", self.links);
-        self.ops.insert(op.clone(), OpStatus::InProgress);
-        Ok(Link { href: path.into(), operation: Some(op) })
-    }
-    fn put(&mut self, link: &Link, body: &mut dyn Read, _size: u64) -> Result<Placed, Error> {
-        self.calls.push(format!("put {}", link.href));
-        let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes).map_err(Error::Local)?;
-        self.files.insert(link.href.clone(), bytes);
-        self.ops.insert(link.operation.clone().unwrap(), OpStatus::Success);
-        if std::mem::take(&mut self.lose_answer) {
-            return Err(Error::Timeout("the answer was lost".into()));
-        }
-        Ok(Placed::Now)
-    }
-    fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
-        self.calls.push(format!("operation {id}"));
-        Ok(self.ops.get(id).copied().unwrap_or(OpStatus::Failed))
-    }
-    fn delete(&mut self, path: &str, _permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error> {
-        self.calls.push(format!("delete {path}"));
-        if let (Some(m), Some(b)) = (md5, self.files.get(path))
-            && md5_of(b) != m
-        {
-            return Err(Error::Md5Differs);
-        }
-        let inside = |p: &String| p == path || p.starts_with(&format!("{path}/"));
-        self.files.retain(|p, _| !inside(p));
-        self.dirs.retain(|p| !inside(p));
-        Ok(())
-    }
-    fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
-        self.calls.push(format!("move {from} {to}"));
-        if self.dirs.contains(to) || (!overwrite && self.files.contains_key(to)) {
-            return Err(Error::AlreadyExists);
-        }
-        if let Some(b) = self.files.remove(from) {
-            self.files.insert(to.into(), b);
-            return Ok(());
-        }
-        if !self.dirs.remove(from) {
-            return Err(Error::NotFound);
-        }
-        self.dirs.insert(to.into());
-        let below: Vec<String> = self.files.keys().filter(|p| p.starts_with(&format!("{from}/"))).cloned().collect();
-        for p in below {
-            let b = self.files.remove(&p).unwrap();
-            self.files.insert(format!("{to}{}", &p[from.len()..]), b);
-        }
-        Ok(())
-    }
-    fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
-        self.calls.push(format!("stat {path}"));
-        Ok(self.files.get(path).map(|b| RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) }))
-    }
-    fn exists(&mut self, path: &str) -> Result<bool, Error> {
-        Ok(self.files.contains_key(path) || self.dirs.contains(path))
-    }
-    fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {
-        self.calls.push(format!("list {path}"));
-        if !self.dirs.contains(path) {
-            return Ok(None);
-        }
-        let prefix = format!("{path}/");
-        let child = |p: &String| p.strip_prefix(&prefix).filter(|rest| !rest.contains('/')).map(str::to_string);
-        let mut items: Vec<Item> = self.dirs.iter().filter_map(child).map(|name| Item { name, dir: true, file: none() }).collect();
-        for (p, b) in &self.files {
-            if let Some(name) = child(p) {
-                items.push(Item {
-                    name,
-                    dir: false,
-                    file: RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) },
-                });
-            }
-        }
-        Ok(Some(items))
-    }
-    fn disk_info(&mut self) -> Result<DiskInfo, Error> {
-        Ok(DiskInfo { login: String::new(), total: 1 << 40, used: 0, free: 1 << 40, max_file_size: 0 })
-    }
-}
-
-fn none() -> RemoteFile {
-    RemoteFile { size: 0, sha256: None, md5: None }
-}
+use crate::testkit::{MemDisk, sha};
 
 /// A local folder, its state and an in-memory Disk with `/r` on it.
 struct World {
@@ -159,7 +26,7 @@ impl World {
         let mut store = Store::open(&cfg.state_file).unwrap();
         store.load("/r").unwrap();
         store.commit(vec![Change::Dir { path: String::new() }]).unwrap();
-        let disk = MemDisk { dirs: ["/r".to_string()].into(), ..MemDisk::default() };
+        let disk = MemDisk::with_folder("/r");
         World { dir, cfg, store, disk }
     }
 

@@ -1,0 +1,231 @@
+//! Tests only: the Disk in memory ([`MemDisk`]), with the faults of the
+//! emulator (a 5xx, a 429, a reset before the work or after it) and crash
+//! points (a panic carrying [`Crash`] at the Nth step, before or after the
+//! work, as `kill -9` would land there). The executor's tests and the
+//! whole-cycle model tests run against it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use sha2::{Digest, Sha256};
+
+use crate::digest::Hex;
+use crate::plan::props::Rng;
+use crate::remote::{DiskInfo, Error, Item, Link, OpStatus, Placed, Remote, RemoteFile};
+
+/// What a crash point panics with: the process died here.
+#[derive(Debug)]
+pub struct Crash(pub String);
+
+/// The Disk in memory: files (path → bytes), folders, operations, and a
+/// log of every call, in the order made.
+#[derive(Default)]
+pub struct MemDisk {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub dirs: BTreeSet<String>,
+    pub ops: BTreeMap<String, OpStatus>,
+    pub calls: Vec<String>,
+    /// The next upload lands whole, but its answer is lost (a timeout).
+    pub lose_answer: bool,
+    links: u32,
+    /// Bytes received by uploads, whole or not.
+    pub received: u64,
+    /// Faults: in `percent` of the steps, and a crash at step `crash_at`
+    /// (each call has two steps: before its work and after it).
+    pub faults: Option<(Rng, u64)>,
+    pub crash_at: Option<u64>,
+    steps: u64,
+    /// Faults injected so far.
+    pub injected: u64,
+}
+
+pub fn sha(b: &[u8]) -> Hex<32> {
+    Hex(Sha256::digest(b).into())
+}
+
+/// Any stable 16 bytes do for the md5: ysync only hands back what a stat said.
+pub fn md5_of(b: &[u8]) -> Hex<16> {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&Sha256::digest(b)[16..]);
+    Hex(out)
+}
+
+fn file_of(b: &[u8]) -> RemoteFile {
+    RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) }
+}
+
+impl MemDisk {
+    /// A Disk with just the folder `root` on it.
+    pub fn with_folder(root: &str) -> MemDisk {
+        MemDisk { dirs: [root.to_string()].into(), ..MemDisk::default() }
+    }
+
+    pub fn called(&self, what: &str) -> usize {
+        self.calls.iter().filter(|c| c.starts_with(what)).count()
+    }
+
+    /// A step of a call: maybe the crash, maybe a fault instead of the work.
+    fn before(&mut self, call: String) -> Result<(), Error> {
+        self.calls.push(call);
+        self.step("before")?;
+        Ok(())
+    }
+
+    /// The step after the work: maybe the crash, maybe a reset that loses
+    /// the answer although the work was done.
+    fn after<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
+        let v = r?;
+        self.step("after")?;
+        Ok(v)
+    }
+
+    fn step(&mut self, when: &str) -> Result<(), Error> {
+        self.steps += 1;
+        if self.crash_at == Some(self.steps) {
+            let last = self.calls.last().cloned().unwrap_or_default();
+            std::panic::panic_any(Crash(format!("{when} {last}")));
+        }
+        let Some((rng, percent)) = &mut self.faults else { return Ok(()) };
+        if !rng.chance(*percent) {
+            return Ok(());
+        }
+        self.injected += 1;
+        Err(match (when, rng.below(3)) {
+            ("after", _) => Error::Network("connection reset after the work".into()),
+            (_, 0) => Error::Server(503),
+            (_, 1) => Error::TooManyRequests(None),
+            _ => Error::Network("connection reset".into()),
+        })
+    }
+
+    fn has_folder(&self, path: &str) -> bool {
+        self.dirs.contains(path)
+    }
+}
+
+impl Remote for MemDisk {
+    fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        self.before(format!("mkdir {path}"))?;
+        let parent = path.rfind('/').map_or("", |i| &path[..i]);
+        let r = if !parent.is_empty() && !self.has_folder(parent) {
+            Err(Error::ParentMissing)
+        } else if self.files.contains_key(path) {
+            Err(Error::AlreadyExists)
+        } else {
+            self.dirs.insert(path.into());
+            Ok(())
+        };
+        self.after(r)
+    }
+    fn upload_link(&mut self, path: &str, overwrite: bool) -> Result<Link, Error> {
+        self.before(format!("link {path}"))?;
+        let parent = path.rfind('/').map_or("", |i| &path[..i]);
+        if !self.has_folder(parent) {
+            return Err(Error::ParentMissing);
+        }
+        if self.has_folder(path) {
+            return Err(Error::IsFolder);
+        }
+        if !overwrite && self.files.contains_key(path) {
+            return Err(Error::AlreadyExists);
+        }
+        self.links += 1;
+        let op = format!("op{}", self.links);
+        self.ops.insert(op.clone(), OpStatus::InProgress);
+        self.after(Ok(Link { href: path.into(), operation: Some(op) }))
+    }
+    fn put(&mut self, link: &Link, body: &mut dyn Read, size: u64) -> Result<Placed, Error> {
+        self.before(format!("put {}", link.href))?;
+        let mut bytes = Vec::new();
+        let read = body.read_to_end(&mut bytes);
+        self.received += bytes.len() as u64;
+        read.map_err(Error::Local)?;
+        if bytes.len() as u64 != size {
+            return Err(Error::Network("the body ended short".into()));
+        }
+        self.files.insert(link.href.clone(), bytes);
+        self.ops.insert(link.operation.clone().expect("MemDisk gives every link an operation"), OpStatus::Success);
+        if std::mem::take(&mut self.lose_answer) {
+            return Err(Error::Timeout("the answer was lost".into()));
+        }
+        self.after(Ok(Placed::Now))
+    }
+    fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
+        self.before(format!("operation {id}"))?;
+        let s = self.ops.get(id).copied().unwrap_or(OpStatus::Failed);
+        self.after(Ok(s))
+    }
+    fn delete(&mut self, path: &str, _permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error> {
+        self.before(format!("delete {path}"))?;
+        if let (Some(m), Some(b)) = (md5, self.files.get(path))
+            && md5_of(b) != m
+        {
+            return Err(Error::Md5Differs);
+        }
+        let inside = |p: &String| p == path || p.starts_with(&format!("{path}/"));
+        self.files.retain(|p, _| !inside(p));
+        self.dirs.retain(|p| !inside(p));
+        self.after(Ok(()))
+    }
+    fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
+        self.before(format!("move {from} {to}"))?;
+        let parent = to.rfind('/').map_or("", |i| &to[..i]);
+        if !self.has_folder(parent) {
+            return Err(Error::ParentMissing);
+        }
+        if self.dirs.contains(to) || (!overwrite && self.files.contains_key(to)) {
+            return Err(Error::AlreadyExists);
+        }
+        if let Some(b) = self.files.remove(from) {
+            self.files.insert(to.into(), b);
+            return self.after(Ok(()));
+        }
+        if !self.dirs.remove(from) {
+            return Err(Error::NotFound);
+        }
+        let below = |p: &String| p.starts_with(&format!("{from}/"));
+        let re = |p: &String| format!("{to}{}", &p[from.len()..]);
+        let dirs: Vec<String> = self.dirs.iter().filter(|p| below(p)).cloned().collect();
+        for d in dirs {
+            self.dirs.remove(&d);
+            self.dirs.insert(re(&d));
+        }
+        self.dirs.insert(to.into());
+        let files: Vec<String> = self.files.keys().filter(|p| below(p)).cloned().collect();
+        for p in files {
+            let b = self.files.remove(&p).expect("listed");
+            self.files.insert(re(&p), b);
+        }
+        self.after(Ok(()))
+    }
+    fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
+        self.before(format!("stat {path}"))?;
+        let f = self.files.get(path).map(|b| file_of(b));
+        self.after(Ok(f))
+    }
+    fn exists(&mut self, path: &str) -> Result<bool, Error> {
+        self.before(format!("exists {path}"))?;
+        let there = self.files.contains_key(path) || self.dirs.contains(path);
+        self.after(Ok(there))
+    }
+    fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {
+        self.before(format!("list {path}"))?;
+        if !self.dirs.contains(path) {
+            return self.after(Ok(None));
+        }
+        let prefix = format!("{path}/");
+        let child = |p: &String| p.strip_prefix(&prefix).filter(|rest| !rest.contains('/')).map(str::to_string);
+        let none = RemoteFile { size: 0, sha256: None, md5: None };
+        let mut items: Vec<Item> = self.dirs.iter().filter_map(child).map(|name| Item { name, dir: true, file: none.clone() }).collect();
+        for (p, b) in &self.files {
+            if let Some(name) = child(p) {
+                items.push(Item { name, dir: false, file: file_of(b) });
+            }
+        }
+        self.after(Ok(Some(items)))
+    }
+    fn disk_info(&mut self) -> Result<DiskInfo, Error> {
+        self.before("disk".into())?;
+        self.after(Ok(DiskInfo { login: String::new(), total: 1 << 40, used: 0, free: 1 << 40, max_file_size: 0 }))
+    }
+}
