@@ -37,6 +37,11 @@ pub struct MemDisk {
     steps: u64,
     /// Faults injected so far.
     pub injected: u64,
+    /// The live Disk's lag (R1 in real-disk-evidence.md): a fresh upload
+    /// answers 202, and is missing or unhashed for a few looks after it.
+    pub lag: Option<Rng>,
+    /// Fresh uploads still finalising: path → looks left.
+    finalising: BTreeMap<String, u64>,
 }
 
 pub fn sha(b: &[u8]) -> Hex<32> {
@@ -101,6 +106,18 @@ impl MemDisk {
     fn has_folder(&self, path: &str) -> bool {
         self.dirs.contains(path)
     }
+
+    /// Is `path` a fresh upload the Disk does not show yet? Each look
+    /// brings it closer to shown.
+    fn hidden(&mut self, path: &str) -> bool {
+        match self.finalising.get_mut(path) {
+            Some(0) | None => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
+    }
 }
 
 impl Remote for MemDisk {
@@ -148,7 +165,15 @@ impl Remote for MemDisk {
         if std::mem::take(&mut self.lose_answer) {
             return Err(Error::Timeout("the answer was lost".into()));
         }
-        self.after(Ok(Placed::Now))
+        let looks = self.lag.as_mut().and_then(|rng| rng.chance(50).then(|| 1 + rng.below(3)));
+        let placed = match looks {
+            Some(looks) => {
+                self.finalising.insert(link.href.clone(), looks);
+                Placed::Later
+            }
+            None => Placed::Now,
+        };
+        self.after(Ok(placed))
     }
     fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
         self.before(format!("operation {id}"))?;
@@ -176,7 +201,11 @@ impl Remote for MemDisk {
         if self.dirs.contains(to) || (!overwrite && self.files.contains_key(to)) {
             return Err(Error::AlreadyExists);
         }
+        if self.hidden(from) {
+            return Err(Error::NotFound); // not shown yet: not movable either
+        }
         if let Some(b) = self.files.remove(from) {
+            self.finalising.remove(from);
             self.files.insert(to.into(), b);
             return self.after(Ok(()));
         }
@@ -200,7 +229,14 @@ impl Remote for MemDisk {
     }
     fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
         self.before(format!("stat {path}"))?;
-        let f = self.files.get(path).map(|b| file_of(b));
+        let hidden = self.hidden(path);
+        let f = match self.files.get(path) {
+            // Missing at first, then shown without its hashes.
+            Some(_) if hidden && self.finalising.get(path).is_some_and(|n| *n > 0) => None,
+            Some(b) if hidden => Some(RemoteFile { size: b.len() as u64, sha256: None, md5: None }),
+            Some(b) => Some(file_of(b)),
+            None => None,
+        };
         self.after(Ok(f))
     }
     fn exists(&mut self, path: &str) -> Result<bool, Error> {

@@ -171,6 +171,8 @@ fn one_seed(seed: u64) -> Result<Vec<String>, String> {
     );
     let cfg = crate::config::parse(Path::new("/etc/y.conf"), &text, &|_| None).unwrap();
     let mut disk = MemDisk::with_folder("/r");
+    let mut lagging = Rng::new(seed ^ 0x5eed);
+    disk.lag = lagging.chance(50).then(|| Rng::new(lagging.next()));
     disk.files.insert("/r/theirs.txt".into(), b"someone else's".to_vec());
     let mut folder = Folder { root: root.clone(), rng: Rng::new(seed), written: 0 };
     let mut interruptions = 0;
