@@ -60,7 +60,9 @@ client-deps:
 	python3 -m pip install -q yadisk requests
 
 test-native:
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --all-targets -- --skip props:: --skip cycle::tests::
+	@# The generated suites, with their one line each: property NAME: N cases, seed S.
+	$(CARGO) test --locked --bin ysync -- --nocapture props:: cycle::tests::
 
 # The end-to-end tests again with the release binary, the one users run: it
 # is faster, and timing-dependent paths (a restart right after a kill, the
