@@ -416,6 +416,22 @@ fn a_copy_with_another_inode_may_be_moved_after_hashing() {
 }
 
 #[test]
+fn a_small_copy_is_uploaded_without_hashing_first() {
+    // Below MOVE_MIN_SIZE (64 KiB) sending costs about what hashing would.
+    let old = vec![file("old.bin", 60_000, 1, 1, 1), file("x", 9, 1, 1, 2)];
+    let s = scan_of(vec![file("new.bin", 60_000, 3, 3, 77), file("x", 9, 1, 1, 2)]);
+    assert_eq!(run(&s, &synced(&old)), ["upload new.bin (58.6 KiB)", "delete old.bin"]);
+}
+
+#[test]
+fn a_safety_stop_says_what_it_would_have_done_and_what_to_do() {
+    let empty = Stop::EmptySource { tracked: 7 }.to_string();
+    assert!(empty.contains("7 files") && empty.contains("unmounted") && empty.contains("nothing was deleted"), "{empty}");
+    let many = Stop::TooManyDeletes { count: 9, tracked: 10, limit: MaxDelete::Percent(50) }.to_string();
+    assert!(many.contains("delete 9 of 10") && many.contains("max_delete = 50%") && many.contains("raise max_delete"), "{many}");
+}
+
+#[test]
 fn a_half_emptied_folder_is_not_taken_for_a_move() {
     // Only 1 of 3 files went to the new folder: move that file, delete the rest.
     let old = vec![Entry::dir("a"), file("a/x", 1, 1, 1, 1), file("a/y", 2, 1, 1, 2), file("a/z", 3, 1, 1, 3)];
