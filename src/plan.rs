@@ -321,9 +321,9 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     if !state.dirs.contains("") {
         p.actions.push(if remote.is_some() { Action::AdoptDir(String::new()) } else { Action::MkdirRoot });
     }
-    // New folders and folder moves create paths: parents first, together;
-    // a deletion inside a moved folder sorts before what replaces it. Then
-    // renamed files, and each waits for what it needs (`order.rs`).
+    // New folders and folder moves create paths: parents first, together
+    // (with the deletions inside moved folders). Then renamed files, and
+    // each waits for what it needs (`order.rs`).
     let mut creates: Vec<Action> = scan
         .entries
         .iter()
@@ -332,8 +332,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
         .collect();
     creates.extend(dir_moves);
     creates.extend(after_moves);
-    let deletes_first = |a: &Action| !matches!(a, Action::Delete { .. } | Action::Forget { .. });
-    creates.sort_by(|a, b| a.path().cmp(b.path()).then_with(|| deletes_first(a).cmp(&deletes_first(b))));
+    creates.sort_by(|a, b| a.path().cmp(b.path()));
     let paths: Vec<Action> = early.into_iter().chain(creates).chain(file_moves).collect();
     p.actions.extend(order::arrange(paths, synced));
     let vanished: Vec<(&String, &FileRec)> = if opts.delete == DeleteMode::Keep {

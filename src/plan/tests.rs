@@ -582,3 +582,28 @@ fn a_file_moved_into_a_folder_of_its_own_name_is_sent_again() {
         .collect();
     assert_eq!(shown, ["delete folder notes (1 files)", "move-or-upload notes (68.4 KiB)"]);
 }
+
+#[test]
+fn an_empty_folder_is_a_stop_only_when_something_was_synced_from_it() {
+    let mut root_only = synced(&[]);
+    root_only.pending.insert("gone".into(), Pending::new(1, None, None, 0));
+    assert_eq!(run(&scan_of(vec![]), &root_only), ["delete gone"], "nothing synced: nothing to guard");
+    let folders = synced(&[Entry::dir("d")]);
+    assert_eq!(plan(&scan_of(vec![]), &folders, None, &opts()), Err(Stop::EmptySource { tracked: 0 }), "folders were synced from it");
+}
+
+#[test]
+fn ten_deletions_count_against_a_percentage() {
+    // PERCENT_FLOOR = 10: fewer never stop a percentage limit; ten do.
+    let old: Vec<Entry> = (0..15).map(|i| file(&format!("f{i:02}"), 1, 1, 1, i)).collect();
+    let stop = |left: usize| plan(&scan_of(old[..left].to_vec()), &synced(&old), None, &opts()).err();
+    assert_eq!(stop(6), None, "9 of 15");
+    assert_eq!(stop(5), Some(Stop::TooManyDeletes { count: 10, tracked: 15, limit: MaxDelete::Percent(50) }), "10 of 15");
+}
+
+#[test]
+fn a_file_that_became_a_folder_in_a_renamed_folder_is_deleted_before_the_folder_is_made() {
+    let old = [Entry::dir("a"), file("a/x", 1, 1, 1, 3), file("a/keep", 70_000, 1, 1, 4)];
+    let now = vec![Entry::dir("b"), Entry::dir("b/x"), file("b/keep", 70_000, 1, 2, 4)];
+    assert_eq!(run(&scan_of(now), &synced(&old)), ["move folder a -> b (2 files)", "delete b/x", "mkdir b/x"]);
+}
