@@ -259,6 +259,11 @@ fn an_unmounted_sub_folder_is_kept_not_mirrored_as_deleted() {
     let mounted = Scan { mounts: vec!["photos".into()], ..scan_of(old.clone()) };
     let p = plan(&mounted, &st, None, &opts()).unwrap();
     assert!(p.actions.is_empty() && p.unmounted.is_empty() && p.mounts.is_none(), "{p:?}");
+    // Mounted, with a change elsewhere (so the whole plan is made, not the
+    // idle shortcut): synced, no stop.
+    let busy = Scan { mounts: vec!["photos".into()], ..scan_of([old.clone(), vec![file("c", 1, 1, 1, 7)]].concat()) };
+    let p = plan(&busy, &st, None, &opts()).unwrap();
+    assert!(p.unmounted.is_empty() && p.actions.len() == 1, "{p:?}");
     let new_file = file("b", 1, 1, 1, 4);
     let cases = [
         ("missing", vec![file("a", 1, 1, 1, 3), new_file.clone()], vec![]),
@@ -606,4 +611,32 @@ fn a_file_that_became_a_folder_in_a_renamed_folder_is_deleted_before_the_folder_
     let old = [Entry::dir("a"), file("a/x", 1, 1, 1, 3), file("a/keep", 70_000, 1, 1, 4)];
     let now = vec![Entry::dir("b"), Entry::dir("b/x"), file("b/keep", 70_000, 1, 2, 4)];
     assert_eq!(run(&scan_of(now), &synced(&old)), ["move folder a -> b (2 files)", "delete b/x", "mkdir b/x"]);
+}
+
+#[test]
+fn a_reconcile_remembers_what_it_forgets_as_ysyncs() {
+    let st = synced(&[Entry::dir("d"), file("d/a", 1, 1, 1, 1), file("b", 2, 1, 1, 2)]);
+    let pending = |size| Pending { mark: Some(crate::state::Mark::Sha256(Hex(OLD))), ..Pending::new(size, None, None, 77) };
+    let (lost, changes) = reconcile(&st, Some(&Tree::new()), 77);
+    assert_eq!(lost, ["d", "b"]);
+    assert_eq!(
+        changes,
+        [
+            Change::Forget { path: "d".into() },
+            Change::Pending { path: "d/a".into(), pending: pending(1) },
+            Change::Forget { path: "b".into() },
+            Change::Pending { path: "b".into(), pending: pending(2) },
+            Change::Reconciled(77),
+        ]
+    );
+    // No remote_dir at all: it is forgotten too, so it is made again.
+    let (_, changes) = reconcile(&st, None, 77);
+    assert_eq!(changes[changes.len() - 2..], [Change::Forget { path: String::new() }, Change::Reconciled(77)]);
+}
+
+#[test]
+fn min_age_defers_only_what_changed_less_than_that_ago() {
+    let o = Options { min_age_ns: 10, now_ns: 100, ..opts() };
+    let p = plan(&scan_of(vec![file("old", 1, 90, 90, 1), file("new", 1, 91, 91, 2)]), &synced(&[]), None, &o).unwrap();
+    assert_eq!((p.actions.len(), p.deferred), (1, vec!["new".to_string()]));
 }
