@@ -640,3 +640,57 @@ fn min_age_defers_only_what_changed_less_than_that_ago() {
     let p = plan(&scan_of(vec![file("old", 1, 90, 90, 1), file("new", 1, 91, 91, 2)]), &synced(&[]), None, &o).unwrap();
     assert_eq!((p.actions.len(), p.deferred), (1, vec!["new".to_string()]));
 }
+
+// What the mutation run found unguarded in the rename detection: each of
+// these plans would still converge the wrong way, by moving what should
+// stay or sending what could move.
+
+#[test]
+fn a_hard_link_to_a_file_still_here_is_sent_not_moved() {
+    let old = [file("a", 70_000, 1, 1, 5)];
+    let s = scan_of(vec![file("a", 70_000, 1, 1, 5), file("b", 70_000, 1, 1, 5)]);
+    assert_eq!(run(&s, &synced(&old)), ["upload b (68.4 KiB)"]);
+}
+
+#[test]
+fn an_excluded_file_renamed_away_is_not_moved_off_its_kept_copy() {
+    let old = [file("x.tmp", 70_000, 1, 1, 5)];
+    let o = Options { exclude: vec![Glob::new("*.tmp").unwrap()], ..opts() };
+    let shown: Vec<String> =
+        plan(&scan_of(vec![file("y", 70_000, 1, 2, 5)]), &synced(&old), None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["upload y (68.4 KiB)"], "x.tmp stays on the Disk");
+}
+
+#[test]
+fn a_file_renamed_over_a_synced_one_is_not_a_move() {
+    // `mv a b` where b was synced: b is checked, a deleted.
+    let old = [file("a", 70_000, 1, 1, 5), file("b", 70_000, 1, 1, 6)];
+    assert_eq!(run(&scan_of(vec![file("b", 70_000, 1, 2, 5)]), &synced(&old)), ["upload-if-changed b (68.4 KiB)", "delete a"]);
+}
+
+#[test]
+fn a_folder_with_an_upload_of_unknown_fate_is_not_moved_whole() {
+    let old = [Entry::dir("a"), file("a/x", 1, 1, 1, 1), file("a/y", 2, 1, 1, 2)];
+    let mut st = synced(&old);
+    st.pending.insert("a/z".into(), Pending::new(3, None, None, 0));
+    let now = vec![Entry::dir("b"), file("b/x", 1, 1, 2, 1), file("b/y", 2, 1, 2, 2)];
+    let mut o = opts();
+    o.max_delete = MaxDelete::Percent(100);
+    let shown: Vec<String> = plan(&scan_of(now), &st, None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["mkdir b", "move a/x -> b/x", "move a/y -> b/y", "delete folder a (0 files)"]);
+}
+
+#[test]
+fn a_folder_split_in_two_is_one_folder_move_and_file_moves() {
+    let old = [Entry::dir("a"), file("a/1", 1, 1, 1, 1), file("a/2", 2, 1, 1, 2), file("a/3", 3, 1, 1, 3), file("a/4", 4, 1, 1, 4)];
+    let now = vec![
+        Entry::dir("x"),
+        file("x/1", 1, 1, 2, 1),
+        file("x/2", 2, 1, 2, 2),
+        Entry::dir("y"),
+        file("y/3", 3, 1, 2, 3),
+        file("y/4", 4, 1, 2, 4),
+    ];
+    let shown = run(&scan_of(now), &synced(&old));
+    assert_eq!(shown, ["move folder a -> x (4 files)", "mkdir y", "move x/3 -> y/3", "move x/4 -> y/4"]);
+}
