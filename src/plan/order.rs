@@ -81,3 +81,83 @@ fn ready(a: &Action, left: &[Action], done: &[Action], synced: &State) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mkdir(p: &str) -> Action {
+        Action::Mkdir(p.into())
+    }
+    fn delete(p: &str) -> Action {
+        Action::Delete { path: p.into(), kind: Kind::Dir, files: 0 }
+    }
+    fn mv(from: &str, to: &str, kind: Kind) -> Action {
+        Action::Move { from: from.into(), to: to.into(), kind, after: vec![] }
+    }
+    fn synced(dirs: &[&str]) -> State {
+        let mut s = State::new("/r");
+        s.dirs.extend(std::iter::once("").chain(dirs.iter().copied()).map(String::from));
+        s
+    }
+    fn shown(v: Vec<Action>) -> Vec<String> {
+        v.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn without_moves_the_path_order_stays() {
+        let todo = vec![delete("d"), mkdir("b"), mkdir("a")];
+        assert_eq!(arrange(todo.clone(), &synced(&["d"])), todo);
+    }
+
+    #[test]
+    fn a_rename_out_of_a_folder_that_goes_comes_first() {
+        let todo = vec![delete("d"), mv("d/f", "g", Kind::File)];
+        assert_eq!(shown(arrange(todo, &synced(&["d"]))), ["move d/f -> g", "delete folder d (0 files)"]);
+    }
+
+    #[test]
+    fn a_folder_taking_a_renamed_files_path_waits_for_the_rename_which_waits_for_its_folder() {
+        let todo = vec![mkdir("a"), mkdir("c"), mv("a", "c/f", Kind::File)];
+        assert_eq!(shown(arrange(todo, &synced(&[]))), ["mkdir c", "move a -> c/f", "mkdir a"]);
+    }
+
+    #[test]
+    fn a_deletion_inside_a_moved_folder_waits_for_the_move() {
+        let todo = vec![delete("n/x"), mv("o", "n", Kind::Dir), mkdir("n/x")];
+        assert_eq!(shown(arrange(todo, &synced(&["o"]))), ["move folder o -> n (0 files)", "delete folder n/x (0 files)", "mkdir n/x"]);
+    }
+
+    #[test]
+    fn a_rename_into_a_moved_folder_waits_for_the_folder_and_from_it_too() {
+        // `o` -> `n`; then `n/f` (moved with it) -> `m/f`, and `k` -> `n/k`.
+        let todo = vec![mv("n/f", "m/f", Kind::File), mv("k", "n/k", Kind::File), mv("o", "n", Kind::Dir)];
+        let got = shown(arrange(todo, &synced(&["o", "m"])));
+        assert_eq!(got, ["move folder o -> n (0 files)", "move n/f -> m/f", "move k -> n/k"]);
+        let todo = vec![mv("n/f", "m/f", Kind::File), mv("o", "n", Kind::Dir), mkdir("m")];
+        assert_eq!(shown(arrange(todo, &synced(&["o"]))), ["move folder o -> n (0 files)", "mkdir m", "move n/f -> m/f"]);
+    }
+
+    #[test]
+    fn a_folder_deleted_or_moved_away_is_no_place_to_go() {
+        let gone = [delete("d")];
+        assert!(!folder_there("d", &gone, &synced(&["d"])) && !folder_there("d/e", &gone, &synced(&["d", "d/e"])));
+        let moved = [mv("d", "n", Kind::Dir)];
+        assert!(!folder_there("d", &moved, &synced(&["d"])) && folder_there("n/e", &moved, &synced(&["d"])));
+        assert!(folder_there("", &[], &synced(&[])) && folder_there("s", &[], &synced(&["s"])) && !folder_there("t", &[], &synced(&["s"])));
+        assert!(folder_there("m", &[mkdir("m")], &synced(&[])) && folder_there("m", &[Action::AdoptDir("m".into())], &synced(&[])));
+    }
+
+    #[test]
+    fn when_nothing_can_go_first_the_first_goes() {
+        // A file renamed to its own folder's path: neither can wait.
+        let todo = vec![delete("d"), mv("d/f", "d", Kind::File)];
+        assert_eq!(shown(arrange(todo, &synced(&["d"]))), ["delete folder d (0 files)", "move d/f -> d"]);
+    }
+
+    #[test]
+    fn paths_compare_by_component() {
+        assert!(at_or_under("a", "a") && at_or_under("a/b", "a") && !at_or_under("ab", "a") && !at_or_under("a", "a/b"));
+        assert_eq!((parent("a/b/c"), parent("a")), ("a/b", ""));
+    }
+}
