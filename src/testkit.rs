@@ -171,7 +171,10 @@ impl Remote for MemDisk {
                 self.finalising.insert(link.href.clone(), looks);
                 Placed::Later
             }
-            None => Placed::Now,
+            None => {
+                self.finalising.remove(&link.href); // stored and shown
+                Placed::Now
+            }
         };
         self.after(Ok(placed))
     }

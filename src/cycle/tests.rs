@@ -164,8 +164,10 @@ fn one_seed(seed: u64) -> Result<Vec<String>, String> {
     let base = if Path::new("/dev/shm").is_dir() { tempfile::tempdir_in("/dev/shm") } else { tempfile::tempdir() }.unwrap();
     let root = base.path().join("local");
     fs::create_dir(&root).unwrap();
+    // max_delete is the planner properties' subject: here it would stop a
+    // round that deletes most of a small folder.
     let text = format!(
-        "token = t\nlocal_dir = {}\nremote_dir = /r\nstate_file = {}/state.json\nexclude = *.tmp\n",
+        "token = t\nlocal_dir = {}\nremote_dir = /r\nstate_file = {}/state.json\nexclude = *.tmp\nmax_delete = 100%\n",
         root.display(),
         base.path().display()
     );
@@ -262,8 +264,12 @@ const REGRESSIONS: &[u64] = &[1_796_192_822_341_944_169, 1_796_192_861_703_062_7
 
 #[test]
 fn the_cycle_converges_under_faults_and_crashes() {
+    // `make test` runs the same 2 000 seeds every time (so a red CI is a
+    // change's doing, never the luck of the draw); `make soak` and
+    // YSYNC_CYCLE_SEEDS draw fresh ones.
     let (n, first) = cases(2_000);
     let var = std::env::var("YSYNC_CYCLE_SEEDS").ok().and_then(|v| v.parse().ok());
+    let first = if n == 1 || var.is_some() { first } else { 1 };
     let n = if n == 1 { 1 } else { var.unwrap_or(n) };
     let seeds = REGRESSIONS.iter().copied().chain((0..n).map(|i| first.wrapping_add(i)));
     for seed in seeds {
