@@ -694,3 +694,12 @@ fn a_folder_split_in_two_is_one_folder_move_and_file_moves() {
     let shown = run(&scan_of(now), &synced(&old));
     assert_eq!(shown, ["move folder a -> x (4 files)", "mkdir y", "move x/3 -> y/3", "move x/4 -> y/4"]);
 }
+
+#[test]
+fn an_empty_mount_point_with_nothing_synced_under_it_is_mounted() {
+    let mut st = synced(&[Entry::dir("usb"), file("a", 1, 1, 1, 3)]);
+    st.mounts.insert("usb".into());
+    let s = Scan { mounts: vec!["usb".into()], ..scan_of(vec![Entry::dir("usb"), file("a", 1, 1, 1, 3), file("b", 1, 1, 1, 4)]) };
+    let p = plan(&s, &st, None, &opts()).unwrap();
+    assert!(p.unmounted.is_empty(), "{p:?}");
+}
