@@ -703,3 +703,20 @@ fn an_empty_mount_point_with_nothing_synced_under_it_is_mounted() {
     let p = plan(&s, &st, None, &opts()).unwrap();
     assert!(p.unmounted.is_empty(), "{p:?}");
 }
+
+#[test]
+fn files_moved_out_of_a_folder_that_stays_are_file_moves() {
+    let old = [Entry::dir("a"), file("a/1", 1, 1, 1, 1), file("a/2", 2, 1, 1, 2), file("a/3", 3, 1, 1, 3)];
+    let now = vec![Entry::dir("a"), file("a/3", 3, 1, 1, 3), Entry::dir("b"), file("b/1", 1, 1, 2, 1), file("b/2", 2, 1, 2, 2)];
+    assert_eq!(run(&scan_of(now), &synced(&old)), ["mkdir b", "move a/1 -> b/1", "move a/2 -> b/2"]);
+}
+
+#[test]
+fn two_folders_merged_into_a_new_one_are_one_folder_move_and_file_moves() {
+    let old = [Entry::dir("a"), file("a/1", 1, 1, 1, 1), Entry::dir("b"), file("b/2", 2, 1, 1, 2)];
+    let now = vec![Entry::dir("x"), file("x/1", 1, 1, 2, 1), file("x/2", 2, 1, 2, 2)];
+    let mut o = opts();
+    o.max_delete = MaxDelete::Percent(100);
+    let shown: Vec<String> = plan(&scan_of(now), &synced(&old), None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["move folder a -> x (1 files)", "move b/2 -> x/2", "delete folder b (0 files)"]);
+}
