@@ -3,9 +3,9 @@
 //! before it plans; its `after` changes are applied only once it is done.
 
 use super::{Executor, settle_limit};
-use crate::remote::{self, Error};
+use crate::remote::{self, Error, RemoteFile};
 use crate::retry::Poll;
-use crate::state::{Change, Moving};
+use crate::state::{Change, FileRec, Moving};
 
 impl Executor<'_> {
     pub(super) fn move_to(&mut self, m: Moving) -> Result<(), Error> {
@@ -18,12 +18,12 @@ impl Executor<'_> {
         let mut poll = Poll::new(settle_limit(0));
         let result = loop {
             match self.remote.move_to(&src, &dst, !m.dir) {
-                // Done already (by an earlier, interrupted run).
-                Err(Error::NotFound) if self.remote.exists(&dst)? => break Ok(()),
+                // Done already (by an earlier, interrupted run)?
+                Err(Error::NotFound) if self.remote.exists(&dst)? => break self.done_already(&m, &dst),
                 Err(Error::NotFound) if poll.again() => {}
                 // The Disk may check the destination before the source: a
-                // folder there and none to move means an earlier try did it.
-                Err(Error::AlreadyExists) if m.dir && !self.remote.exists(&src)? => break Ok(()),
+                // folder there and none to move may be an earlier try's.
+                Err(Error::AlreadyExists) if m.dir && !self.remote.exists(&src)? => break self.done_already(&m, &dst),
                 // Someone else's folder is there: move into it, piece by piece.
                 Err(Error::AlreadyExists) if m.dir => {
                     log::info!("disk:{dst} exists already; moving the contents of {} into it", m.from);
@@ -38,6 +38,38 @@ impl Executor<'_> {
         }
         let _ = self.store.commit(settle);
         result
+    }
+
+    /// The source is gone and the destination is there: an earlier try did
+    /// this move if the destination holds what it brings (the files its
+    /// `after` records, by size and sha256). Anything else (the source was
+    /// deleted, a folder was made at the destination) is not this move:
+    /// `NotFound`, and the cycle lists the Disk to repair the state.
+    fn done_already(&mut self, m: &Moving, dst: &str) -> Result<(), Error> {
+        let brought: Vec<(&str, &FileRec)> = m
+            .after
+            .iter()
+            .filter_map(|c| match c {
+                Change::Put { path, rec } => Some((path.as_str(), rec)),
+                _ => None,
+            })
+            .collect();
+        let holds = |f: &RemoteFile, rec: &FileRec| f.size == rec.stat.size && f.sha256.is_none_or(|h| h == rec.sha256);
+        if !m.dir {
+            let shown = self.remote.stat(dst)?;
+            let ok = brought.iter().all(|(_, rec)| shown.as_ref().is_some_and(|f| holds(f, rec)));
+            return if ok { Ok(()) } else { Err(Error::NotFound) };
+        }
+        if brought.is_empty() {
+            return Ok(());
+        }
+        let Some(tree) = self.remote.tree(dst)? else { return Err(Error::NotFound) };
+        let prefix = format!("{}/", m.to);
+        let there = |path: &str, rec: &FileRec| {
+            let rel = path.strip_prefix(&prefix).unwrap_or(path);
+            tree.get(rel).is_some_and(|i| !i.dir && holds(&i.file, rec))
+        };
+        if brought.iter().all(|(path, rec)| there(path, rec)) { Ok(()) } else { Err(Error::NotFound) }
     }
 
     /// A folder move onto a folder that is already there (someone made it
