@@ -338,7 +338,8 @@ impl<'a> Cycle<'a> {
                 Err(e) => e,
             };
             let size = action.uploads().map_or("?".into(), |e| human_bytes(e.size()));
-            match policy(&err, action) {
+            let verdict = policy(&err, action);
+            match verdict {
                 Verdict::StopCycle => return Some(Outcome::TokenRejected(err.to_string())),
                 Verdict::StopUploads => {
                     tally.disk_full = true;
@@ -360,7 +361,7 @@ impl<'a> Cycle<'a> {
                     tally.fail(action, msg);
                 }
                 Verdict::Relist | Verdict::ItemFailed => {
-                    tally.suspect |= policy(&err, action) == Verdict::Relist;
+                    tally.suspect |= verdict == Verdict::Relist;
                     log::warn!("failed: {action}: {err}");
                     tally.fail(action, err.to_string());
                 }

@@ -266,9 +266,8 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     // exclusion) is not deleted whole: what is not kept goes one by one.
     let holds_kept = |d: &str| {
         let prefix = format!("{d}/");
-        let below = |p: &&String| p.starts_with(&prefix);
-        state.files.range(prefix.clone()..).map(|(p, _)| p).take_while(below).any(|p| kept(p))
-            || state.dirs.range(prefix.clone()..).take_while(below).any(|p| kept(p))
+        state.files_at(d).any(|(p, _)| kept(p))
+            || state.dirs.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)).any(|p| kept(p))
     };
     let gone_dirs: Vec<&str> =
         state.dirs.iter().map(String::as_str).filter(|d| !d.is_empty() && !exists_as(d, Kind::Dir) && !kept(d) && !holds_kept(d)).collect();

@@ -16,11 +16,11 @@ use crate::state::State;
 /// a pass over the rest per action.
 const ARRANGE_MAX: usize = 5_000;
 
-fn at_or_under(p: &str, d: &str) -> bool {
+pub(super) fn at_or_under(p: &str, d: &str) -> bool {
     p == d || is_under(p, d)
 }
 
-fn parent(p: &str) -> &str {
+pub(super) fn parent(p: &str) -> &str {
     p.rfind('/').map_or("", |i| &p[..i])
 }
 

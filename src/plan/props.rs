@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
+use super::order::{at_or_under as under, parent};
 use super::*;
 use crate::remote::RemoteFile;
 use crate::scan::Stat;
@@ -87,14 +88,6 @@ fn size_of(content: u64) -> u64 {
 
 fn sha(content: u64) -> Hex<32> {
     Hex(Sha256::digest(content.to_le_bytes()).into())
-}
-
-fn parent(p: &str) -> &str {
-    p.rfind('/').map_or("", |i| &p[..i])
-}
-
-fn under(p: &str, d: &str) -> bool {
-    p == d || is_under(p, d)
 }
 
 struct Gen {
@@ -441,7 +434,7 @@ impl World {
     /// of what is a folder)?
     fn excluded(&self, p: &str) -> bool {
         let matches = |q: &str, dir: bool| self.opts.exclude.iter().any(|g| g.matches(q, dir));
-        matches(p, self.state.dirs.contains(p) || self.disk.get(p) == Some(&None)) || ancestors_of(p).iter().any(|a| matches(a, true))
+        matches(p, self.state.dirs.contains(p) || self.disk.get(p) == Some(&None)) || ancestors(p).any(|a| matches(a, true))
     }
 
     /// `"conflict: "` when what blocks `path` on the Disk must stay
@@ -538,7 +531,7 @@ impl World {
                     self.disk.iter().filter(|(k, _)| under(k, path)).map(|(k, c)| (k.clone(), *c)).collect();
                 let foreign: Vec<&String> = inside.iter().filter(|(k, c)| !self.ours(k, *c)).map(|(k, _)| k).collect();
                 let keep: BTreeSet<String> =
-                    foreign.iter().flat_map(|f| ancestors_of(f)).chain(foreign.iter().map(|f| f.to_string())).collect();
+                    foreign.iter().flat_map(|f| ancestors(f).map(str::to_string)).chain(foreign.iter().map(|f| f.to_string())).collect();
                 for (k, _) in &inside {
                     if !keep.contains(k) {
                         self.disk.remove(k);
@@ -554,10 +547,6 @@ impl World {
         }
         Ok(())
     }
-}
-
-fn ancestors_of(p: &str) -> Vec<String> {
-    p.match_indices('/').map(|(i, _)| p[..i].to_string()).collect()
 }
 
 /// How a case ended when it broke no invariant.
