@@ -161,6 +161,9 @@ fn expected(root: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
 fn one_seed(seed: u64) -> Result<Vec<String>, String> {
     clock::warp();
     quiet_crashes();
+    if std::env::var_os("YSYNC_CYCLE_DEBUG").is_some() {
+        let _ = env_logger::builder().is_test(true).filter_level(log::LevelFilter::Debug).try_init();
+    }
     let base = if Path::new("/dev/shm").is_dir() { tempfile::tempdir_in("/dev/shm") } else { tempfile::tempdir() }.unwrap();
     let root = base.path().join("local");
     fs::create_dir(&root).unwrap();
@@ -261,8 +264,16 @@ fn one_seed(seed: u64) -> Result<Vec<String>, String> {
 /// orphaned on the Disk; a folder made at the old path of a rename that had
 /// failed (the next try would have moved the folder instead of the file);
 /// a folder move taken for done because a folder stood at its destination,
-/// although its source had been deleted (its files were then never sent).
-const REGRESSIONS: &[u64] = &[1_796_192_822_341_944_169, 1_796_192_861_703_062_754, 1_796_193_199_132_222_611, 1_796_197_120_826_186_858];
+/// although its source had been deleted (its files were then never sent);
+/// a move onto a fresh upload still finalising (the model kept the moved
+/// file hidden, and its deletion was taken for done).
+const REGRESSIONS: &[u64] = &[
+    1_796_192_822_341_944_169,
+    1_796_192_861_703_062_754,
+    1_796_193_199_132_222_611,
+    1_796_197_120_826_186_858,
+    1_796_196_973_660_202_374,
+];
 
 #[test]
 fn the_cycle_converges_under_faults_and_crashes() {
