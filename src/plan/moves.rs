@@ -9,12 +9,6 @@ use super::{Action, files_under};
 use crate::scan::{Entry, Kind, Scan, Stat, is_under};
 use crate::state::{Change, FileRec, State};
 
-/// A rename leaves a file's inode, size and mtime as they were (its ctime
-/// changes).
-fn same_file(a: &Stat, b: &Stat) -> bool {
-    (a.ino, a.size, a.mtime_ns) == (b.ino, b.size, b.mtime_ns)
-}
-
 /// Renames, found without reading a byte: a new file with the inode, size
 /// and mtime of a vanished tracked one is that file under a new name. When
 /// at least half of a vanished folder's files reappear under one new folder
@@ -82,11 +76,11 @@ pub(super) fn find_moves(
         rekey(&mut after, d, n);
         let mut changes = vec![Change::Forget { path: d.clone() }];
         changes.extend(after.dirs.iter().filter(|k| *k == n || is_under(k, n)).map(|k| Change::Dir { path: k.clone() }));
-        for (k, rec) in after.files.iter_mut().filter(|(k, _)| is_under(k, n)) {
-            // Renaming a folder leaves its files' metadata as it was; trust it.
-            if let Some(e) = seen.get(k.as_str()).filter(|e| same_file(&e.stat, &rec.stat)) {
-                rec.stat.ctime_ns = e.stat.ctime_ns;
-            }
+        // Renaming a folder leaves its files' metadata as it was, ctime
+        // too: the records move as they are, and a file whose ctime changed
+        // (moved in by hand, or edited with its mtime put back) is checked
+        // by its hash, never taken as unchanged.
+        for (k, rec) in after.files.iter().filter(|(k, _)| is_under(k, n)) {
             changes.push(Change::Put { path: k.clone(), rec: rec.clone() });
         }
         actions.push(Action::Move { from: d.clone(), to: n.clone(), kind: Kind::Dir, after: changes });
