@@ -736,3 +736,57 @@ fn an_edit_with_its_mtime_put_back_inside_a_renamed_folder_is_still_checked_afte
     after.iter().for_each(|c| moved.apply(c));
     assert_eq!(run(&now, &moved), ["upload-if-changed b/2 (2 B)"]);
 }
+
+#[test]
+fn a_folder_moved_out_of_a_moved_folder_is_file_moves_after_the_outer_move() {
+    // `a` became `x`, and `a/b` became `y`: one folder move; the files of
+    // `b` follow it from `x/b` one by one (a second folder move would look
+    // for `a/b`, which the first took away).
+    let old = [
+        Entry::dir("a"),
+        file("a/1", 1, 1, 1, 1),
+        file("a/2", 2, 1, 1, 2),
+        Entry::dir("a/b"),
+        file("a/b/3", 3, 1, 1, 3),
+        file("a/b/4", 4, 1, 1, 4),
+    ];
+    let now = vec![
+        Entry::dir("x"),
+        file("x/1", 1, 1, 1, 1),
+        file("x/2", 2, 1, 1, 2),
+        Entry::dir("y"),
+        file("y/3", 3, 1, 1, 3),
+        file("y/4", 4, 1, 1, 4),
+    ];
+    let mut o = opts();
+    o.max_delete = MaxDelete::Percent(100);
+    let shown: Vec<String> = plan(&scan_of(now), &synced(&old), None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["move folder a -> x (4 files)", "mkdir y", "move x/b/3 -> y/3", "move x/b/4 -> y/4", "delete folder x/b (0 files)"]);
+}
+
+#[test]
+fn a_folder_moved_into_a_folder_another_move_makes_is_file_moves() {
+    // `a` became `x`, and `b` became `x/y`: the second folder move would
+    // need the first one done before it; the planner keeps to one folder
+    // move per tree and sends the files of `b` one by one.
+    let old = [
+        Entry::dir("a"),
+        file("a/1", 1, 1, 1, 1),
+        file("a/2", 2, 1, 1, 2),
+        Entry::dir("b"),
+        file("b/3", 3, 1, 1, 3),
+        file("b/4", 4, 1, 1, 4),
+    ];
+    let now = vec![
+        Entry::dir("x"),
+        file("x/1", 1, 1, 1, 1),
+        file("x/2", 2, 1, 1, 2),
+        Entry::dir("x/y"),
+        file("x/y/3", 3, 1, 1, 3),
+        file("x/y/4", 4, 1, 1, 4),
+    ];
+    let mut o = opts();
+    o.max_delete = MaxDelete::Percent(100);
+    let shown: Vec<String> = plan(&scan_of(now), &synced(&old), None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["move folder a -> x (2 files)", "mkdir x/y", "move b/3 -> x/y/3", "move b/4 -> x/y/4", "delete folder b (0 files)"]);
+}
