@@ -205,6 +205,12 @@ impl Error {
     /// Worth trying again in this cycle (after a pause)? A busy path is;
     /// the upload traffic limit (also 423) is not. A failed server operation
     /// is: the docs say to repeat the request.
+    /// The request may have done its work although it failed: its answer
+    /// was lost (a reset, a timeout) or the server failed after it began.
+    pub fn may_have_been_done(&self) -> bool {
+        matches!(self, Error::Server(_) | Error::Network(_) | Error::Timeout(_))
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Locked(name) => name == "DiskResourceLockedError" || name == "Locked",

@@ -27,6 +27,8 @@ pub struct MemDisk {
     pub calls: Vec<String>,
     /// The next upload lands whole, but its answer is lost (a timeout).
     pub lose_answer: bool,
+    /// The next move is done, but its answer is lost (a reset).
+    pub lose_move_answer: bool,
     links: u32,
     /// Bytes received by uploads, whole or not.
     pub received: u64,
@@ -63,6 +65,12 @@ impl MemDisk {
     /// A Disk with just the folder `root` on it.
     pub fn with_folder(root: &str) -> MemDisk {
         MemDisk { dirs: [root.to_string()].into(), ..MemDisk::default() }
+    }
+
+    /// `path` is a fresh upload the Disk is still finalising: missing for
+    /// the next `looks` looks, then unhashed for one.
+    pub fn hide(&mut self, path: &str, looks: u64) {
+        self.finalising.insert(path.into(), looks + 1);
     }
 
     pub fn called(&self, what: &str) -> usize {
@@ -213,6 +221,9 @@ impl Remote for MemDisk {
         if let Some(b) = self.files.remove(from) {
             self.finalising.remove(from);
             self.files.insert(to.into(), b);
+            if std::mem::take(&mut self.lose_move_answer) {
+                return Err(Error::Network("connection reset after the move".into()));
+            }
             return self.after(Ok(()));
         }
         if !self.dirs.remove(from) {

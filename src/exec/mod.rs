@@ -205,7 +205,9 @@ impl<'a> Executor<'a> {
     /// nobody has recorded the Disk refusing a wrong md5 (R2 in
     /// real-disk-evidence.md). ysync computes no md5 of its own.
     fn delete_file(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
-        self.settle_pending(path)?;
+        // An earlier upload the Disk says succeeded is there, even while a
+        // look does not show it yet (R1): missing is then not final.
+        let landed = self.settle_pending(path)?;
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.store.state().pending.get(path).cloned();
         let recorded = self.store.state().files.get(path).cloned();
@@ -213,7 +215,8 @@ impl<'a> Executor<'a> {
             return Err(Error::Md5Differs);
         };
         let unhashed = |f: &RemoteFile| f.unhashed() && f.size == size;
-        let Some(f) = self.look(remote_path, settle_limit(size), |f| f.is_none_or(|f| !unhashed(f)))? else {
+        let settled = |f: Option<&RemoteFile>| f.map_or(!landed, |f| !unhashed(f));
+        let Some(f) = self.look(remote_path, settle_limit(size), settled)? else {
             return Ok(()); // gone already, or the unconfirmed upload never landed
         };
         let by_record = recorded.is_some_and(|r| r.is(f.sha256, f.md5));
@@ -292,7 +295,8 @@ impl<'a> Executor<'a> {
     /// died unused, is not waited for, whatever its operation says (the Disk
     /// reports a link's operation `in-progress` from the moment it is issued).
     ///
-    /// `true` when the earlier upload's operation succeeded: the file is on
+    /// `true` when the earlier upload's operation succeeded and it went to
+    /// `path` itself (not a temporary name, removed here): the file is on
     /// the Disk, though it may not show it for a while yet.
     fn settle_pending(&mut self, path: &str) -> Result<bool, Error> {
         let Some(p) = self.store.state().pending.get(path).cloned() else { return Ok(false) };
@@ -325,7 +329,7 @@ impl<'a> Executor<'a> {
         }
         // Settled for this process: nothing to wait for or remove again.
         self.store.forget_attempt(path);
-        Ok(succeeded)
+        Ok(succeeded && p.temp.is_none())
     }
 
     /// Does the Disk hold exactly these bytes at `path`? A fresh upload may

@@ -1,6 +1,9 @@
 //! The move protocol: a server-side move is journalled (`Moving`) before
 //! its request, so that a crash mid-way is completed by the next cycle
 //! before it plans; its `after` changes are applied only once it is done.
+//! A move whose answer was lost (a reset, a timeout, a 5xx) may have
+//! happened: its intent stays, and it is finished before the next move, or
+//! by the next cycle, as after a crash. One move is in doubt at a time.
 
 use super::{Executor, settle_limit};
 use crate::remote::{self, Error, RemoteFile};
@@ -9,6 +12,12 @@ use crate::state::{Change, FileRec, Moving};
 
 impl Executor<'_> {
     pub(super) fn move_to(&mut self, m: Moving) -> Result<(), Error> {
+        if self.store.state().moving.as_ref().is_some_and(|was| *was != m) {
+            self.finish_move()?;
+            if self.store.state().moving.is_some() {
+                return Err(Error::Network("an earlier move's outcome is still unknown".into()));
+            }
+        }
         self.intent(Change::Moving(Some(m.clone())))?;
         let (src, dst) = (remote::join(&self.cfg.remote_dir, &m.from), remote::join(&self.cfg.remote_dir, &m.to));
         // Files: like an upload, replace what is there. Folders: never
@@ -32,10 +41,11 @@ impl Executor<'_> {
                 other => break other,
             }
         };
-        let mut settle = vec![Change::Moving(None)];
-        if result.is_ok() {
-            settle.splice(0..0, m.after);
-        }
+        let settle = match &result {
+            Ok(()) => m.after.into_iter().chain([Change::Moving(None)]).collect(),
+            Err(e) if e.may_have_been_done() => return result,
+            Err(_) => vec![Change::Moving(None)],
+        };
         let _ = self.store.commit(settle);
         result
     }

@@ -182,3 +182,65 @@ fn a_touched_file_is_recorded_and_a_copy_is_moved_not_sent() {
     assert_eq!(w.run(&a).unwrap(), Done::Moved);
     assert_eq!(w.disk.calls, ["move /r/gone.txt /r/copy.txt"]);
 }
+
+fn file_move(from: &str, to: &str, e: &Entry, bytes: &[u8]) -> Action {
+    let rec = FileRec::sent(e.stat, sha(bytes));
+    Action::Move {
+        from: from.into(),
+        to: to.into(),
+        kind: Kind::File,
+        after: vec![Change::Forget { path: from.into() }, Change::Put { path: to.into(), rec }],
+    }
+}
+
+#[test]
+fn a_move_whose_answer_was_lost_stays_in_doubt_until_finished() {
+    let mut w = World::new();
+    let e = w.file("b.txt", b"hello");
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.lose_move_answer = true;
+    assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
+    // The Disk did it; ysync cannot know. Forgetting the intent here would
+    // leave b.txt on the Disk unknown to the state if b.txt is deleted
+    // locally before the next try (it would only delete a.txt, gone).
+    assert!(w.store.state().moving.is_some(), "the move stays in doubt");
+    assert!(w.store.state().files.contains_key("a.txt"));
+    Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().unwrap();
+    let st = w.store.state();
+    assert!(st.moving.is_none() && st.files.contains_key("b.txt") && !st.files.contains_key("a.txt"), "{st:?}");
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/b.txt"]);
+}
+
+#[test]
+fn a_move_in_doubt_is_finished_before_the_next_move() {
+    let mut w = World::new();
+    let (b, d) = (w.file("b.txt", b"hello"), w.file("d.txt", b"other"));
+    w.put("a.txt", &b, b"hello");
+    w.put("c.txt", &d, b"other");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.files.insert("/r/c.txt".into(), b"other".to_vec());
+    w.disk.lose_move_answer = true;
+    assert!(w.run(&file_move("a.txt", "b.txt", &b, b"hello")).is_err());
+    assert_eq!(w.run(&file_move("c.txt", "d.txt", &d, b"other")).unwrap(), Done::Moved);
+    let st = w.store.state();
+    assert_eq!(st.files.keys().collect::<Vec<_>>(), ["b.txt", "d.txt"]);
+    assert!(st.moving.is_none());
+}
+
+#[test]
+fn an_upload_that_landed_but_is_not_shown_yet_is_deleted_when_its_file_is_gone_here() {
+    let mut w = World::new();
+    // A crash while ysync waited for the Disk to show a fresh upload (R1);
+    // the file was then deleted here. The Disk says the upload succeeded:
+    // a look that finds nothing is its lag, not the file gone.
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.hide("/r/a.txt", 2);
+    w.disk.ops.insert("op0".into(), OpStatus::Success);
+    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    crate::retry::clock::warp();
+    w.run(&Action::Delete { path: "a.txt".into(), kind: Kind::File, files: 1 }).unwrap();
+    assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
+    assert!(w.store.state().pending.is_empty());
+}
