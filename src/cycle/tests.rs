@@ -286,7 +286,9 @@ fn one_seed(seed: u64, while_down: bool) -> Result<Vec<String>, String> {
 /// was lost, forgotten, and its destination deleted here while ysync was
 /// down (ysync's copy stayed on the Disk, unknown to the state); an upload
 /// that landed but was not shown yet when ysync died, its file renamed
-/// here meanwhile (the deletion's look found nothing and took it as gone).
+/// here meanwhile (the deletion's look found nothing and took it as gone);
+/// the same with a changed file sent over its synced copy (the look waited
+/// only for a file of the old size, and left the new one as someone else's).
 /// (Each with the folder left alone, or changed, while ysync is down, as
 /// when found.)
 const REGRESSIONS: &[(u64, bool)] = &[
@@ -297,6 +299,7 @@ const REGRESSIONS: &[(u64, bool)] = &[
     (1_796_196_973_660_202_374, false),
     (1_796_215_280_087_090_866, true),
     (1_796_215_475_753_227_189, true),
+    (1_796_215_629_371_075_326, true),
 ];
 
 #[test]

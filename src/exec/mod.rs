@@ -211,10 +211,11 @@ impl<'a> Executor<'a> {
         let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.store.state().pending.get(path).cloned();
         let recorded = self.store.state().files.get(path).cloned();
-        let Some(size) = recorded.as_ref().map(|r| r.stat.size).or(pending.as_ref().map(|p| p.size)) else {
-            return Err(Error::Md5Differs);
-        };
-        let unhashed = |f: &RemoteFile| f.unhashed() && f.size == size;
+        let sizes = [recorded.as_ref().map(|r| r.stat.size), pending.as_ref().map(|p| p.size)];
+        let Some(size) = sizes.iter().flatten().max().copied() else { return Err(Error::Md5Differs) };
+        // Not hashed yet, and as large as what ysync sent (either time): a
+        // fresh upload the Disk is still finalising, worth waiting for.
+        let unhashed = |f: &RemoteFile| f.unhashed() && sizes.contains(&Some(f.size));
         let settled = |f: Option<&RemoteFile>| f.map_or(!landed, |f| !unhashed(f));
         let Some(f) = self.look(remote_path, settle_limit(size), settled)? else {
             return Ok(()); // gone already, or the unconfirmed upload never landed

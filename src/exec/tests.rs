@@ -244,3 +244,21 @@ fn an_upload_that_landed_but_is_not_shown_yet_is_deleted_when_its_file_is_gone_h
     assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
     assert!(w.store.state().pending.is_empty());
 }
+
+#[test]
+fn a_changed_file_sent_again_and_not_hashed_yet_is_deleted_when_gone_here() {
+    let mut w = World::new();
+    // Synced as "hi"; "hello" was sent over it and ysync died before the
+    // Disk showed its hash; then the file was deleted here. Unhashed and as
+    // large as the new upload: still finalising, not someone else's file.
+    let e = w.file("a.txt", b"hi");
+    w.put("a.txt", &e, b"hi");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.hide("/r/a.txt", 0);
+    w.disk.ops.insert("op0".into(), OpStatus::Success);
+    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    crate::retry::clock::warp();
+    w.run(&Action::Delete { path: "a.txt".into(), kind: Kind::File, files: 1 }).unwrap();
+    assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
+}
