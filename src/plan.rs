@@ -279,7 +279,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     }
     // Folders of unknown fate, asked for but never confirmed: gone locally
     // means they go on the Disk too (a 404 is fine).
-    for d in state.mkdirs.iter().filter(|d| !exists_as(d, Kind::Dir) && !kept(d) && !under_gone_dir(d)) {
+    for d in state.mkdirs.iter().filter(|d| !exists_as(d, Kind::Dir) && !kept(d) && !is_gone_dir(d) && !under_gone_dir(d)) {
         deletes.push((d.clone(), Kind::Dir, 0));
     }
     // Uploads of unknown fate (pending) are deleted too if the file is gone.
@@ -326,7 +326,10 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     let mut creates: Vec<Action> = scan
         .entries
         .iter()
-        .filter(|e| e.kind == Kind::Dir && !state.dirs.contains(&e.path) && !kept(&e.path))
+        // A synced folder whose deletion was interrupted is of unknown fate
+        // too: here again, it is made again (a mkdir of a folder that is
+        // there costs one request and changes nothing).
+        .filter(|e| e.kind == Kind::Dir && (!state.dirs.contains(&e.path) || state.mkdirs.contains(&e.path)) && !kept(&e.path))
         .map(|e| if remote_dir(&e.path) { Action::AdoptDir(e.path.clone()) } else { Action::Mkdir(e.path.clone()) })
         .collect();
     creates.extend(dir_moves);

@@ -27,8 +27,9 @@ pub struct MemDisk {
     pub calls: Vec<String>,
     /// The next upload lands whole, but its answer is lost (a timeout).
     pub lose_answer: bool,
-    /// The next move is done, but its answer is lost (a reset).
-    pub lose_move_answer: bool,
+    /// The next call of this kind (`"move"`, `"delete"`…) does its work,
+    /// but its answer is lost (a reset).
+    pub lose_answer_to: Option<&'static str>,
     links: u32,
     /// Bytes received by uploads, whole or not.
     pub received: u64,
@@ -88,6 +89,12 @@ impl MemDisk {
     /// the answer although the work was done.
     fn after<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
         let v = r?;
+        if let Some(kind) = self.lose_answer_to
+            && self.calls.last().is_some_and(|c| c.starts_with(kind))
+        {
+            self.lose_answer_to = None;
+            return Err(Error::Network(format!("connection reset after the {kind}")));
+        }
         self.step("after")?;
         Ok(v)
     }
@@ -221,9 +228,6 @@ impl Remote for MemDisk {
         if let Some(b) = self.files.remove(from) {
             self.finalising.remove(from);
             self.files.insert(to.into(), b);
-            if std::mem::take(&mut self.lose_move_answer) {
-                return Err(Error::Network("connection reset after the move".into()));
-            }
             return self.after(Ok(()));
         }
         if !self.dirs.remove(from) {

@@ -114,7 +114,7 @@ impl<'a> Executor<'a> {
             Action::Delete { path, kind, files } => {
                 let to = if self.cfg.delete == DeleteMode::Permanent { "permanently" } else { "to the trash" };
                 let result = match kind {
-                    Kind::Dir => self.delete_folder(path, &remote_path),
+                    Kind::Dir => self.delete_folder_noted(path, &remote_path),
                     Kind::File => self.delete_file(path, &remote_path),
                 };
                 let done = match result {
@@ -228,6 +228,25 @@ impl<'a> Executor<'a> {
             return Err(Error::Md5Differs);
         }
         self.remote.delete(remote_path, permanently, f.md5)
+    }
+
+    /// A folder's deletion makes its fate unknown until it is answered (a
+    /// crash or a lost answer may have deleted it): noted first as a folder
+    /// asked for (`Change::Mkdir`), it is made again if it is here again,
+    /// deleted again if not. Its records stay until the deletion is known.
+    fn delete_folder_noted(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
+        let noted = !self.store.state().mkdirs.contains(path);
+        if noted {
+            self.intent(Change::Mkdir { path: path.into() })?;
+        }
+        let result = self.delete_folder(path, remote_path);
+        if let Err(e) = &result
+            && noted
+            && !e.may_have_been_done()
+        {
+            self.commit(Change::Dir { path: path.into() });
+        }
+        result
     }
 
     /// Deletes a folder that is gone locally. With one request only when its

@@ -199,7 +199,7 @@ fn a_move_whose_answer_was_lost_stays_in_doubt_until_finished() {
     let e = w.file("b.txt", b"hello");
     w.put("a.txt", &e, b"hello");
     w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
-    w.disk.lose_move_answer = true;
+    w.disk.lose_answer_to = Some("move");
     assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
     // The Disk did it; ysync cannot know. Forgetting the intent here would
     // leave b.txt on the Disk unknown to the state if b.txt is deleted
@@ -220,7 +220,7 @@ fn a_move_in_doubt_is_finished_before_the_next_move() {
     w.put("c.txt", &d, b"other");
     w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
     w.disk.files.insert("/r/c.txt".into(), b"other".to_vec());
-    w.disk.lose_move_answer = true;
+    w.disk.lose_answer_to = Some("move");
     assert!(w.run(&file_move("a.txt", "b.txt", &b, b"hello")).is_err());
     assert_eq!(w.run(&file_move("c.txt", "d.txt", &d, b"other")).unwrap(), Done::Moved);
     let st = w.store.state();
@@ -261,4 +261,22 @@ fn a_changed_file_sent_again_and_not_hashed_yet_is_deleted_when_gone_here() {
     crate::retry::clock::warp();
     w.run(&Action::Delete { path: "a.txt".into(), kind: Kind::File, files: 1 }).unwrap();
     assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
+}
+
+#[test]
+fn a_folder_deletion_whose_answer_was_lost_leaves_the_folder_of_unknown_fate() {
+    let mut w = World::new();
+    w.store.commit(vec![Change::Dir { path: "a".into() }]).unwrap();
+    w.disk.dirs.insert("/r/a".into());
+    w.disk.lose_answer_to = Some("delete");
+    assert!(w.run(&Action::Delete { path: "a".into(), kind: Kind::Dir, files: 0 }).is_err());
+    // Gone on the Disk, still recorded: if `a` is made here again before
+    // the next cycle, the plan must make it there too, not take it as synced.
+    assert!(!w.disk.dirs.contains("/r/a"));
+    assert!(w.store.state().dirs.contains("a") && w.store.state().mkdirs.contains("a"));
+    // Answered, it is forgotten, the note with it.
+    w.disk.dirs.insert("/r/b".into());
+    w.store.commit(vec![Change::Dir { path: "b".into() }]).unwrap();
+    assert_eq!(w.run(&Action::Delete { path: "b".into(), kind: Kind::Dir, files: 0 }).unwrap(), Done::Deleted);
+    assert!(!w.store.state().mkdirs.contains("b") && !w.store.state().dirs.contains("b"));
 }

@@ -790,3 +790,14 @@ fn a_folder_moved_into_a_folder_another_move_makes_is_file_moves() {
     let shown: Vec<String> = plan(&scan_of(now), &synced(&old), None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
     assert_eq!(shown, ["move folder a -> x (2 files)", "mkdir x/y", "move b/3 -> x/y/3", "move b/4 -> x/y/4", "delete folder b (0 files)"]);
 }
+
+#[test]
+fn a_synced_folder_whose_deletion_was_interrupted_is_made_again_if_here_again() {
+    let mut st = synced(&[Entry::dir("a"), Entry::dir("b"), file("b/x", 1, 1, 1, 1)]);
+    st.apply(&Change::Mkdir { path: "a".into() });
+    st.apply(&Change::Mkdir { path: "b".into() });
+    let mut o = opts();
+    o.max_delete = MaxDelete::Percent(100);
+    let shown: Vec<String> = plan(&scan_of(vec![Entry::dir("a")]), &st, None, &o).unwrap().actions.iter().map(|a| a.to_string()).collect();
+    assert_eq!(shown, ["mkdir a", "delete folder b (1 files)"], "made again, deleted once");
+}
