@@ -45,6 +45,15 @@ pub struct MemDisk {
     pub lag: Option<Rng>,
     /// Fresh uploads still finalising: path → looks left.
     finalising: BTreeMap<String, u64>,
+    /// What `disk_info` says (default: a terabyte free, no per-file limit).
+    pub info: Option<DiskInfo>,
+    /// Scripted faults: the next call of each kind (`"stat"`, `"put"`…)
+    /// fails with this error before its work, in order.
+    pub fail_next: Vec<(&'static str, Error)>,
+    /// Paths deleted to the trash (not permanently).
+    pub trashed: Vec<String>,
+    /// Looks at an operation that still answer `in-progress`.
+    pub in_progress: u64,
 }
 
 pub fn sha(b: &[u8]) -> Hex<32> {
@@ -58,7 +67,7 @@ pub fn md5_of(b: &[u8]) -> Hex<16> {
     Hex(out)
 }
 
-fn file_of(b: &[u8]) -> RemoteFile {
+pub fn file_of(b: &[u8]) -> RemoteFile {
     RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) }
 }
 
@@ -80,6 +89,10 @@ impl MemDisk {
 
     /// A step of a call: maybe the crash, maybe a fault instead of the work.
     fn before(&mut self, call: String) -> Result<(), Error> {
+        if let Some(i) = self.fail_next.iter().position(|(kind, _)| call.starts_with(kind)) {
+            self.calls.push(call);
+            return Err(self.fail_next.remove(i).1);
+        }
         self.calls.push(call);
         self.step("before")?;
         Ok(())
@@ -195,15 +208,24 @@ impl Remote for MemDisk {
     }
     fn operation(&mut self, id: &str) -> Result<OpStatus, Error> {
         self.before(format!("operation {id}"))?;
-        let s = self.ops.get(id).copied().unwrap_or(OpStatus::Failed);
+        let s = match self.in_progress.checked_sub(1) {
+            Some(left) => {
+                self.in_progress = left;
+                OpStatus::InProgress
+            }
+            None => self.ops.get(id).copied().unwrap_or(OpStatus::Failed),
+        };
         self.after(Ok(s))
     }
-    fn delete(&mut self, path: &str, _permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error> {
+    fn delete(&mut self, path: &str, permanently: bool, md5: Option<Hex<16>>) -> Result<(), Error> {
         self.before(format!("delete {path}"))?;
         if let (Some(m), Some(b)) = (md5, self.files.get(path))
             && md5_of(b) != m
         {
             return Err(Error::Md5Differs);
+        }
+        if !permanently && (self.files.contains_key(path) || self.dirs.contains(path)) {
+            self.trashed.push(path.into());
         }
         let inside = |p: &String| p == path || p.starts_with(&format!("{path}/"));
         self.files.retain(|p, _| !inside(p));
@@ -283,6 +305,7 @@ impl Remote for MemDisk {
     }
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {
         self.before("disk".into())?;
-        self.after(Ok(DiskInfo { login: String::new(), total: 1 << 40, used: 0, free: 1 << 40, max_file_size: 0 }))
+        let info = self.info.clone().unwrap_or(DiskInfo { login: String::new(), total: 1 << 40, used: 0, free: 1 << 40, max_file_size: 0 });
+        self.after(Ok(info))
     }
 }

@@ -19,15 +19,29 @@ struct World {
 
 impl World {
     fn new() -> World {
+        World::with("/r", "")
+    }
+
+    /// With another `remote_dir`, and more config lines.
+    fn with(remote_dir: &str, more: &str) -> World {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("local")).unwrap();
-        let text = format!("token = t\nlocal_dir = {0}/local\nremote_dir = /r\nstate_file = {0}/state.json\n", dir.path().display());
+        let text = format!(
+            "token = t\nlocal_dir = {0}/local\nremote_dir = {remote_dir}\nstate_file = {0}/state.json\n{more}",
+            dir.path().display()
+        );
         let cfg = crate::config::parse(Path::new("/etc/y.conf"), &text, &|_| None).unwrap();
         let mut store = Store::open(&cfg.state_file).unwrap();
-        store.load("/r").unwrap();
+        store.load(remote_dir).unwrap();
         store.commit(vec![Change::Dir { path: String::new() }]).unwrap();
-        let disk = MemDisk::with_folder("/r");
+        let disk = MemDisk::with_folder(remote_dir);
+        // Waits take no time; what they ask is still counted.
+        crate::retry::clock::warp();
         World { dir, cfg, store, disk }
+    }
+
+    fn delete(&mut self, path: &str, kind: Kind) -> Result<Done, Error> {
+        self.run(&Action::Delete { path: path.into(), kind, files: 1 })
     }
 
     /// Writes a local file; its entry as the scan would see it.
@@ -279,4 +293,232 @@ fn a_folder_deletion_whose_answer_was_lost_leaves_the_folder_of_unknown_fate() {
     w.store.commit(vec![Change::Dir { path: "b".into() }]).unwrap();
     assert_eq!(w.run(&Action::Delete { path: "b".into(), kind: Kind::Dir, files: 0 }).unwrap(), Done::Deleted);
     assert!(!w.store.state().mkdirs.contains("b") && !w.store.state().dirs.contains("b"));
+}
+
+#[test]
+fn settle_limit_is_five_seconds_and_two_minutes_per_gib() {
+    assert_eq!(settle_limit(0), Duration::from_secs(5));
+    assert_eq!(settle_limit(1 << 29), Duration::from_secs(65));
+    assert_eq!(settle_limit(1 << 30), Duration::from_secs(125));
+}
+
+fn info(free: u64, max_file_size: u64) -> Option<crate::remote::DiskInfo> {
+    Some(crate::remote::DiskInfo { login: String::new(), total: 1 << 40, used: 0, free, max_file_size })
+}
+
+#[test]
+fn a_large_file_over_the_free_space_or_the_file_limit_is_not_sent() {
+    const MIN: u64 = 4 << 20; // upload::ROOM_CHECK_MIN
+    let mut w = World::new();
+    let small = w.file("small.bin", &[1; 1000]);
+    w.disk.info = info(0, 1);
+    assert!(w.run(&Action::Upload(small)).is_ok(), "small files are sent without asking");
+    assert_eq!(w.disk.called("disk"), 0);
+    let e = w.file("big.bin", &vec![1; MIN as usize]);
+    let cases = [(MIN - 1, 0, "no room"), (MIN, 0, "sent"), (1 << 40, MIN - 1, "too large"), (1 << 40, MIN, "sent")];
+    for (free, max, expected) in cases {
+        (w.disk.info, w.disk.calls) = (info(free, max), Vec::new());
+        let got = match w.run(&Action::Upload(e.clone())) {
+            Ok(_) => "sent",
+            Err(Error::NoRoom(_)) => "no room",
+            Err(Error::TooLarge) => "too large",
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(got, expected, "free {free}, limit {max}: {:?}", w.disk.calls);
+        assert_eq!(w.disk.called("disk"), 1);
+        assert_eq!(w.disk.called("link"), usize::from(got == "sent"), "nothing sent that cannot fit");
+    }
+}
+
+#[test]
+fn the_free_space_is_asked_once_a_cycle_and_what_was_sent_is_counted() {
+    const MIN: usize = 4 << 20;
+    let mut w = World::new();
+    let (a, b) = (w.file("a.bin", &vec![1; MIN]), w.file("b.bin", &vec![2; MIN]));
+    w.disk.info = info(MIN as u64 * 3 / 2, 0);
+    let mut x = Executor::new(&w.cfg, &mut w.disk, &mut w.store);
+    assert!(x.run(&Action::Upload(a)).is_ok());
+    assert!(matches!(x.run(&Action::Upload(b.clone())), Err(Error::NoRoom(_))), "the first took the room");
+    x.new_cycle();
+    assert!(x.run(&Action::Upload(b)).is_ok(), "a new cycle asks again");
+    assert_eq!(w.disk.called("disk"), 2);
+}
+
+#[test]
+fn a_file_gone_since_the_scan_is_vanished_and_one_that_cannot_be_opened_is_an_error() {
+    let mut w = World::new();
+    let e = w.file("gone.txt", b"x");
+    std::fs::remove_file(w.dir.path().join("local/gone.txt")).unwrap();
+    assert_eq!(w.run(&Action::Upload(e.clone())).unwrap(), Done::Vanished);
+    // Its folder is a file now: not "vanished", an error of this file.
+    w.file("gone.txt", b"x");
+    let under = Entry { path: "gone.txt/b".into(), ..e };
+    assert!(matches!(w.run(&Action::Upload(under)), Err(Error::Local(_))));
+    assert!(w.disk.calls.is_empty(), "{:?}", w.disk.calls);
+}
+
+#[test]
+fn deletions_go_to_the_trash_unless_told_permanently() {
+    for (more, trashed) in [("", true), ("delete = permanent\n", false)] {
+        let mut w = World::with("/r", more);
+        let e = w.file("a.txt", b"hello");
+        w.put("a.txt", &e, b"hello");
+        w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+        w.store.commit(vec![Change::Dir { path: "d".into() }]).unwrap();
+        w.disk.dirs.insert("/r/d".into());
+        assert_eq!(w.delete("a.txt", Kind::File).unwrap(), Done::Deleted);
+        assert_eq!(w.delete("d", Kind::Dir).unwrap(), Done::Deleted);
+        assert!(w.disk.files.is_empty() && !w.disk.dirs.contains("/r/d"));
+        assert_eq!(w.disk.trashed.len(), if trashed { 2 } else { 0 }, "{more}");
+    }
+}
+
+#[test]
+fn remote_dir_slash_is_never_created() {
+    let mut w = World::with("/", "");
+    assert_eq!(w.run(&Action::MkdirRoot).unwrap(), Done::Tracked);
+    assert!(w.disk.calls.is_empty(), "{:?}", w.disk.calls);
+}
+
+#[test]
+fn an_upload_of_an_older_version_without_a_mark_is_deleted_by_its_size_only() {
+    // States written before ysync noted marks and link times (`at == 0`).
+    for (on_disk, at, deleted) in [(&b"hello"[..], 0, true), (&b"hello!"[..], 0, false), (&b"hello"[..], now_secs(), false)] {
+        let mut w = World::new();
+        w.disk.files.insert("/r/a.txt".into(), on_disk.to_vec());
+        let p = Pending { at, ..Pending::new(5, None, None, 0) };
+        w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+        let done = w.delete("a.txt", Kind::File).unwrap();
+        assert_eq!(done == Done::Deleted, deleted, "{on_disk:?} at {at}: {done:?}");
+        assert_eq!(w.disk.files.is_empty(), deleted);
+    }
+}
+
+#[test]
+fn an_earlier_upload_that_failed_is_not_waited_for() {
+    let mut w = World::new();
+    w.disk.ops.insert("op0".into(), OpStatus::Failed);
+    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.delete("a.txt", Kind::File).unwrap();
+    assert_eq!(w.disk.calls, ["operation op0", "stat /r/a.txt"], "one look: nothing landed");
+}
+
+#[test]
+fn an_earlier_upload_still_in_progress_is_waited_for() {
+    let mut w = World::new();
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.ops.insert("op0".into(), OpStatus::Success);
+    w.disk.in_progress = 2;
+    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    assert_eq!(w.delete("a.txt", Kind::File).unwrap(), Done::Deleted);
+    assert_eq!(w.disk.called("operation op0"), 3, "{:?}", w.disk.calls);
+    assert!(w.disk.files.is_empty());
+}
+
+#[test]
+fn a_look_asks_again_after_a_transient_error_and_not_after_others() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"hello");
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.fail_next = vec![("stat", Error::Server(503))];
+    assert_eq!(w.delete("a.txt", Kind::File).unwrap(), Done::Deleted);
+    assert_eq!(w.disk.calls, ["stat /r/a.txt", "stat /r/a.txt", "delete /r/a.txt"]);
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.calls.clear();
+    w.disk.fail_next = vec![("stat", Error::Unauthorized)];
+    assert!(matches!(w.delete("a.txt", Kind::File), Err(Error::Unauthorized)));
+    assert_eq!(w.disk.calls, ["stat /r/a.txt"]);
+}
+
+#[test]
+fn a_fresh_upload_not_shown_yet_is_moved_once_the_disk_shows_it() {
+    let mut w = World::new();
+    let e = w.file("b.txt", b"hello");
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.hide("/r/a.txt", 2);
+    assert_eq!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).unwrap(), Done::Moved);
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/b.txt"]);
+    // A source that is not there at all: given up within the bound.
+    let mut w = World::new();
+    let e = w.file("d.txt", b"x");
+    w.put("c.txt", &e, b"x");
+    assert!(matches!(w.run(&file_move("c.txt", "d.txt", &e, b"x")), Err(Error::NotFound)));
+    assert!(w.store.state().files.contains_key("c.txt"));
+}
+
+#[test]
+fn a_move_is_not_taken_for_done_by_a_destination_of_the_same_size_and_other_content() {
+    let mut w = World::new();
+    let e = w.file("b.txt", b"hello");
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/b.txt".into(), b"HELLO".to_vec()); // someone's, same size
+    assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
+    assert!(w.store.state().files.contains_key("a.txt") && !w.store.state().files.contains_key("b.txt"));
+}
+
+#[test]
+fn a_folder_moved_onto_a_foreign_one_is_merged_into_it_and_its_files_replace_theirs() {
+    let mut w = World::new();
+    for d in ["/r/a", "/r/a/s", "/r/b", "/r/b/s"] {
+        w.disk.dirs.insert(d.into());
+    }
+    for (p, b) in [("/r/a/f", "ours"), ("/r/a/s/x", "x"), ("/r/b/f", "theirs"), ("/r/b/s/y", "y")] {
+        w.disk.files.insert(p.into(), b.as_bytes().to_vec());
+    }
+    w.store.commit(vec![Change::Dir { path: "a".into() }, Change::Dir { path: "a/s".into() }]).unwrap();
+    let m = Action::Move { from: "a".into(), to: "b".into(), kind: Kind::Dir, after: vec![Change::Forget { path: "a".into() }] };
+    assert_eq!(w.run(&m).unwrap(), Done::Moved);
+    let files: Vec<(&str, &[u8])> = w.disk.files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    assert_eq!(files, [("/r/b/f", &b"ours"[..]), ("/r/b/s/x", b"x"), ("/r/b/s/y", b"y")]);
+    assert!(!w.disk.dirs.contains("/r/a"));
+}
+
+#[test]
+fn each_upload_asks_what_it_needs_and_no_more() {
+    let mut w = World::new();
+    // A changed file: sent over its copy at once.
+    let e = w.file("a.txt", b"new!");
+    w.put("a.txt", &e, b"old");
+    w.disk.files.insert("/r/a.txt".into(), b"old".to_vec());
+    w.run(&Action::Upload(e)).unwrap();
+    assert_eq!(w.disk.calls, ["link /r/a.txt", "put /r/a.txt"]);
+    // A new file where the Disk holds other content (an older state): the
+    // refusal, a look, then sent over it.
+    w.disk.calls.clear();
+    let e = w.file("b.txt", b"mine");
+    w.disk.files.insert("/r/b.txt".into(), b"other".to_vec());
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 4 });
+    assert_eq!(w.disk.calls, ["link /r/b.txt", "stat /r/b.txt", "link /r/b.txt", "put /r/b.txt"]);
+    assert_eq!(w.disk.files["/r/b.txt"], b"mine");
+    // Adoption that finds other content: sent over it at once.
+    w.disk.calls.clear();
+    let e = w.file("c.txt", b"mine");
+    w.disk.files.insert("/r/c.txt".into(), b"othr".to_vec());
+    let remote = crate::remote::Item { name: "c.txt".into(), dir: false, file: crate::testkit::file_of(b"othr") };
+    let adopt = Action::Adopt { entry: e, remote };
+    assert_eq!(w.run(&adopt).unwrap(), Done::Uploaded { bytes: 4 });
+    assert_eq!(w.disk.calls, ["link /r/c.txt", "put /r/c.txt"]);
+    // A 503 on the body: sent again with a new link.
+    w.disk.calls.clear();
+    let e = w.file("d.txt", b"data");
+    w.disk.fail_next = vec![("put", Error::Server(503))];
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 4 });
+    assert_eq!(w.disk.calls, ["link /r/d.txt", "put /r/d.txt", "link /r/d.txt", "put /r/d.txt"]);
+}
+
+#[test]
+fn bwlimit_holds_the_upload_to_its_rate() {
+    // 32 KiB at 64 KiB/s: half a second at least (a slow machine only
+    // makes it longer). Real time: the pacing sleeps in the thread.
+    let body: &[u8] = &[0; 32 << 10];
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    std::io::copy(&mut super::upload::Meter::new(body, "a", 32 << 10, 64 << 10), &mut out).unwrap();
+    assert_eq!(out.len(), 32 << 10);
+    assert!(started.elapsed() >= Duration::from_millis(490), "{:?}", started.elapsed());
 }

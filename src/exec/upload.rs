@@ -300,7 +300,7 @@ impl<R: Read> Read for Body<'_, R> {
 }
 
 /// Caps the upload rate (`bwlimit`) and logs progress of long uploads.
-struct Meter<R> {
+pub(super) struct Meter<R> {
     inner: R,
     path: String,
     size: u64,
@@ -311,7 +311,7 @@ struct Meter<R> {
 }
 
 impl<R: Read> Meter<R> {
-    fn new(inner: R, path: &str, size: u64, limit: u64) -> Meter<R> {
+    pub(super) fn new(inner: R, path: &str, size: u64, limit: u64) -> Meter<R> {
         let start = Instant::now();
         Meter { inner, path: path.to_string(), size, done: 0, limit, start, next_report: start + PROGRESS_EVERY }
     }
