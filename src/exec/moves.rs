@@ -12,10 +12,10 @@ use crate::state::{Change, FileRec, Moving};
 
 impl Executor<'_> {
     pub(super) fn move_to(&mut self, m: Moving) -> Result<(), Error> {
-        if self.store.state().moving.as_ref().is_some_and(|was| *was != m) {
+        if let Some(was) = self.store.state().moving.clone().filter(|was| *was != m) {
             self.finish_move()?;
             if self.store.state().moving.is_some() {
-                return Err(Error::Network("an earlier move's outcome is still unknown".into()));
+                return Err(Error::Network(format!("the earlier move {} -> {} is still unanswered", was.from, was.to)));
             }
         }
         self.intent(Change::Moving(Some(m.clone())))?;
