@@ -54,6 +54,8 @@ pub struct MemDisk {
     pub trashed: Vec<String>,
     /// Looks at an operation that still answer `in-progress`.
     pub in_progress: u64,
+    /// The next upload answers 202 and stays hidden for this many looks.
+    pub lag_next: Option<u64>,
 }
 
 pub fn sha(b: &[u8]) -> Hex<32> {
@@ -193,7 +195,7 @@ impl Remote for MemDisk {
         if std::mem::take(&mut self.lose_answer) {
             return Err(Error::Timeout("the answer was lost".into()));
         }
-        let looks = self.lag.as_mut().and_then(|rng| rng.chance(50).then(|| 1 + rng.below(3)));
+        let looks = self.lag_next.take().or_else(|| self.lag.as_mut().and_then(|rng| rng.chance(50).then(|| 1 + rng.below(3))));
         let placed = match looks {
             Some(looks) => {
                 self.finalising.insert(link.href.clone(), looks);

@@ -491,7 +491,7 @@ fn each_upload_asks_what_it_needs_and_no_more() {
     // refusal, a look, then sent over it.
     w.disk.calls.clear();
     let e = w.file("b.txt", b"mine");
-    w.disk.files.insert("/r/b.txt".into(), b"other".to_vec());
+    w.disk.files.insert("/r/b.txt".into(), b"MINE".to_vec()); // same size
     assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 4 });
     assert_eq!(w.disk.calls, ["link /r/b.txt", "stat /r/b.txt", "link /r/b.txt", "put /r/b.txt"]);
     assert_eq!(w.disk.files["/r/b.txt"], b"mine");
@@ -521,4 +521,130 @@ fn bwlimit_holds_the_upload_to_its_rate() {
     std::io::copy(&mut super::upload::Meter::new(body, "a", 32 << 10, 64 << 10), &mut out).unwrap();
     assert_eq!(out.len(), 32 << 10);
     assert!(started.elapsed() >= Duration::from_millis(490), "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_look_that_fails_for_now_is_no_reason_to_stop_an_upload_but_a_final_error_is() {
+    let mut w = World::new();
+    let e = w.file("b.txt", b"mine");
+    w.disk.files.insert("/r/b.txt".into(), b"MINE".to_vec());
+    w.disk.fail_next = vec![("stat", Error::Server(503))];
+    assert_eq!(w.run(&Action::Upload(e.clone())).unwrap(), Done::Uploaded { bytes: 4 });
+    w.store.commit(vec![Change::Forget { path: "b.txt".into() }]).unwrap();
+    w.disk.files.insert("/r/b.txt".into(), b"MINE".to_vec());
+    w.disk.fail_next = vec![("stat", Error::Unauthorized)];
+    assert!(matches!(w.run(&Action::Upload(e)), Err(Error::Unauthorized)));
+}
+
+#[test]
+fn a_folder_deleted_here_keeps_on_the_disk_what_someone_else_changed_or_put_there() {
+    let mut w = World::new();
+    for d in ["/r/d", "/r/d/s"] {
+        w.disk.dirs.insert(d.into());
+    }
+    let (x, y) = (w.file("x", b"hello"), w.file("y", b"hello"));
+    w.store.commit(vec![Change::Dir { path: "d".into() }, Change::Dir { path: "d/s".into() }]).unwrap();
+    w.put("d/x", &x, b"hello");
+    w.put("d/s/y", &y, b"hello");
+    w.disk.files.insert("/r/d/x".into(), b"HELLO".to_vec()); // edited on the web, same size
+    w.disk.files.insert("/r/d/s/y".into(), b"hello".to_vec());
+    w.disk.files.insert("/r/d/theirs".into(), b"theirs".to_vec());
+    assert_eq!(w.delete("d", Kind::Dir).unwrap(), Done::Deleted);
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/d/theirs", "/r/d/x"]);
+    assert!(!w.disk.dirs.contains("/r/d/s"), "ysync's own sub-folder goes whole");
+    assert_eq!(w.disk.called("delete"), 1, "{:?}", w.disk.calls);
+}
+
+#[test]
+fn an_earlier_upload_whose_operation_never_ends_is_waited_for_a_bounded_time() {
+    let mut w = World::new();
+    w.disk.ops.insert("op0".into(), OpStatus::InProgress);
+    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.delete("a.txt", Kind::File).unwrap();
+    assert!(w.disk.called("operation op0") > 1, "{:?}", w.disk.calls);
+}
+
+#[test]
+fn a_throttled_type_goes_up_under_a_temporary_name_and_is_moved_into_place() {
+    let mut w = World::new();
+    let e = w.file("v.mp4", b"video");
+    w.run(&Action::Upload(e)).unwrap();
+    let temp = format!("/r/{}", crate::media::temp_name("v.mp4"));
+    assert_eq!(w.disk.calls, [format!("link {temp}"), format!("put {temp}"), format!("move {temp} /r/v.mp4")]);
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4"]);
+    // Not shown yet right after its upload (R1): moved once it is.
+    let e = w.file("w.mp4", b"video2");
+    w.disk.lag_next = Some(2);
+    w.run(&Action::Upload(e)).unwrap();
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4", "/r/w.mp4"]);
+}
+
+#[test]
+fn a_temporary_upload_meets_what_is_at_its_real_name() {
+    // A new file (the state says) where the Disk holds the same bytes: the
+    // temporary copy goes, the file is there. Other bytes: replaced.
+    for (there, calls) in [(&b"video"[..], 5), (&b"VIDEO"[..], 5)] {
+        let mut w = World::new();
+        let e = w.file("v.mp4", b"video");
+        w.disk.files.insert("/r/v.mp4".into(), there.to_vec());
+        // Refused without overwrite first (the state is older than the Disk).
+        w.disk.fail_next = vec![("move", Error::AlreadyExists)];
+        w.run(&Action::Upload(e)).unwrap();
+        assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4"], "{:?}", w.disk.calls);
+        assert_eq!(w.disk.files["/r/v.mp4"], b"video");
+        assert_eq!(w.disk.calls.len(), calls, "{:?}", w.disk.calls);
+    }
+}
+
+#[test]
+fn a_temporary_upload_that_fails_for_good_is_removed() {
+    let mut w = World::new();
+    let e = w.file("v.mp4", b"video");
+    w.disk.fail_next = vec![("move", Error::Forbidden("DiskForbidden".into()))];
+    assert!(w.run(&Action::Upload(e.clone())).is_err());
+    assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
+    // And the body's own failure.
+    w.disk.fail_next = vec![("put", Error::Forbidden("DiskForbidden".into()))];
+    assert!(w.run(&Action::Upload(e)).is_err());
+    assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
+}
+
+#[test]
+fn an_upload_whose_answer_was_lost_waits_for_its_operation_then_for_the_disk_to_show_it() {
+    let mut w = World::new();
+    let e = w.file("a.bin", &[7; 100]);
+    (w.disk.lose_answer, w.disk.in_progress, w.disk.lag_next) = (true, 2, Some(2));
+    assert_eq!(w.run(&Action::Upload(e.clone())).unwrap(), Done::Uploaded { bytes: 100 });
+    assert_eq!(w.disk.called("put"), 1, "landed: not sent again: {:?}", w.disk.calls);
+    // An operation that never ends, and nothing shown: sent again, in time.
+    let mut w = World::new();
+    let e = w.file("a.bin", &[7; 100]);
+    w.disk.lose_answer = true;
+    w.disk.in_progress = u64::MAX;
+    w.disk.hide("/r/a.bin", 1000);
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 100 });
+    assert!(w.disk.called("operation") > 1, "{:?}", w.disk.calls);
+    assert_eq!(w.disk.called("put"), 2);
+}
+
+#[test]
+fn an_upload_answered_202_is_confirmed_by_looks_alone() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"hello");
+    w.disk.lag_next = Some(2);
+    w.run(&Action::Upload(e)).unwrap();
+    assert_eq!(w.disk.called("operation"), 0, "{:?}", w.disk.calls);
+    assert_eq!(w.disk.called("put"), 1);
+}
+
+#[test]
+fn a_new_attempt_notes_the_size_it_sends() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"longer now");
+    let p = Pending::new(5, Some("op0".into()), None, now_secs());
+    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.disk.fail_next = vec![("put", Error::Forbidden("DiskForbidden".into()))];
+    assert!(w.run(&Action::Upload(e)).is_err());
+    assert_eq!(w.store.state().pending["a.txt"].size, 10);
 }
