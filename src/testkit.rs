@@ -193,6 +193,10 @@ impl Remote for MemDisk {
         self.files.insert(link.href.clone(), bytes);
         self.ops.insert(link.operation.clone().expect("MemDisk gives every link an operation"), OpStatus::Success);
         if std::mem::take(&mut self.lose_answer) {
+            // Lost while the Disk finalised it, maybe.
+            if let Some(looks) = self.lag_next.take() {
+                self.finalising.insert(link.href.clone(), looks);
+            }
             return Err(Error::Timeout("the answer was lost".into()));
         }
         let looks = self.lag_next.take().or_else(|| self.lag.as_mut().and_then(|rng| rng.chance(50).then(|| 1 + rng.below(3))));

@@ -648,3 +648,21 @@ fn a_new_attempt_notes_the_size_it_sends() {
     assert!(w.run(&Action::Upload(e)).is_err());
     assert_eq!(w.store.state().pending["a.txt"].size, 10);
 }
+
+#[test]
+fn a_temporary_upload_the_disk_cannot_move_yet_is_moved_again_and_one_blocked_by_a_folder_fails() {
+    let mut w = World::new();
+    let e = w.file("v.mp4", b"video");
+    // Shown, yet not movable for a moment (R1: 404s right after an upload).
+    w.disk.fail_next = vec![("move", Error::NotFound)];
+    w.run(&Action::Upload(e.clone())).unwrap();
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4"], "{:?}", w.disk.calls);
+    assert_eq!(w.disk.called("move"), 2);
+    // A folder someone made at its name: the move is refused whatever
+    // ysync asks; the upload fails, and its temporary copy goes.
+    let mut w = World::new();
+    let e = w.file("v.mp4", b"video");
+    w.disk.dirs.insert("/r/v.mp4".into());
+    assert!(matches!(w.run(&Action::Upload(e)), Err(Error::AlreadyExists)));
+    assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
+}
