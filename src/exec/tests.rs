@@ -666,3 +666,24 @@ fn a_temporary_upload_the_disk_cannot_move_yet_is_moved_again_and_one_blocked_by
     assert!(matches!(w.run(&Action::Upload(e)), Err(Error::AlreadyExists)));
     assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
 }
+
+#[test]
+fn a_folder_at_an_empty_files_place_is_not_that_file() {
+    // The source is gone and the destination is there: done only if it
+    // holds what the move brings. A folder where an empty file should be
+    // (a listing gives folders no size and no hash) is not it.
+    let mut w = World::new();
+    let e = w.file("e", b"");
+    w.store.commit(vec![Change::Dir { path: "a".into() }]).unwrap();
+    w.put("a/e", &e, b"");
+    for d in ["/r/b", "/r/b/e"] {
+        w.disk.dirs.insert(d.into());
+    }
+    let after = vec![
+        Change::Forget { path: "a".into() },
+        Change::Dir { path: "b".into() },
+        Change::Put { path: "b/e".into(), rec: FileRec::sent(e.stat, sha(b"")) },
+    ];
+    assert!(w.run(&Action::Move { from: "a".into(), to: "b".into(), kind: Kind::Dir, after }).is_err());
+    assert!(w.store.state().files.contains_key("a/e"), "the state stays as it was");
+}
