@@ -687,3 +687,12 @@ fn a_folder_at_an_empty_files_place_is_not_that_file() {
     assert!(w.run(&Action::Move { from: "a".into(), to: "b".into(), kind: Kind::Dir, after }).is_err());
     assert!(w.store.state().files.contains_key("a/e"), "the state stays as it was");
 }
+
+#[test]
+fn a_temporary_upload_that_never_becomes_movable_fails_within_the_bound() {
+    let mut w = World::new();
+    let e = w.file("v.mp4", b"video");
+    w.disk.fail_next = (0..1000).map(|_| ("move", Error::NotFound)).collect();
+    assert!(matches!(w.run(&Action::Upload(e)), Err(Error::NotFound)));
+    assert!(w.disk.called("move") < 100, "{}", w.disk.called("move"));
+}
