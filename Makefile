@@ -27,7 +27,7 @@ X86_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 ARM_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
-.PHONY: bench soak mutants build test test-native test-release test-aarch64 demo emulator static static-aarch64 static-deps size clients client-deps \
+.PHONY: bench bench-scale soak mutants build test test-native test-release test-aarch64 demo emulator static static-aarch64 static-deps size clients client-deps \
         install install-files uninstall clean
 
 build:
@@ -159,6 +159,12 @@ mutants:
 # Speed, memory and requests against their limits; results go to BENCHMARKS.md.
 bench:
 	python3 bench/run.py
+
+# Peak memory and wall of each kind of cycle at several tree sizes (issue
+# 15); SCALE_FILES=10000,100000,1000000 for the million, SCALE_WRITE=1 to
+# write the table into BENCHMARKS.md. Not in `make test`.
+bench-scale:
+	python3 bench/scale.py
 
 clean:
 	$(CARGO) clean
