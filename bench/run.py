@@ -219,18 +219,27 @@ def main():
 
 
 def write(rows, notes):
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
-    machine = f"{cpu}, {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
     table = "| figure | measured | target |\n| --- | --- | --- |\n" + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
-    block = (f"<!-- bench:begin -->\n{table}\n\nMachine: {machine}. {FILES} files in {DIRS} folders; medians of {RUNS} runs. "
+    block = (f"<!-- bench:begin -->\n{table}\n\nMachine: {machine()}. {FILES} files in {DIRS} folders; medians of {RUNS} runs. "
              f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} with `make bench`. " + " ".join(notes) + "\n<!-- bench:end -->")
     print(table)
+    put_block("bench", "Speed, memory and requests", block)
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    return f"{cpu}, {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}"
+
+
+def put_block(tag, heading, block):
+    """Replaces BENCHMARKS.md's `<!-- tag:begin -->…<!-- tag:end -->` with
+    `block` (which carries those markers), or appends it under `heading`."""
     path = os.path.join(ROOT, "BENCHMARKS.md")
     text = open(path).read()
-    if "<!-- bench:begin -->" in text:
-        text = re.sub(r"<!-- bench:begin -->.*?<!-- bench:end -->", lambda m: block, text, flags=re.S)
+    if f"<!-- {tag}:begin -->" in text:
+        text = re.sub(rf"<!-- {tag}:begin -->.*?<!-- {tag}:end -->", lambda m: block, text, flags=re.S)
     else:
-        text += "\n## Speed, memory and requests\n\n" + block + "\n"
+        text += f"\n## {heading}\n\n" + block + "\n"
     open(path, "w").write(text)
 
 

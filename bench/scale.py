@@ -13,7 +13,7 @@ changed file, a folder renamed, 10 000 changed files, a deleted folder of
 SCALE_WRITE=1 it also replaces the scale block of BENCHMARKS.md.
 """
 
-import os, re, shutil, statistics, subprocess, sys, time
+import os, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as b  # noqa: E402  (the shared helpers of bench/run.py)
@@ -113,16 +113,9 @@ def main():
     table = head + "\n" + "\n".join(lines).replace(",", " ")
     print(table)
     if os.environ.get("SCALE_WRITE") == "1":
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
-        block = (f"<!-- scale:begin -->\n{table}\n\nPeak RSS / wall of each cycle. Machine: {cpu}, {os.cpu_count()} cores. "
+        block = (f"<!-- scale:begin -->\n{table}\n\nPeak RSS / wall of each cycle. Machine: {b.machine()}. "
                  f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} with `SCALE_FILES={','.join(map(str, SIZES))} make bench-scale`.\n<!-- scale:end -->")
-        path = os.path.join(b.ROOT, "BENCHMARKS.md")
-        text = open(path).read()
-        if "<!-- scale:begin -->" in text:
-            text = re.sub(r"<!-- scale:begin -->.*?<!-- scale:end -->", lambda m: block, text, flags=re.S)
-        else:
-            text += "\n## Memory at scale (issue 15)\n\n" + block + "\n"
-        open(path, "w").write(text)
+        b.put_block("scale", "Memory at scale (issue 15)", block)
 
 
 if __name__ == "__main__":

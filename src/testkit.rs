@@ -250,8 +250,9 @@ impl Remote for MemDisk {
         if self.hidden(from) {
             return Err(Error::NotFound); // not shown yet: not movable either
         }
-        // What lands at `to` replaces whatever was there, a fresh upload
-        // still finalising too: the moved file is shown at once.
+        // What lands at `to` replaces whatever was there (`overwrite=true`,
+        // yandex-disk-api.md), a fresh upload still finalising too: the moved
+        // file is shown at once. R1's lag is a fresh upload's, not a move's.
         self.finalising.retain(|p, _| p != to && !p.starts_with(&format!("{to}/")));
         if let Some(b) = self.files.remove(from) {
             self.finalising.remove(from);

@@ -40,6 +40,13 @@ impl World {
         World { dir, cfg, store, disk }
     }
 
+    /// An earlier attempt at `path`: link with operation `op0`, and, with
+    /// `sent`, its body's mark (every byte may have gone out).
+    fn attempt(&mut self, path: &str, size: u64, sent: Option<&[u8]>) {
+        let p = Pending { mark: sent.map(|b| Mark::Sha256(sha(b))), ..Pending::new(size, Some("op0".into()), None, now_secs()) };
+        self.store.commit(vec![Change::Pending { path: path.into(), pending: p }]).unwrap();
+    }
+
     fn delete(&mut self, path: &str, kind: Kind) -> Result<Done, Error> {
         self.run(&Action::Delete { path: path.into(), kind, files: 1 })
     }
@@ -94,8 +101,7 @@ fn an_earlier_attempt_that_landed_is_adopted_without_a_byte_sent() {
     // A crash after the last bytes: the mark was journalled, the record not.
     w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
     w.disk.ops.insert("op0".into(), OpStatus::Success);
-    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, Some(b"hello"));
     assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Adopted);
     assert_eq!(w.disk.called("put") + w.disk.called("link"), 0, "{:?}", w.disk.calls);
     assert!(w.store.state().pending.is_empty() && w.store.state().files.contains_key("a.txt"));
@@ -108,8 +114,7 @@ fn an_attempt_cut_short_is_not_waited_for() {
     // Its link was issued, its body never finished: no mark. The Disk says
     // the link's operation is in progress, as it does from the start.
     w.disk.ops.insert("op0".into(), OpStatus::InProgress);
-    let p = Pending::new(5, Some("op0".into()), None, now_secs());
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, None);
     assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 5 });
     assert_eq!(w.disk.called("operation op0"), 0, "never waited for: {:?}", w.disk.calls);
 }
@@ -251,8 +256,7 @@ fn an_upload_that_landed_but_is_not_shown_yet_is_deleted_when_its_file_is_gone_h
     w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
     w.disk.hide("/r/a.txt", 2);
     w.disk.ops.insert("op0".into(), OpStatus::Success);
-    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, Some(b"hello"));
     crate::retry::clock::warp();
     w.run(&Action::Delete { path: "a.txt".into(), kind: Kind::File, files: 1 }).unwrap();
     assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
@@ -270,8 +274,7 @@ fn a_changed_file_sent_again_and_not_hashed_yet_is_deleted_when_gone_here() {
     w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
     w.disk.hide("/r/a.txt", 0);
     w.disk.ops.insert("op0".into(), OpStatus::Success);
-    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, Some(b"hello"));
     crate::retry::clock::warp();
     w.run(&Action::Delete { path: "a.txt".into(), kind: Kind::File, files: 1 }).unwrap();
     assert!(w.disk.files.is_empty(), "{:?}", w.disk.calls);
@@ -398,8 +401,7 @@ fn an_upload_of_an_older_version_without_a_mark_is_deleted_by_its_size_only() {
 fn an_earlier_upload_that_failed_is_not_waited_for() {
     let mut w = World::new();
     w.disk.ops.insert("op0".into(), OpStatus::Failed);
-    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, Some(b"hello"));
     w.delete("a.txt", Kind::File).unwrap();
     assert_eq!(w.disk.calls, ["operation op0", "stat /r/a.txt"], "one look: nothing landed");
 }
@@ -410,8 +412,7 @@ fn an_earlier_upload_still_in_progress_is_waited_for() {
     w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
     w.disk.ops.insert("op0".into(), OpStatus::Success);
     w.disk.in_progress = 2;
-    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, Some(b"hello"));
     assert_eq!(w.delete("a.txt", Kind::File).unwrap(), Done::Deleted);
     assert_eq!(w.disk.called("operation op0"), 3, "{:?}", w.disk.calls);
     assert!(w.disk.files.is_empty());
@@ -559,8 +560,7 @@ fn a_folder_deleted_here_keeps_on_the_disk_what_someone_else_changed_or_put_ther
 fn an_earlier_upload_whose_operation_never_ends_is_waited_for_a_bounded_time() {
     let mut w = World::new();
     w.disk.ops.insert("op0".into(), OpStatus::InProgress);
-    let p = Pending { mark: Some(Mark::Sha256(sha(b"hello"))), ..Pending::new(5, Some("op0".into()), None, now_secs()) };
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, Some(b"hello"));
     w.delete("a.txt", Kind::File).unwrap();
     assert!(w.disk.called("operation op0") > 1, "{:?}", w.disk.calls);
 }
@@ -642,8 +642,7 @@ fn an_upload_answered_202_is_confirmed_by_looks_alone() {
 fn a_new_attempt_notes_the_size_it_sends() {
     let mut w = World::new();
     let e = w.file("a.txt", b"longer now");
-    let p = Pending::new(5, Some("op0".into()), None, now_secs());
-    w.store.commit(vec![Change::Pending { path: "a.txt".into(), pending: p }]).unwrap();
+    w.attempt("a.txt", 5, None);
     w.disk.fail_next = vec![("put", Error::Forbidden("DiskForbidden".into()))];
     assert!(w.run(&Action::Upload(e)).is_err());
     assert_eq!(w.store.state().pending["a.txt"].size, 10);
