@@ -1,4 +1,7 @@
-//! Walks `local_dir` with `std::fs` into a sorted list of entries.
+//! Walks `local_dir` with `std::fs`, one folder at a time: into a sorted
+//! list of entries ([`scan`]), or into a print per folder, handing each
+//! folder's files to the caller and keeping none ([`walk`]); [`list`] reads
+//! a few folders' files again.
 //!
 //! Edge cases, all deliberate:
 //! - Symlinks are never followed (a link to a folder outside the tree, a
@@ -24,7 +27,10 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use std::collections::HashSet;
+
 use crate::glob::Glob;
+use crate::state::{PrintBuilder, Prints};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -83,6 +89,9 @@ pub struct Scan {
     /// Folders on another filesystem than their parent (mount points),
     /// sorted. The plan remembers them, to notice one being unmounted.
     pub mounts: Vec<String>,
+    /// Files the scan saw but left out of `entries`: those of folders whose
+    /// print matched the state's (a partial scan, [`Scan::partial`]).
+    pub unlisted: u64,
 }
 
 impl Scan {
@@ -130,105 +139,213 @@ impl std::fmt::Display for RootError {
 /// Longest name the Disk accepts, in characters.
 const MAX_NAME_CHARS: usize = 255;
 
+/// What a walk keeps of the tree: every folder, one print per folder, and
+/// the counts. Each folder's files are handed to the caller as they are
+/// read and then dropped, so a walk of a million files holds one folder at
+/// a time (and the list of folders).
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Every folder entered, sorted (not `""`).
+    pub dirs: Vec<String>,
+    /// Each folder's print (`""` included), to compare with the state's.
+    pub prints: Prints,
+    /// The files seen.
+    pub files: u64,
+    pub skipped: Vec<Skipped>,
+    pub unreadable: Vec<String>,
+    pub excluded: Vec<String>,
+    pub mounts: Vec<String>,
+}
+
 /// With `one_file_system`, folders on another filesystem than `root` are
 /// not entered: they are kept, like excluded ones.
 pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan, RootError> {
+    let mut entries = Vec::new();
+    let w = walk(root, exclude, one_file_system, &mut |files| entries.extend(files))?;
+    entries.extend(w.dirs.iter().map(|d| Entry::dir(d)));
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(Scan { entries, skipped: w.skipped, unreadable: w.unreadable, excluded: w.excluded, mounts: w.mounts, unlisted: 0 })
+}
+
+/// Walks `root` one folder at a time (depth first), handing each folder's
+/// files (sorted by name) to `files` and keeping only what [`Walk`] holds.
+/// A folder's sub-folders wait as paths, not as open handles: a folder
+/// with 10 000 sub-folders does not need 10 000 descriptors.
+pub fn walk(root: &Path, exclude: &[Glob], one_file_system: bool, files: &mut dyn FnMut(Vec<Entry>)) -> Result<Walk, RootError> {
     let (root_dev, root_ino) = match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RootError::Missing),
         Err(e) => return Err(RootError::Unreadable(e)),
         Ok(m) if !m.is_dir() => return Err(RootError::NotADir),
         Ok(m) => (m.dev(), m.ino()),
     };
-    let mut out = Scan::default();
     // Read the root before anything else: an unreadable root is a root error,
     // not an empty tree.
-    let first = fs::read_dir(root).map_err(RootError::Unreadable)?;
-    let mut pending = vec![(String::new(), first, root_dev)];
-    let mut folders = std::collections::HashSet::from([(root_dev, root_ino)]);
-    while let Some((prefix, dir, dev)) = pending.pop() {
-        for item in dir {
+    fs::read_dir(root).map_err(RootError::Unreadable)?;
+    let mut r = Reader { root, exclude, one_file_system, folders: HashSet::from([(root_dev, root_ino)]), out: Walk::default() };
+    let mut prints = PrintBuilder::default();
+    prints.folder("");
+    let mut pending = vec![(String::new(), root_dev)];
+    while let Some((prefix, dev)) = pending.pop() {
+        let Some(Folder { files: found, dirs }) = r.read(&prefix, dev, false) else { continue };
+        for e in &found {
+            prints.file(&e.path, &e.stat);
+        }
+        r.out.files += found.len() as u64;
+        files(found);
+        for (d, here) in dirs.into_iter().rev() {
+            prints.dir(&d);
+            r.out.dirs.push(d.clone());
+            pending.push((d, here));
+        }
+    }
+    let mut out = r.out;
+    out.prints = prints.finish();
+    out.dirs.sort_unstable();
+    out.unreadable.sort_unstable();
+    out.excluded.sort_unstable();
+    out.mounts.sort_unstable();
+    Ok(out)
+}
+
+/// The files of these folders (sorted by path), read again after a walk
+/// found their prints changed, with what among them could not be read or
+/// was excluded. Their sub-folders are the walk's (`dirs`, sorted): a name
+/// that is a folder there is not taken as a file. A folder that cannot be
+/// read now is `unreadable`: everything in it is kept this cycle.
+pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &[Glob], one_file_system: bool) -> Scan {
+    let mut r = Reader { root, exclude, one_file_system, folders: HashSet::new(), out: Walk::default() };
+    let mut entries = Vec::new();
+    for f in folders {
+        if let Some(found) = r.read(f, 0, true) {
+            entries.extend(found.files.into_iter().filter(|e| dirs.binary_search(&e.path).is_err()));
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let Walk { skipped, unreadable, excluded, .. } = r.out;
+    Scan { entries, skipped, unreadable, excluded, mounts: Vec::new(), unlisted: 0 }
+}
+
+/// One folder's readable content: files sorted by name, sub-folders
+/// sorted, each with its device.
+struct Folder {
+    files: Vec<Entry>,
+    dirs: Vec<(String, u64)>,
+}
+
+struct Reader<'a> {
+    root: &'a Path,
+    exclude: &'a [Glob],
+    one_file_system: bool,
+    /// Folders entered, by device and inode: one met again is a bind mount.
+    folders: HashSet<(u64, u64)>,
+    out: Walk,
+}
+
+impl Reader<'_> {
+    /// Reads the folder `prefix` (relative; `dev` its device). With
+    /// `files_only`, sub-folders are passed over (a second look at a
+    /// folder the walk entered). `None` when it cannot be listed.
+    fn read(&mut self, prefix: &str, dev: u64, files_only: bool) -> Option<Folder> {
+        let root = self.root;
+        let here = if prefix.is_empty() { root.to_path_buf() } else { root.join(prefix) };
+        let listing = match fs::read_dir(&here) {
+            Ok(l) => l,
+            Err(e) => {
+                self.skip(here, format!("folder cannot be read: {e}"));
+                self.out.unreadable.push(prefix.to_string());
+                return None;
+            }
+        };
+        let mut out = Folder { files: Vec::new(), dirs: Vec::new() };
+        for item in listing {
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {
-                    skip(&mut out, root.join(&prefix), format!("folder listing failed: {e}"));
-                    out.unreadable.push(prefix.clone());
+                    self.skip(here.clone(), format!("folder listing failed: {e}"));
+                    self.out.unreadable.push(prefix.to_string());
                     break;
                 }
             };
             let Some(name) = item.file_name().to_str().map(str::to_string) else {
-                skip(&mut out, item.path(), "name is not valid UTF-8".into());
+                self.skip(item.path(), "name is not valid UTF-8".into());
                 continue;
             };
             let bad = bad_name(&name);
             let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
             if let Some(why) = bad {
-                skip(&mut out, item.path(), why);
-                out.unreadable.push(rel);
+                self.skip(item.path(), why);
+                self.out.unreadable.push(rel);
                 continue;
             }
             let ft = match item.file_type() {
                 Ok(ft) => ft,
                 Err(e) => {
-                    skip(&mut out, item.path(), format!("cannot read its type: {e}"));
-                    out.unreadable.push(rel);
+                    self.skip(item.path(), format!("cannot read its type: {e}"));
+                    self.out.unreadable.push(rel);
                     continue;
                 }
             };
-            if exclude.iter().any(|g| g.matches(&rel, ft.is_dir())) {
+            if files_only && ft.is_dir() {
+                continue;
+            }
+            if self.exclude.iter().any(|g| g.matches(&rel, ft.is_dir())) {
                 log::debug!("excluded {rel}");
-                out.excluded.push(rel);
+                self.out.excluded.push(rel);
                 continue;
             }
             if ft.is_dir() {
                 // One fstatat per folder: a mount point's device differs,
                 // and a folder seen before is a bind mount (maybe of its
                 // own ancestor: a loop that would nest without end).
-                let (here, ino) = item.metadata().map_or((dev, 0), |m| (m.dev(), m.ino()));
-                if here != dev && one_file_system {
+                let (sub_dev, ino) = item.metadata().map_or((dev, 0), |m| (m.dev(), m.ino()));
+                if sub_dev != dev && self.one_file_system {
                     log::debug!("{rel} is on another filesystem; not entered (one_file_system = yes)");
-                    out.excluded.push(rel);
+                    self.out.excluded.push(rel);
                     continue;
                 }
-                if ino != 0 && !folders.insert((here, ino)) {
-                    skip(&mut out, item.path(), "the same folder as one seen before (a bind mount); not entered again".into());
-                    out.unreadable.push(rel);
+                if ino != 0 && !self.folders.insert((sub_dev, ino)) {
+                    self.skip(item.path(), "the same folder as one seen before (a bind mount); not entered again".into());
+                    self.out.unreadable.push(rel);
                     continue;
                 }
+                // Opened now and closed again: only a folder that can be
+                // read is an entry (its parent's print lists it).
                 match fs::read_dir(item.path()) {
-                    Ok(rd) => {
-                        out.entries.push(Entry::dir(&rel));
-                        if here != dev {
-                            out.mounts.push(rel.clone());
+                    Ok(_) => {
+                        if sub_dev != dev {
+                            self.out.mounts.push(rel.clone());
                         }
-                        pending.push((rel, rd, here));
+                        out.dirs.push((rel, sub_dev));
                     }
                     Err(e) => {
-                        skip(&mut out, item.path(), format!("folder cannot be read: {e}"));
-                        out.unreadable.push(rel);
+                        self.skip(item.path(), format!("folder cannot be read: {e}"));
+                        self.out.unreadable.push(rel);
                     }
                 }
             } else if ft.is_file() {
                 // fstatat relative to the open folder (no symlink following),
                 // like find: no walk of the whole path per file.
                 match item.metadata() {
-                    Ok(m) if m.is_file() => out.entries.push(file_entry(rel, &m)),
-                    Ok(_) => skip(&mut out, item.path(), "changed type during the scan".into()),
+                    Ok(m) if m.is_file() => out.files.push(file_entry(rel, &m)),
+                    Ok(_) => self.skip(item.path(), "changed type during the scan".into()),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {} // vanished: gone next cycle
                     Err(e) => {
-                        skip(&mut out, item.path(), format!("cannot be read: {e}"));
-                        out.unreadable.push(rel);
+                        self.skip(item.path(), format!("cannot be read: {e}"));
+                        self.out.unreadable.push(rel);
                     }
                 }
             } else {
-                skip(&mut out, item.path(), special_kind(&ft).into());
+                self.skip(item.path(), special_kind(&ft).into());
             }
         }
+        out.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        out.dirs.sort_unstable();
+        Some(out)
     }
-    out.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    out.unreadable.sort_unstable();
-    out.excluded.sort_unstable();
-    out.mounts.sort_unstable();
-    Ok(out)
+
+    fn skip(&mut self, path: PathBuf, reason: String) {
+        self.out.skipped.push(Skipped { path, reason });
+    }
 }
 
 pub fn file_entry(path: String, m: &fs::Metadata) -> Entry {
@@ -265,10 +382,6 @@ fn special_kind(ft: &fs::FileType) -> &'static str {
     } else {
         "not a regular file or folder"
     }
-}
-
-fn skip(out: &mut Scan, path: PathBuf, reason: String) {
-    out.skipped.push(Skipped { path, reason });
 }
 
 #[cfg(test)]

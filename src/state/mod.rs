@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::digest::Hex;
 use crate::scan::Stat;
-pub use seal::{seal_of, unchanged};
+pub use seal::{FolderPrint, PrintBuilder, Prints, prints_of, seal_of, split, unchanged};
 pub use store::{Error, Store, peek};
 
 /// The version of the state files; another one is refused, not rewritten.

@@ -1,16 +1,23 @@
 //! The idle question: did anything change since the state was sealed?
 //!
 //! A *seal* is a 128-bit digest of what the state tracks, in the form a scan
-//! is compared with (each file's path and [`Stat`], each folder,
-//! `remote_dir`). The store writes it at the end of a settled cycle; the
-//! next cycle compares it with [`seal_of`] its scan and reads nothing else
-//! when they are equal. With the state loaded, [`unchanged`] answers the
-//! same question in one merge pass. Both refuse an unsettled state
-//! ([`State::is_settled`]), and a unit test holds them to one answer.
+//! is compared with. It is built from one *print* per folder: the digest of
+//! the folder's own files (name and [`Stat`], in name order) and of its
+//! sub-folders' names. A scan and a state with equal prints for a folder
+//! agree on that folder; the seal is the digest of all prints (in path
+//! order) and `remote_dir`. The store writes it at the end of a settled
+//! cycle; the next cycle compares it with the seal of its walk and reads
+//! nothing else when they are equal. When they differ, the prints say which
+//! folders to look at: only those are listed again and loaded from the
+//! state ([`Prints::differing`]). With the whole state loaded, [`unchanged`]
+//! answers the same question in one merge pass. Both refuse an unsettled
+//! state ([`State::is_settled`]), and a unit test holds them to one answer.
 //!
 //! Paths the scan excluded or could not read need no care here: when the
-//! state tracks something under one, the scan lacks it and the digests
-//! differ; when it tracks nothing there, there is nothing to do.
+//! state tracks something under one, the scan lacks it and the prints of
+//! its folder differ; when it tracks nothing there, there is nothing to do.
+
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
@@ -18,34 +25,148 @@ use super::{State, VERSION};
 use crate::digest::Hex;
 use crate::scan::{Kind, Scan, Stat};
 
+/// One folder's print, built from its files and sub-folders in name order
+/// (the two lists may be fed in any interleaving).
+#[derive(Default, Clone)]
+pub struct FolderPrint {
+    files: Sha256,
+    dirs: Sha256,
+}
+
+impl FolderPrint {
+    pub fn file(&mut self, name: &str, s: &Stat) {
+        let mut fixed = [0u8; 40];
+        for (i, v) in [name.len() as u64, s.size, s.mtime_ns as u64, s.ctime_ns as u64, s.ino].iter().enumerate() {
+            fixed[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        self.files.update(fixed);
+        self.files.update(name);
+    }
+
+    pub fn dir(&mut self, name: &str) {
+        self.dirs.update((name.len() as u64).to_le_bytes());
+        self.dirs.update(name);
+    }
+
+    pub fn finish(self) -> Hex<16> {
+        let mut all = Sha256::new();
+        all.update(self.files.finalize());
+        all.update(self.dirs.finalize());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&all.finalize()[..16]);
+        Hex(out)
+    }
+}
+
+/// The prints of every folder of a tree (`""` is `local_dir` itself).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Prints(pub BTreeMap<String, Hex<16>>);
+
+impl Prints {
+    /// The seal of the tree these prints describe.
+    pub fn seal(&self, remote_dir: &str) -> Hex<16> {
+        let mut all = Sha256::new();
+        all.update(VERSION.to_le_bytes());
+        for (path, print) in &self.0 {
+            all.update((path.len() as u64).to_le_bytes());
+            all.update(path);
+            all.update(print.0);
+        }
+        all.update(remote_dir);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&all.finalize()[..16]);
+        Hex(out)
+    }
+
+    /// The folders whose prints differ, or that only one side has, sorted.
+    pub fn differing(&self, other: &Prints) -> Vec<String> {
+        let mut out: Vec<String> = self.0.iter().filter(|(p, h)| other.0.get(*p) != Some(h)).map(|(p, _)| p.clone()).collect();
+        out.extend(other.0.keys().filter(|p| !self.0.contains_key(*p)).cloned());
+        out.sort_unstable();
+        out
+    }
+}
+
+/// Builds [`Prints`] from files given in path order (so each folder's own
+/// files come in name order) and folders in any order. Holds one
+/// [`FolderPrint`] per folder: memory grows with the folders, not the files.
+#[derive(Default)]
+pub struct PrintBuilder(BTreeMap<String, FolderPrint>);
+
+impl PrintBuilder {
+    pub fn file(&mut self, path: &str, s: &Stat) {
+        let (parent, name) = split(path);
+        self.slot(parent).file(name, s);
+    }
+
+    /// A folder (not `""`): its parent lists it, and it has a print even
+    /// when empty.
+    pub fn dir(&mut self, path: &str) {
+        let (parent, name) = split(path);
+        self.slot(parent).dir(name);
+        self.slot(path);
+    }
+
+    /// A folder that has a print (the root; any folder through [`Self::dir`]).
+    pub fn folder(&mut self, folder: &str) {
+        self.slot(folder);
+    }
+
+    fn slot(&mut self, folder: &str) -> &mut FolderPrint {
+        if !self.0.contains_key(folder) {
+            self.0.insert(folder.to_string(), FolderPrint::default());
+        }
+        self.0.get_mut(folder).expect("inserted above")
+    }
+
+    pub fn finish(self) -> Prints {
+        Prints(self.0.into_iter().map(|(p, f)| (p, f.finish())).collect())
+    }
+}
+
+/// `a/b/c` → (`a/b`, `c`); `c` → (`""`, `c`).
+pub fn split(path: &str) -> (&str, &str) {
+    path.rfind('/').map_or(("", path), |i| (&path[..i], &path[i + 1..]))
+}
+
 impl State {
+    /// The prints of what this state tracks (all of it: the state must be
+    /// whole). The root has one whenever the state tracks anything.
+    pub fn prints(&self) -> Prints {
+        let mut b = PrintBuilder::default();
+        b.slot("");
+        for (p, r) in &self.files {
+            b.file(p, &r.stat);
+        }
+        self.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
+        b.finish()
+    }
+
     /// The seal of this state; `None` while it is not settled: those cycles
     /// must look closer.
     pub fn seal(&self) -> Option<Hex<16>> {
-        if !self.is_settled() {
-            return None;
-        }
-        let mut f = Fingerprint::default();
-        for (p, r) in &self.files {
-            f.file(p, &r.stat);
-        }
-        self.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| f.dir(d));
-        Some(f.finish(&self.remote_dir))
+        self.is_settled().then(|| self.prints().seal(&self.remote_dir))
     }
+}
+
+/// The prints of the folders a scan saw (the root always).
+pub fn prints_of(scan: &Scan) -> Prints {
+    let mut b = PrintBuilder::default();
+    b.slot("");
+    for e in &scan.entries {
+        match e.kind {
+            Kind::File => b.file(&e.path, &e.stat),
+            Kind::Dir => b.dir(&e.path),
+        }
+    }
+    b.finish()
 }
 
 /// The seal of a state that tracks exactly this scan: equal to the saved
 /// seal exactly when [`unchanged`] would hold, so a cycle can skip loading
 /// the state.
 pub fn seal_of(scan: &Scan, remote_dir: &str) -> Hex<16> {
-    let mut f = Fingerprint::default();
-    for e in &scan.entries {
-        match e.kind {
-            Kind::File => f.file(&e.path, &e.stat),
-            Kind::Dir => f.dir(&e.path),
-        }
-    }
-    f.finish(remote_dir)
+    prints_of(scan).seal(remote_dir)
 }
 
 /// One merge pass over the scan and the state (both sorted by path): does
@@ -66,42 +187,4 @@ pub fn unchanged(scan: &Scan, state: &State) -> bool {
         }
     }
     files.next().is_none() && dirs.next().is_none()
-}
-
-/// Builds a seal: files and folders are hashed as two sequences, each in
-/// path order, so a scan (where they interleave) and a state (where they
-/// are kept apart) give the same digest. sha256 because it is already here
-/// and fast (SHA-NI, ARMv8 crypto); 128 bits make an accidental match
-/// between two different trees practically impossible.
-#[derive(Default)]
-struct Fingerprint {
-    files: Sha256,
-    dirs: Sha256,
-}
-
-impl Fingerprint {
-    fn file(&mut self, path: &str, s: &Stat) {
-        let mut fixed = [0u8; 40];
-        for (i, v) in [path.len() as u64, s.size, s.mtime_ns as u64, s.ctime_ns as u64, s.ino].iter().enumerate() {
-            fixed[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-        }
-        self.files.update(fixed);
-        self.files.update(path);
-    }
-
-    fn dir(&mut self, path: &str) {
-        self.dirs.update((path.len() as u64).to_le_bytes());
-        self.dirs.update(path);
-    }
-
-    fn finish(self, remote_dir: &str) -> Hex<16> {
-        let mut all = Sha256::new();
-        all.update(VERSION.to_le_bytes());
-        all.update(self.files.finalize());
-        all.update(self.dirs.finalize());
-        all.update(remote_dir);
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&all.finalize()[..16]);
-        Hex(out)
-    }
 }
