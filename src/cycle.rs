@@ -17,8 +17,8 @@ use crate::exec::{Done, Executor};
 use crate::exit::Exit;
 use crate::plan::{self, Action, Plan};
 use crate::remote::{self, Error, Remote};
-use crate::scan::{self, Scan};
-use crate::state::{self, Change, LastCycle, Store};
+use crate::scan::{self, Scan, Walk};
+use crate::state::{Change, LastCycle, Store};
 use crate::units::{self, human_bytes, now_ns, now_secs};
 
 /// How a cycle ended; maps onto the exit codes of the contract.
@@ -184,33 +184,31 @@ impl<'a> Cycle<'a> {
         let start = Instant::now();
         self.exec.new_cycle();
         let local = self.cfg.local_dir.display();
-        let scan = match scan::scan(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system) {
-            Ok(s) => s,
+        let walk = match scan::walk(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system, &mut |_| {}) {
+            Ok(w) => w,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
         };
-        log::debug!("scanned {} entries in {} ms", scan.entries.len(), units::ms(start.elapsed()));
-        for s in &scan.skipped {
-            if self.warned.insert(s.path.clone()) {
-                log::warn!("skipped {}: {}", s.path.display(), s.reason);
-            }
-        }
-        if self.is_idle(&scan) {
+        log::debug!("walked {} files in {} folders in {} ms", walk.files, walk.dirs.len() + 1, units::ms(start.elapsed()));
+        self.warn_skipped(&walk.skipped);
+        if self.is_idle(&walk) {
             log::debug!("cycle done: nothing changed ({}s)", units::secs(start.elapsed()));
             if dry_run {
                 println!("0 actions planned (dry run: nothing was changed)");
             }
             return Outcome::Clean;
         }
-        if let Err(e) = self.exec.store().load(&self.cfg.remote_dir) {
-            return Outcome::StateUnusable(e.to_string());
-        }
+        // Only the folders whose prints differ are loaded, and listed again.
+        let changed = match self.exec.store().load_partial(&self.cfg.remote_dir, &walk.prints) {
+            Ok(c) => c,
+            Err(e) => return Outcome::StateUnusable(e.to_string()),
+        };
         // The plan must know where an interrupted move left things.
         if !dry_run && let Err(e) = self.exec.finish_move() {
             log::warn!("finishing an interrupted move failed: {e}; trying next cycle");
             return Outcome::Failed(1);
         }
         let mut tally = Tally::default();
-        let (outcome, deferred, actions) = self.plan_and_act(&scan, dry_run, &mut tally, start);
+        let (outcome, deferred, actions) = self.plan_and_act(&walk, changed, dry_run, &mut tally, start);
         if dry_run {
             return Outcome::Clean;
         }
@@ -229,16 +227,51 @@ impl<'a> Cycle<'a> {
         }
     }
 
+    fn warn_skipped(&mut self, skipped: &[scan::Skipped]) {
+        for s in skipped {
+            if self.warned.insert(s.path.clone()) {
+                log::warn!("skipped {}: {}", s.path.display(), s.reason);
+            }
+        }
+    }
+
+    /// What the plan sees of the folder: every folder the walk entered,
+    /// and the files of `changed` ones (`None`: of all), read again.
+    fn scan_of(&mut self, walk: &Walk, changed: Option<&[String]>) -> Scan {
+        let walked = |d: &String| d.is_empty() || walk.dirs.binary_search(d).is_ok();
+        let all: Vec<String>;
+        let folders = match changed {
+            Some(c) => c.iter().filter(|d| walked(d)).cloned().collect(),
+            None => {
+                all = std::iter::once(String::new()).chain(walk.dirs.iter().cloned()).collect();
+                all
+            }
+        };
+        let cfg = self.cfg;
+        let mut scan = scan::list(&cfg.local_dir, &folders, &walk.dirs, &cfg.exclude, cfg.one_file_system);
+        self.warn_skipped(&scan.skipped);
+        scan.unlisted = walk.files.saturating_sub(scan.entries.len() as u64);
+        scan.entries.extend(walk.dirs.iter().map(|d| scan::Entry::dir(d)));
+        scan.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        for (mine, walked) in [(&mut scan.unreadable, &walk.unreadable), (&mut scan.excluded, &walk.excluded)] {
+            mine.extend(walked.iter().cloned());
+            mine.sort_unstable();
+            mine.dedup();
+        }
+        scan.mounts = walk.mounts.clone();
+        scan
+    }
+
     /// The idle question, before the state is read: the saved seal says
-    /// what the state tracks, and when the scan has the same (and no
+    /// what the state tracks, and when the walk has the same (and no
     /// reconcile is due), nothing changed.
-    fn is_idle(&mut self, scan: &Scan) -> bool {
+    fn is_idle(&mut self, walk: &Walk) -> bool {
         let store = self.exec.store();
         if store.is_loaded() {
             return false; // then the plan's own merge pass answers it
         }
         let compared = Instant::now();
-        let same = store.read_seal() == Some(state::seal_of(scan, &self.cfg.remote_dir));
+        let same = store.read_seal() == Some(walk.prints.seal(&self.cfg.remote_dir));
         let idle = same && !reconcile_due(self.cfg, store.sealed_reconciled());
         log::debug!("state seal read and compared in {} ms: {}", units::ms(compared.elapsed()), if idle { "same" } else { "differs" });
         idle
@@ -247,7 +280,14 @@ impl<'a> Cycle<'a> {
     /// Plans and acts, and plans once more with a listing when an action
     /// found the Disk without something the state records. Returns the
     /// outcome, the deferred files and the number of actions planned.
-    fn plan_and_act(&mut self, scan: &Scan, dry_run: bool, tally: &mut Tally, start: Instant) -> (Outcome, usize, usize) {
+    fn plan_and_act(
+        &mut self,
+        walk: &Walk,
+        changed: Option<Vec<String>>,
+        dry_run: bool,
+        tally: &mut Tally,
+        start: Instant,
+    ) -> (Outcome, usize, usize) {
         let local = self.cfg.local_dir.display();
         let opts = plan::Options {
             delete: self.cfg.delete,
@@ -265,6 +305,12 @@ impl<'a> Cycle<'a> {
         let mut actions = 0;
         loop {
             tally.suspect = false;
+            // A listing is compared with every record (a reconcile), and
+            // may change any folder: then the plan sees all.
+            let whole = listing || changed.is_none();
+            if whole && let Err(e) = self.exec.store().load(&self.cfg.remote_dir) {
+                return (Outcome::StateUnusable(e.to_string()), 0, actions);
+            }
             // Either ends the cycle, but what an earlier pass did is sealed.
             let tree = match listing {
                 true => match self.list_remote(dry_run) {
@@ -273,7 +319,16 @@ impl<'a> Cycle<'a> {
                 },
                 false => None,
             };
-            let plan = match plan::plan(scan, self.exec.store().state(), tree.as_ref(), &opts) {
+            let scan = self.scan_of(walk, if whole { None } else { changed.as_deref() });
+            let planned = match (whole, &changed) {
+                (false, Some(c)) => {
+                    let view = self.exec.store().view(c);
+                    plan::plan(&scan, &view, tree.as_ref(), &opts)
+                }
+                _ => plan::plan(&scan, self.exec.store().state(), tree.as_ref(), &opts),
+            };
+            drop(scan);
+            let plan = match planned {
                 Ok(p) => p,
                 Err(stop) => return (Outcome::SafetyStop(format!("safety stop in {local}: {stop}")), 0, actions),
             };
@@ -409,9 +464,9 @@ impl<'a> Cycle<'a> {
             return Ok(tree);
         }
         let store = self.exec.store();
-        let state = store.state();
+        let state = store.whole();
         let (lost, changes) = plan::reconcile(state, tree.as_ref(), now_secs());
-        let files = state.files.len();
+        let files = state.tracked();
         if !lost.is_empty() {
             log::warn!(
                 "{} of {files} synced files and folders are not on the Disk as ysync left them (deleted or changed there); \

@@ -244,8 +244,9 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
     let mounts: BTreeSet<String> = scan.mounts.iter().filter(|m| !kept(m)).chain(&unmounted).cloned().collect();
 
-    let tracked = state.files.len() as u64;
+    let tracked = state.tracked();
     if scan.entries.is_empty()
+        && scan.unlisted == 0
         && scan.unreadable.is_empty()
         && scan.excluded.is_empty()
         && (tracked > 0 || state.dirs.iter().any(|d| !d.is_empty()))

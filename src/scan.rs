@@ -75,7 +75,7 @@ pub struct Skipped {
     pub reason: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Scan {
     /// Sorted by `path`, so parents come before their children.
     pub entries: Vec<Entry>,
@@ -103,7 +103,20 @@ impl Scan {
             let has = |v: &[String]| v.binary_search_by(|k| k.as_str().cmp(p)).is_ok();
             has(&self.unreadable) || has(&self.excluded)
         };
-        listed(path) || path.match_indices('/').any(|(i, _)| listed(&path[..i]))
+        // `""`: local_dir itself could not be read again after the walk.
+        listed(path) || listed("") || path.match_indices('/').any(|(i, _)| listed(&path[..i]))
+    }
+
+    /// What a cycle's scan holds when only the `changed` folders (sorted)
+    /// differ from the state: every folder, and the files of those; the
+    /// rest are counted in `unlisted`. (A cycle builds the same from a
+    /// [`walk`] and a [`list`]; this is its model, for tests.)
+    #[cfg(test)]
+    pub fn part(&self, changed: &[String]) -> Scan {
+        let in_changed = |p: &str| changed.binary_search_by(|d| d.as_str().cmp(crate::state::split(p).0)).is_ok();
+        let (entries, rest): (Vec<Entry>, Vec<Entry>) =
+            self.entries.iter().cloned().partition(|e| e.kind == Kind::Dir || in_changed(&e.path));
+        Scan { entries, unlisted: self.unlisted + rest.len() as u64, ..self.clone() }
     }
 
     /// Is anything at or below `dir` unreadable or excluded?
@@ -192,11 +205,12 @@ pub fn walk(root: &Path, exclude: &[Glob], one_file_system: bool, files: &mut dy
         }
         r.out.files += found.len() as u64;
         files(found);
-        for (d, here) in dirs.into_iter().rev() {
-            prints.dir(&d);
+        // In name order: a print is of the names in order.
+        for (d, _) in &dirs {
+            prints.dir(d);
             r.out.dirs.push(d.clone());
-            pending.push((d, here));
         }
+        pending.extend(dirs.into_iter().rev());
     }
     let mut out = r.out;
     out.prints = prints.finish();
@@ -416,6 +430,23 @@ mod tests {
         assert_eq!(f.stat.size, 5);
         assert!(f.stat.mtime_ns > 0 && f.stat.ctime_ns > 0 && f.stat.ino > 0);
         assert!(s.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_walk_prints_each_folder_as_the_scan_of_the_same_tree() {
+        // Several sub-folders and names that sort differently by byte and
+        // by component (`a b` < `a/x` < `a0`).
+        let t = tree(&["a/x/1", "a/y/2", "a/z/", "a b", "a0/3", "b.txt", "c/"]);
+        let mut handed = Vec::new();
+        let w = walk(t.path(), &[], false, &mut |files| handed.push(files.iter().map(|e| e.path.clone()).collect::<Vec<_>>())).unwrap();
+        let s = scan(t.path(), &[], false).unwrap();
+        assert_eq!(w.prints, crate::state::prints_of(&s));
+        assert_eq!(w.dirs, ["a", "a/x", "a/y", "a/z", "a0", "c"]);
+        assert_eq!(w.files, 5);
+        assert!(handed.contains(&vec!["a b".to_string(), "b.txt".to_string()]), "a folder's files together, in name order: {handed:?}");
+        // Read again, a folder's files are the walk's.
+        let again = list(t.path(), &["a/x".into(), String::new()], &w.dirs, &[], false);
+        assert_eq!(paths(&again), ["a b", "a/x/1", "b.txt"]);
     }
 
     #[test]

@@ -560,6 +560,22 @@ pub enum Ended {
     Conflict,
 }
 
+/// A cycle plans with a part of the scan and the state: every folder, and
+/// the files of the folders whose prints differ (or that hold something
+/// unsettled). That plan must be the plan of the whole.
+fn the_part_plans_as_the_whole(scan: &Scan, state: &State, opts: &Options) -> Result<(), String> {
+    let mut changed = crate::state::prints_of(scan).differing(&state.prints());
+    changed.extend(state.unsettled_folders());
+    changed.sort_unstable();
+    changed.dedup();
+    let whole = plan(scan, state, None, opts);
+    let part = plan(&scan.part(&changed), &state.part(&changed), None, opts);
+    if part != whole {
+        return Err(format!("the plan of the changed folders {changed:?} is\n{part:?}\nand that of the whole\n{whole:?}"));
+    }
+    Ok(())
+}
+
 /// Runs one case: `Err` names the first invariant it breaks.
 pub fn check(c: &Case) -> Result<Ended, String> {
     let mut w = World::new(c);
@@ -568,6 +584,9 @@ pub fn check(c: &Case) -> Result<Ended, String> {
     let first = plan(&w.scan, &w.state, listing.as_ref(), &w.opts);
     if first != plan(&w.scan, &w.state, listing.as_ref(), &w.opts) {
         return Err("the same input gave two plans".into());
+    }
+    if listing.is_none() {
+        the_part_plans_as_the_whole(&w.scan, &w.state, &w.opts)?;
     }
     let tracked = w.state.files.len() as u64;
     let p = match first {
@@ -604,6 +623,7 @@ pub fn check(c: &Case) -> Result<Ended, String> {
                 Ok(()) => {}
             }
         }
+        the_part_plans_as_the_whole(&w.scan, &w.state, &w.opts).map_err(|e| format!("round {round}: {e}"))?;
         plan_now = plan(&w.scan, &w.state, None, &w.opts).map_err(|s| format!("round {round}: then a stop: {s}"))?;
     }
     // The Disk mirrors what can be synced…

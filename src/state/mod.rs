@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::digest::Hex;
 use crate::scan::Stat;
-pub use seal::{FolderPrint, PrintBuilder, Prints, prints_of, seal_of, split, unchanged};
+pub use seal::{PrintBuilder, Prints, split, unchanged};
+#[cfg(test)]
+pub use seal::{prints_of, seal_of};
 pub use store::{Error, Store, peek};
 
 /// The version of the state files; another one is refused, not rewritten.
@@ -292,6 +294,11 @@ pub struct State {
     /// the Unix epoch; 0: never).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reconciled: u64,
+    /// In a partial view of the state ([`Store::view`]): the tracked files
+    /// that are not in `files`, because the scan agrees with them. 0 when
+    /// `files` holds them all.
+    #[serde(skip)]
+    pub elsewhere: u64,
 }
 
 impl State {
@@ -307,6 +314,7 @@ impl State {
             last: None,
             mounts: BTreeSet::new(),
             reconciled: 0,
+            elsewhere: 0,
         }
     }
 
@@ -341,6 +349,55 @@ impl State {
     /// compared with the state alone: the one rule of both idle fast paths.
     pub fn is_settled(&self) -> bool {
         self.pending.is_empty() && self.mkdirs.is_empty() && self.moving.is_none() && self.dirs.contains("")
+    }
+
+    /// The number of files the state tracks, in `files` or elsewhere.
+    pub fn tracked(&self) -> u64 {
+        self.files.len() as u64 + self.elsewhere
+    }
+
+    /// The folders of what is unsettled: an upload's, a folder's being made
+    /// (and its parent's), a move's from and to (and their parents'; for a
+    /// folder, the folders below too). Whatever the prints say, the plan
+    /// must see their records.
+    pub fn unsettled_folders(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.pending.keys().map(|p| split(p).0.to_string()).collect();
+        for m in &self.mkdirs {
+            out.extend([m.clone(), split(m).0.to_string()]);
+        }
+        if let Some(m) = &self.moving {
+            for end in [&m.from, &m.to] {
+                out.extend([end.clone(), split(end).0.to_string()]);
+                if m.dir {
+                    out.extend(self.dirs.iter().filter(|d| crate::scan::is_under(d, end)).cloned());
+                }
+            }
+        }
+        out
+    }
+
+    /// The part of this state a plan needs when only the `changed` folders
+    /// (sorted) differ from the scan: their records, and everything but
+    /// records, which is small. The other records are counted in
+    /// `elsewhere`.
+    pub fn part(&self, changed: &[String]) -> State {
+        let in_changed = |p: &str| changed.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok();
+        let files: BTreeMap<String, FileRec> =
+            self.files.iter().filter(|(p, _)| in_changed(p)).map(|(p, r)| (p.clone(), r.clone())).collect();
+        let elsewhere = self.tracked() - files.len() as u64;
+        State {
+            version: self.version,
+            remote_dir: self.remote_dir.clone(),
+            dirs: self.dirs.clone(),
+            files,
+            pending: self.pending.clone(),
+            mkdirs: self.mkdirs.clone(),
+            moving: self.moving.clone(),
+            last: self.last.clone(),
+            mounts: self.mounts.clone(),
+            reconciled: self.reconciled,
+            elsewhere,
+        }
     }
 
     /// Does the state still track `path` as a file or a folder (a move may

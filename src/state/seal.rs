@@ -149,7 +149,9 @@ impl State {
     }
 }
 
-/// The prints of the folders a scan saw (the root always).
+/// The prints of the folders a scan saw (the root always). A cycle has
+/// them from its walk; this is for tests.
+#[cfg(test)]
 pub fn prints_of(scan: &Scan) -> Prints {
     let mut b = PrintBuilder::default();
     b.slot("");
@@ -165,6 +167,7 @@ pub fn prints_of(scan: &Scan) -> Prints {
 /// The seal of a state that tracks exactly this scan: equal to the saved
 /// seal exactly when [`unchanged`] would hold, so a cycle can skip loading
 /// the state.
+#[cfg(test)]
 pub fn seal_of(scan: &Scan, remote_dir: &str) -> Hex<16> {
     prints_of(scan).seal(remote_dir)
 }

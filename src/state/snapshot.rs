@@ -15,6 +15,15 @@ use crate::scan::Stat;
 /// "sha256", "md5"]]` per line, in path order. Written and read line by
 /// line, a 100 000-file state never sits in memory as one big buffer.
 pub fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
+    write_head(w, state, state.files.len(), state.seal())?;
+    for (path, rec) in &state.files {
+        write_line(w, path, rec)?;
+    }
+    Ok(())
+}
+
+/// The first line: `state` without its files, with their count and seal.
+pub fn write_head(w: &mut dyn Write, state: &State, file_count: usize, seal: Option<Hex<16>>) -> io::Result<()> {
     #[derive(Serialize)]
     struct Head<'a> {
         version: u32,
@@ -43,22 +52,34 @@ pub fn write_snapshot(w: &mut dyn Write, state: &State) -> io::Result<()> {
         last: &state.last,
         mounts: &state.mounts,
         reconciled: &state.reconciled,
-        file_count: state.files.len(),
-        seal: state.seal(),
+        file_count,
+        seal,
     };
     serde_json::to_writer(&mut *w, &head)?;
-    w.write_all(b"\n")?;
-    for pair in &state.files {
-        serde_json::to_writer(&mut *w, &pair)?;
-        w.write_all(b"\n")?;
-    }
-    Ok(())
+    w.write_all(b"\n")
 }
 
-pub fn read_snapshot(mut r: impl io::BufRead) -> Result<(State, Option<Hex<16>>), String> {
+/// One file's line.
+pub fn write_line(w: &mut dyn Write, path: &str, rec: &FileRec) -> io::Result<()> {
+    serde_json::to_writer(&mut *w, &(path, rec))?;
+    w.write_all(b"\n")
+}
+
+pub fn read_snapshot(r: impl io::BufRead) -> Result<(State, Option<Hex<16>>), String> {
+    let (mut state, seal, mut lines) = open_snapshot(r)?;
+    let mut files = Vec::with_capacity(lines.count);
+    for pair in &mut lines {
+        files.push(pair?);
+    }
+    state.files = files.into_iter().collect();
+    Ok((state, seal))
+}
+
+/// Reads the first line of a snapshot: the state without its files, its
+/// seal, and the file lines still to read, one at a time.
+pub fn open_snapshot<R: io::BufRead>(mut r: R) -> Result<(State, Option<Hex<16>>, Lines<R>), String> {
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
-    let utf8 = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned).map_err(|e| e.to_string());
     // The first line is the state without its files, plus two fields of its
     // own; read twice rather than through serde_json::Value, which would
     // add a second JSON model to the binary.
@@ -72,25 +93,46 @@ pub fn read_snapshot(mut r: impl io::BufRead) -> Result<(State, Option<Hex<16>>)
     let head = utf8(&line)?;
     let Extra { file_count: count, seal } = serde_json::from_str(&head).map_err(|e| e.to_string())?;
     let seal = seal.filter(|h| !h.is_unknown());
-    let mut state: State = serde_json::from_str(&head).map_err(|e| e.to_string())?;
-    let mut files = Vec::with_capacity(count);
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line).map_err(|e| e.to_string())? == 0 {
-            break;
+    let state: State = serde_json::from_str(&head).map_err(|e| e.to_string())?;
+    Ok((state, seal, Lines { r, line, count, read: 0 }))
+}
+
+fn utf8(b: &[u8]) -> Result<String, String> {
+    std::str::from_utf8(b).map(str::to_owned).map_err(|e| e.to_string())
+}
+
+/// A snapshot's file records, in path order, one line at a time; a file
+/// with fewer lines than its first line promises ends with an error.
+pub struct Lines<R> {
+    r: R,
+    line: Vec<u8>,
+    /// What the first line promises.
+    pub count: usize,
+    read: usize,
+}
+
+impl<R: io::BufRead> Iterator for Lines<R> {
+    type Item = Result<(String, FileRec), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.line.clear();
+        match self.r.read_until(b'\n', &mut self.line) {
+            Err(e) => return Some(Err(e.to_string())),
+            Ok(0) if self.read == self.count => return None,
+            Ok(0) => {
+                let (read, count) = (self.read, self.count);
+                self.read = self.count; // said once
+                return Some(Err(format!("{read} files where the first line promises {count}: the file is truncated")));
+            }
+            Ok(_) => {}
         }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        let pair = match fast_line(text) {
-            Some(p) => p,
-            None => serde_json::from_str(&utf8(text)?).map_err(|e| format!("line {}: {e}", files.len() + 2))?,
-        };
-        files.push(pair);
+        self.read += 1;
+        let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+        Some(match fast_line(text) {
+            Some(p) => Ok(p),
+            None => utf8(text).and_then(|t| serde_json::from_str(&t).map_err(|e| format!("line {}: {e}", self.read + 1))),
+        })
     }
-    if files.len() != count {
-        return Err(format!("{} files where the first line promises {count}: the file is truncated", files.len()));
-    }
-    state.files = files.into_iter().collect();
-    Ok((state, seal))
 }
 
 /// The usual snapshot line, `["path",[size,mtime,ctime,ino,"sha256","md5"]]`,

@@ -11,14 +11,15 @@
 //! crash at any moment leaves a trace of every object that may be on the
 //! Disk. Only this file opens state files (`peek` reads them for `status`).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::snapshot::{read_snapshot, write_snapshot};
-use super::{Change, Hex, Pending, State, VERSION};
+use super::snapshot::{open_snapshot, read_snapshot, write_head, write_line, write_snapshot};
+use super::{Change, FileRec, Hex, Pending, PrintBuilder, Prints, State, VERSION, split};
 use crate::fsutil::{crash_point, suffixed, write_atomically};
 
 #[derive(Debug)]
@@ -60,7 +61,33 @@ pub struct Store {
     dirty: bool,
     /// A journal write failed: nothing more can be recorded in this cycle.
     failed: Option<String>,
+    /// Set while the state in memory is partial ([`Store::load_partial`]).
+    partial: Option<Partial>,
     _lock: File,
+}
+
+/// A partial state in memory: `files` holds every record of the `loaded`
+/// folders, and those journalled since the snapshot; all other records are
+/// in the snapshot, as they were, unless a `Forget` since then covers them
+/// (`masked`). The snapshot is read again, a line at a time, when the seal
+/// or a new snapshot needs every record.
+#[derive(Debug, Default)]
+struct Partial {
+    /// Folders whose own files are all in memory, sorted.
+    loaded: BTreeSet<String>,
+    /// Paths forgotten since the snapshot was written: nothing of the
+    /// snapshot at or below them counts.
+    masked: BTreeSet<String>,
+    /// The tracked files outside `loaded` when it was last counted.
+    elsewhere: u64,
+    /// All tracked files when they were last counted.
+    tracked: u64,
+}
+
+impl Partial {
+    fn masks(&self, p: &str) -> bool {
+        !self.masked.is_empty() && (self.masked.contains(p) || p.match_indices('/').any(|(i, _)| self.masked.contains(&p[..i])))
+    }
 }
 
 /// Journal lines after which a snapshot is written, even mid-cycle: a
@@ -102,21 +129,206 @@ impl Store {
             state: None,
             dirty: false,
             failed: None,
+            partial: None,
             _lock: lock,
         })
     }
 
-    /// Loads the saved state into memory, unless it is there already.
+    /// Loads the whole saved state into memory, unless it is there
+    /// already: every record (a partial state is completed).
     pub fn load(&mut self, remote_dir: &str) -> Result<(), Error> {
         if self.state.is_none() {
             self.state = Some(self.read(remote_dir)?);
         }
+        if let Some(partial) = self.partial.take() {
+            let state = self.state.as_ref().expect("loaded above");
+            let mut rest = Vec::new();
+            self.each_record(state, &partial, &mut |p, r, in_memory| {
+                if !in_memory {
+                    rest.push((p.to_string(), r.clone()));
+                }
+                Ok(())
+            })?;
+            self.state.as_mut().expect("loaded above").files.extend(rest);
+        }
         Ok(())
+    }
+
+    /// Loads what a cycle needs of the saved state when the walk found
+    /// these prints: every record of each folder whose print differs from
+    /// the state's (and of the folders an unsettled upload, folder or move
+    /// is in), and nothing else. Returns those folders, sorted, or `None`
+    /// when the state in memory is whole. Reads the snapshot twice, a line
+    /// at a time: once for the state's prints, once for the records.
+    pub fn load_partial(&mut self, remote_dir: &str, prints: &Prints) -> Result<Option<Vec<String>>, Error> {
+        if self.state.is_none() {
+            let (state, partial) = self.read_partial(remote_dir)?;
+            (self.state, self.partial) = (Some(state), partial);
+        }
+        let Some(mut partial) = self.partial.take() else { return Ok(None) };
+        let state = self.state.as_ref().expect("loaded above");
+        let mut mine = PrintBuilder::default();
+        mine.folder("");
+        let tracked = match self.each_record(state, &partial, &mut |p, r, _| {
+            mine.file(p, &r.stat);
+            Ok(())
+        }) {
+            Ok(n) => n,
+            // A snapshot damaged past its first line: read whole, it is set
+            // aside and the state starts afresh, as at any load.
+            Err(Error::Corrupt(..)) if !self.dirty => {
+                self.state = Some(self.read(remote_dir)?);
+                return Ok(None);
+            }
+            Err(e) => {
+                self.partial = Some(partial);
+                return Err(e);
+            }
+        };
+        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| mine.dir(d));
+        let mut dirty = prints.differing(&mine.finish());
+        dirty.extend(state.unsettled_folders());
+        dirty.sort_unstable();
+        dirty.dedup();
+        let new: BTreeSet<&str> = dirty.iter().map(String::as_str).filter(|d| !partial.loaded.contains(*d)).collect();
+        let mut found = Vec::new();
+        if !new.is_empty() {
+            let read = self.each_record(state, &partial, &mut |p, r, in_memory| {
+                if !in_memory && new.contains(split(p).0) {
+                    found.push((p.to_string(), r.clone()));
+                }
+                Ok(())
+            });
+            if let Err(e) = read {
+                self.partial = Some(partial);
+                return Err(e);
+            }
+        }
+        let state = self.state.as_mut().expect("loaded above");
+        state.files.extend(found);
+        partial.loaded.extend(new.into_iter().map(String::from));
+        let here = state.files.keys().filter(|p| dirty.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok()).count() as u64;
+        partial.tracked = tracked;
+        partial.elsewhere = tracked.saturating_sub(here);
+        log::debug!("state loaded in part: {} of {tracked} files, in {} changed folders", here, dirty.len());
+        self.partial = Some(partial);
+        Ok(Some(dirty))
+    }
+
+    /// What the planner sees of a partial state: the records of the
+    /// `changed` folders (those [`Store::load_partial`] returned), and
+    /// everything else the state holds, which is small.
+    pub fn view(&self, changed: &[String]) -> State {
+        let mut view = self.state().part(changed);
+        if let Some(p) = &self.partial {
+            view.elsewhere = p.elsewhere;
+        }
+        view
+    }
+
+    /// The state's head and its journal, without the snapshot's records:
+    /// a partial state that has loaded no folder yet. A damaged or foreign
+    /// snapshot is handled as [`Store::read`] handles it.
+    fn read_partial(&mut self, remote_dir: &str) -> Result<(State, Option<Partial>), Error> {
+        let head = match File::open(&self.path) {
+            Ok(f) => match open_snapshot(io::BufReader::new(f)) {
+                Ok((s, seal, _)) if s.version == VERSION => Some((s, seal)),
+                _ => None,
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some((State::new(remote_dir), None)),
+            Err(e) => return Err(Error::Io(self.path.clone(), e)),
+        };
+        // Anything odd: the whole reader says what and does what is right.
+        let Some((mut state, head_seal)) = head else { return self.read(remote_dir).map(|s| (s, None)) };
+        if state.remote_dir != remote_dir {
+            return self.read(remote_dir).map(|s| (s, None));
+        }
+        let mut partial = Partial::default();
+        match replay(&mut state, &self.journal_path, &mut partial.masked) {
+            Ok((lines, seal)) => {
+                self.journal_lines = lines;
+                self.seal = if lines == 0 { head_seal } else { seal };
+                Ok((state, Some(partial)))
+            }
+            Err(Error::Corrupt(..)) => self.read(remote_dir).map(|s| (s, None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Calls `f` with every record of a partial state, in path order: the
+    /// snapshot's (unless masked, or in memory too) merged with memory's,
+    /// and whether it is memory's. Returns how many there were.
+    fn each_record(
+        &self,
+        state: &State,
+        partial: &Partial,
+        f: &mut dyn FnMut(&str, &FileRec, bool) -> io::Result<()>,
+    ) -> Result<u64, Error> {
+        let corrupt = |e: String| Error::Corrupt(self.path.clone(), e);
+        let io_err = |e: io::Error| Error::Io(self.path.clone(), e);
+        let mut memory = state.files.iter().peekable();
+        let mut n = 0;
+        match File::open(&self.path) {
+            Ok(file) => {
+                let (_, _, lines) = open_snapshot(io::BufReader::with_capacity(64 << 10, file)).map_err(corrupt)?;
+                for line in lines {
+                    let (path, rec) = line.map_err(corrupt)?;
+                    while let Some((p, r)) = memory.next_if(|(p, _)| p.as_str() <= path.as_str()) {
+                        f(p, r, true).map_err(io_err)?;
+                        n += 1;
+                    }
+                    if !state.files.contains_key(&path) && !partial.masks(&path) {
+                        f(&path, &rec, false).map_err(io_err)?;
+                        n += 1;
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e)),
+        }
+        for (p, r) in memory {
+            f(p, r, true).map_err(io_err)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The seal of the state in memory (a partial one read with the snapshot).
+    pub(super) fn seal_now(&self, state: &State) -> Result<Option<Hex<16>>, Error> {
+        let Some(partial) = &self.partial else { return Ok(state.seal()) };
+        if !state.is_settled() {
+            return Ok(None);
+        }
+        Ok(Some(self.prints_now(state, partial)?.1.seal(&state.remote_dir)))
+    }
+
+    /// Every record counted, and the prints of the whole state.
+    fn prints_now(&self, state: &State, partial: &Partial) -> Result<(u64, Prints), Error> {
+        let mut b = PrintBuilder::default();
+        b.folder("");
+        let n = self.each_record(state, partial, &mut |p, r, _| {
+            b.file(p, &r.stat);
+            Ok(())
+        })?;
+        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
+        Ok((n, b.finish()))
+    }
+
+    /// Files tracked, as last counted.
+    fn tracked(&self, state: &State) -> u64 {
+        self.partial.as_ref().map_or(state.files.len() as u64, |p| p.tracked)
     }
 
     /// The state in memory. The cycle loads it before anything acts.
     pub fn state(&self) -> &State {
         self.state.as_ref().expect("the cycle loads the state before it plans or acts")
+    }
+
+    /// The state in memory, which must be whole ([`Store::load`]): for
+    /// what compares every record, a reconcile.
+    pub fn whole(&self) -> &State {
+        assert!(self.partial.is_none(), "a reconcile needs the whole state");
+        self.state()
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -130,7 +342,7 @@ impl Store {
     pub(super) fn read(&mut self, remote_dir: &str) -> Result<State, Error> {
         let started = std::time::Instant::now();
         let (mut state, head_seal) = self.load_snapshot(remote_dir)?;
-        let (lines, seal) = match replay(&mut state, &self.journal_path) {
+        let (lines, seal) = match replay(&mut state, &self.journal_path, &mut BTreeSet::new()) {
             Ok(found) => found,
             // Never a reason to stop for good: both files are kept for
             // inspection and the state is rebuilt by adoption.
@@ -151,6 +363,7 @@ impl Store {
         };
         self.journal_lines = lines;
         self.seal = if lines == 0 { head_seal } else { seal };
+        self.partial = None;
         log::debug!(
             "state loaded: {} files, {} journal lines, {} ms",
             state.files.len(),
@@ -324,6 +537,12 @@ impl Store {
         }
         let state = self.state.as_mut().expect("changes are made to a loaded state");
         changes.iter().for_each(|c| state.apply(c));
+        if let Some(partial) = &mut self.partial {
+            partial.masked.extend(changes.iter().filter_map(|c| match c {
+                Change::Forget { path } => Some(path.clone()),
+                _ => None,
+            }));
+        }
         self.dirty = true;
         written
     }
@@ -368,9 +587,15 @@ impl Store {
     pub fn end_cycle(&mut self) -> Result<(), Error> {
         self.failed = None;
         let Some(state) = self.state.take() else { return Ok(()) };
-        let seal = state.seal();
+        let seal = match self.seal_now(&state) {
+            Ok(s) => s,
+            Err(e) => {
+                self.state = Some(state);
+                return Err(e);
+            }
+        };
         let written = match seal {
-            _ if self.dirty && self.compaction_due(state.files.len()) => self.save(&state),
+            _ if self.dirty && self.compaction_due(self.tracked(&state) as usize) => self.save(&state),
             Some(new) if seal != self.seal => self.write_seal(new, state.reconciled),
             _ if self.dirty => self.sync(),
             _ => Ok(()),
@@ -380,6 +605,8 @@ impl Store {
         }
         if seal.is_none() || seal != self.seal || written.is_err() {
             self.state = Some(state);
+        } else {
+            self.partial = None;
         }
         written
     }
@@ -463,14 +690,46 @@ impl Store {
     }
 
     /// Writes a snapshot of `state` and empties the journal it includes.
+    /// A partial state is written a record at a time, merged with the
+    /// snapshot it replaces: a first pass counts the records and seals
+    /// them, the second writes them.
     pub(super) fn save(&mut self, state: &State) -> Result<(), Error> {
         let started = std::time::Instant::now();
-        write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(|e| Error::Io(self.path.clone(), e))?;
+        let io_err = |e| Error::Io(self.path.clone(), e);
+        let (count, seal) = match &self.partial {
+            None => {
+                write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(io_err)?;
+                (state.files.len() as u64, state.seal())
+            }
+            Some(partial) => {
+                let (count, prints) = self.prints_now(state, partial)?;
+                let seal = state.is_settled().then(|| prints.seal(&state.remote_dir));
+                drop(prints);
+                let mut failed = None;
+                write_atomically(&self.path, 0o666, |w| {
+                    write_head(w, state, count as usize, seal)?;
+                    match self.each_record(state, partial, &mut |p, r, _| write_line(w, p, r)) {
+                        Ok(_) => Ok(()),
+                        Err(e) => {
+                            let text = e.to_string();
+                            failed = Some(e);
+                            Err(io::Error::other(text))
+                        }
+                    }
+                })
+                .map_err(|e| failed.take().unwrap_or(Error::Io(self.path.clone(), e)))?;
+                (count, seal)
+            }
+        };
         let bytes = fs::metadata(&self.path).map_or(0, |m| m.len());
-        log::debug!("state saved: {} files, {} bytes, {} ms", state.files.len(), bytes, crate::units::ms(started.elapsed()));
+        log::debug!("state saved: {count} files, {bytes} bytes, {} ms", crate::units::ms(started.elapsed()));
         self.journal = None;
         self.journal_lines = 0;
-        self.seal = state.seal();
+        self.seal = seal;
+        if let Some(p) = &mut self.partial {
+            p.masked.clear();
+            p.tracked = count;
+        }
         match fs::remove_file(&self.journal_path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io(self.journal_path.clone(), e)),
             _ => Ok(()),
@@ -484,7 +743,8 @@ fn lock_path(path: &Path) -> PathBuf {
 
 /// Applies the journal at `path` (if any) to `state`; returns its lines
 /// and the seal it ends with.
-fn replay(state: &mut State, path: &Path) -> Result<(usize, Option<Hex<16>>), Error> {
+/// Paths it forgets are added to `masked`.
+fn replay(state: &mut State, path: &Path, masked: &mut BTreeSet<String>) -> Result<(usize, Option<Hex<16>>), Error> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, None)),
@@ -496,7 +756,12 @@ fn replay(state: &mut State, path: &Path) -> Result<(usize, Option<Hex<16>>), Er
         seal = None;
         match serde_json::from_str::<Change>(line) {
             Ok(Change::Seal(s)) => seal = Some(s),
-            Ok(c) => state.apply(&c),
+            Ok(c) => {
+                if let Change::Forget { path } = &c {
+                    masked.insert(path.clone());
+                }
+                state.apply(&c)
+            }
             // Killed while appending: the action it describes is either
             // repeated (pending uploads) or harmless to repeat.
             Err(_) if i + 1 == lines.len() => log::debug!("ignoring a torn last journal line"),
@@ -516,6 +781,6 @@ pub fn peek(path: &Path) -> Result<Option<State>, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
         Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
     };
-    replay(&mut state, &journal)?;
+    replay(&mut state, &journal, &mut BTreeSet::new())?;
     Ok(Some(state))
 }

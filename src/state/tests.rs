@@ -321,3 +321,93 @@ fn forget_removes_subtree_only() {
     assert_eq!(s.dirs.iter().collect::<Vec<_>>(), ["ab"]);
     assert_eq!(s.files.keys().collect::<Vec<_>>(), ["a.txt", "ab/z"]);
 }
+
+/// A partial state is the saved one: what it loads, counts, seals and
+/// writes back is what the whole state would give, with the journal's
+/// changes (a forgotten folder, a changed record) over the snapshot.
+#[test]
+fn a_partial_state_is_the_whole_one_read_a_folder_at_a_time() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let mut s = State::new("/r");
+    s.dirs.extend(["", "a", "b", "c", "c/x"].map(String::from));
+    for f in ["a/1", "a/2", "b/1", "c/x/1", "top"] {
+        s.files.insert(f.into(), rec(1));
+    }
+    Store::open(&p).unwrap().save(&s).unwrap();
+    let changes = [put("b/2"), Change::Forget { path: "c".into() }, Change::Put { path: "a/1".into(), rec: rec(7) }, put("c2")];
+    {
+        let mut store = Store::open(&p).unwrap();
+        store.append(&changes, false).unwrap();
+    }
+    changes.iter().for_each(|c| s.apply(c));
+
+    let mut store = Store::open(&p).unwrap();
+    let mut walked = s.prints();
+    walked.0.insert("b".into(), Hex([9; 16])); // the walk saw `b` otherwise
+    let changed = store.load_partial("/r", &walked).unwrap().expect("a partial state");
+    assert_eq!(changed, ["b"]);
+    let view = store.view(&changed);
+    assert_eq!(view.files.keys().collect::<Vec<_>>(), ["b/1", "b/2"], "the changed folder's records, the snapshot's and the journal's");
+    assert_eq!((view.elsewhere, view.tracked()), (4, 6), "the rest counted, not loaded");
+    assert!(!store.state().files.contains_key("top"), "an unchanged folder is not loaded");
+    assert_eq!(store.seal_now(store.state()).unwrap(), s.seal(), "sealed as the whole");
+
+    // Written back a record at a time, it is the whole state.
+    let partial = store.state().clone();
+    store.save(&partial).unwrap();
+    drop(store);
+    let mut whole = Store::open(&p).unwrap();
+    assert_eq!(whole.read("/r").unwrap(), s);
+    assert_eq!(whole.seal(), s.seal(), "with its seal");
+
+    // Completed in memory, it is the whole state too.
+    let mut store = whole;
+    store.load_partial("/r", &walked).unwrap();
+    store.load("/r").unwrap();
+    assert_eq!(store.state(), &s);
+}
+
+/// The streaming property, without timing: on a 100 000-file tree in
+/// folders of 100, a cycle that finds one file changed, one renamed and a
+/// folder deleted holds the records of those folders only, and the walk
+/// hands over one folder's files at a time.
+#[test]
+fn memory_grows_with_the_changed_folders_not_the_tree() {
+    use crate::scan::{scan, walk};
+    const FOLDERS: usize = 1_000;
+    const PER_FOLDER: usize = 100;
+    let base = if std::path::Path::new("/dev/shm").is_dir() { tempfile::tempdir_in("/dev/shm") } else { tempfile::tempdir() }.unwrap();
+    let root = base.path().join("tree");
+    for d in 0..FOLDERS {
+        let dir = root.join(format!("d{:02}/{d:04}", d % 10));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..PER_FOLDER {
+            fs::write(dir.join(format!("f{f:03}")), b"x").unwrap();
+        }
+    }
+    let mut s = State::new("/r");
+    s.dirs.insert(String::new());
+    for e in scan(&root, &[], false).unwrap().entries {
+        match e.kind {
+            crate::scan::Kind::Dir => s.dirs.insert(e.path),
+            crate::scan::Kind::File => s.files.insert(e.path, FileRec::sent(e.stat, Hex([1; 32]))).is_none(),
+        };
+    }
+    assert_eq!(s.files.len(), FOLDERS * PER_FOLDER);
+    let p = base.path().join("state.json");
+    Store::open(&p).unwrap().save(&s).unwrap();
+
+    fs::write(root.join("d01/0001/f000"), b"changed").unwrap();
+    fs::rename(root.join("d02/0002/f000"), root.join("d02/0002/renamed")).unwrap();
+    fs::remove_dir_all(root.join("d03/0003")).unwrap();
+    let mut largest = 0;
+    let w = walk(&root, &[], false, &mut |files| largest = largest.max(files.len())).unwrap();
+    assert_eq!(largest, PER_FOLDER, "one folder at a time");
+    let mut store = Store::open(&p).unwrap();
+    let changed = store.load_partial("/r", &w.prints).unwrap().expect("partial");
+    assert_eq!(changed, ["d01/0001", "d02/0002", "d03", "d03/0003"]);
+    let loaded = store.state().files.len();
+    assert!(loaded <= 3 * PER_FOLDER, "{loaded} records in memory for 3 changed folders of {PER_FOLDER}");
+    assert_eq!(store.view(&changed).tracked(), (FOLDERS * PER_FOLDER) as u64);
+}
