@@ -156,9 +156,12 @@ mutants:
 	$(CARGO) mutants --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-mutants
 	YSYNC_PROPS_CASES=1000 YSYNC_CYCLE_SEEDS=100 $(CARGO) mutants -j 1 $(MUTATED) -- --bin ysync
 
-# Speed, memory and requests against their limits; results go to BENCHMARKS.md.
+# Speed, memory and requests against their limits, then the scale table
+# (10 000, 100 000 and 1 000 000 files; BENCH_FILES=N for one quick size);
+# results go to BENCHMARKS.md. About 45 minutes with the million.
 bench:
 	python3 bench/run.py
+	SCALE_FILES=$${BENCH_FILES:-10000,100000,1000000} SCALE_WRITE=1 python3 bench/scale.py
 
 # Peak memory and wall of each kind of cycle at several tree sizes (issue
 # 15); SCALE_FILES=10000,100000,1000000 for the million, SCALE_WRITE=1 to

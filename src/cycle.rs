@@ -15,10 +15,10 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::exec::{Done, Executor};
 use crate::exit::Exit;
-use crate::plan::{self, Action, Plan};
+use crate::plan::{self, Action};
 use crate::remote::{self, Error, Remote};
 use crate::scan::{self, Scan, Walk};
-use crate::state::{Change, LastCycle, Store};
+use crate::state::{self, Change, LastCycle, Store};
 use crate::units::{self, human_bytes, now_ns, now_secs};
 
 /// How a cycle ended; maps onto the exit codes of the contract.
@@ -168,11 +168,26 @@ pub struct Cycle<'a> {
     /// Files the Disk refused as too large (413), with the size refused, so
     /// `run` does not send them again every cycle while they stay that size.
     too_large: HashMap<String, u64>,
+    /// [`PART_ENTRIES`]; smaller in tests, so that small trees come in parts.
+    part_entries: u64,
 }
 
 impl<'a> Cycle<'a> {
     pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Cycle<'a> {
-        Cycle { cfg, exec: Executor::new(cfg, remote, store), warned: HashSet::new(), too_large: HashMap::new() }
+        Cycle {
+            cfg,
+            exec: Executor::new(cfg, remote, store),
+            warned: HashSet::new(),
+            too_large: HashMap::new(),
+            part_entries: PART_ENTRIES,
+        }
+    }
+
+    /// Plans changes of more than `n` files and records in parts.
+    #[cfg(test)]
+    pub fn in_parts_of(mut self, n: u64) -> Cycle<'a> {
+        self.part_entries = n;
+        self
     }
 
     /// A renewed token, for the next requests.
@@ -236,17 +251,10 @@ impl<'a> Cycle<'a> {
     }
 
     /// What the plan sees of the folder: every folder the walk entered,
-    /// and the files of `changed` ones (`None`: of all), read again.
-    fn scan_of(&mut self, walk: &Walk, changed: Option<&[String]>) -> Scan {
+    /// and the files of these (read again).
+    fn scan_of(&mut self, walk: &Walk, changed: &[String]) -> Scan {
         let walked = |d: &String| d.is_empty() || walk.dirs.binary_search(d).is_ok();
-        let all: Vec<String>;
-        let folders = match changed {
-            Some(c) => c.iter().filter(|d| walked(d)).cloned().collect(),
-            None => {
-                all = std::iter::once(String::new()).chain(walk.dirs.iter().cloned()).collect();
-                all
-            }
-        };
+        let folders: Vec<String> = changed.iter().filter(|d| walked(d)).cloned().collect();
         let cfg = self.cfg;
         let mut scan = scan::list(&cfg.local_dir, &folders, &walk.dirs, &cfg.exclude, cfg.one_file_system);
         self.warn_skipped(&scan.skipped);
@@ -306,9 +314,10 @@ impl<'a> Cycle<'a> {
         loop {
             tally.suspect = false;
             // A listing is compared with every record (a reconcile), and
-            // may change any folder: then the plan sees all.
-            let whole = listing || changed.is_none();
-            if whole && let Err(e) = self.exec.store().load(&self.cfg.remote_dir) {
+            // may change any folder: then every folder is planned.
+            if (listing || changed.is_none())
+                && let Err(e) = self.exec.store().load(&self.cfg.remote_dir)
+            {
                 return (Outcome::StateUnusable(e.to_string()), 0, actions);
             }
             // Either ends the cycle, but what an earlier pass did is sealed.
@@ -319,34 +328,63 @@ impl<'a> Cycle<'a> {
                 },
                 false => None,
             };
-            let scan = self.scan_of(walk, if whole { None } else { changed.as_deref() });
-            let planned = match (whole, &changed) {
-                (false, Some(c)) => {
-                    let view = self.exec.store().view(c);
-                    plan::plan(&scan, &view, tree.as_ref(), &opts)
+            let folders: Vec<String> = match (&changed, listing) {
+                (Some(c), false) => c.clone(),
+                _ => {
+                    let mut all = self.exec.store().folders();
+                    all.extend(walk.dirs.iter().cloned());
+                    all.into_iter().collect()
                 }
-                _ => plan::plan(&scan, self.exec.store().state(), tree.as_ref(), &opts),
             };
-            drop(scan);
-            let plan = match planned {
+            let parts = match self.parts(walk, folders, tree.as_ref(), &opts, dry_run) {
                 Ok(p) => p,
-                Err(stop) => return (Outcome::SafetyStop(format!("safety stop in {local}: {stop}")), 0, actions),
+                Err(e) => return (Outcome::StateError(e.to_string()), 0, actions),
             };
-            log::debug!("planned {} actions at {} ms", plan.actions.len(), units::ms(start.elapsed()));
-            for p in &plan.deferred {
-                log::debug!("{p} changed less than min_age ago; later");
+            let many = parts.len() > 1;
+            let (mut deferred, mut unmounted) = (0, Vec::new());
+            for part in &parts {
+                let store = self.exec.store();
+                if let Err(e) = store.load_folders(part) {
+                    return (Outcome::StateUnusable(e.to_string()), deferred, actions);
+                }
+                let scan = self.scan_of(walk, part);
+                let view = self.exec.store().view(part);
+                let planned = plan::plan(&scan, &view, tree.as_ref(), &opts);
+                drop((scan, view));
+                let plan = match planned {
+                    Ok(p) => p,
+                    Err(stop) => return (Outcome::SafetyStop(format!("safety stop in {local}: {stop}")), deferred, actions),
+                };
+                log::debug!("planned {} actions ({} folders) at {} ms", plan.actions.len(), part.len(), units::ms(start.elapsed()));
+                for p in &plan.deferred {
+                    log::debug!("{p} changed less than min_age ago; later");
+                }
+                deferred += plan.deferred.len();
+                unmounted.extend(plan.unmounted.iter().cloned());
+                actions += plan.actions.len();
+                if dry_run {
+                    plan.actions.iter().for_each(|a| println!("{a}"));
+                    continue;
+                }
+                if let Some(mounts) = plan.mounts.clone() {
+                    let _ = self.exec.store().commit(vec![Change::Mounts(mounts)]);
+                }
+                if let Some(stop) = self.run_actions(&plan.actions, tally) {
+                    return (stop, deferred, actions);
+                }
+                if many && let Err(e) = self.exec.store().unload(part) {
+                    return (Outcome::StateError(e.to_string()), deferred, actions);
+                }
             }
-            let unmounted = unmounted_stop(&plan, &local.to_string());
+            unmounted.sort_unstable();
+            unmounted.dedup();
+            let unmounted = unmounted_stop(&unmounted, &local.to_string());
             if dry_run {
-                print_plan(&plan, unmounted.as_deref());
+                if let Some(m) = &unmounted {
+                    println!("{m}");
+                }
+                println!("{actions} actions planned (dry run: nothing was changed)");
                 return (Outcome::Clean, 0, 0);
-            }
-            if let Some(mounts) = plan.mounts.clone() {
-                let _ = self.exec.store().commit(vec![Change::Mounts(mounts)]);
-            }
-            actions += plan.actions.len();
-            if let Some(stop) = self.run_actions(&plan.actions, tally) {
-                return (stop, plan.deferred.len(), actions);
             }
             if tally.suspect && !listing {
                 log::warn!("the Disk has lost something the state records; listing {} to repair it", self.cfg.remote_dir);
@@ -360,8 +398,61 @@ impl<'a> Cycle<'a> {
                 None if tally.failed.is_empty() => Outcome::Clean,
                 None => Outcome::Failed(tally.failed.len()),
             };
-            return (outcome, plan.deferred.len(), actions);
+            return (outcome, deferred, actions);
         }
+    }
+
+    /// The `folders` to plan, in parts of at most [`PART_ENTRIES`] files
+    /// and records (a larger folder alone), so that a large change (a first
+    /// run of a million files) is never held whole. Only when the parts
+    /// are independent: a plan that deletes, forgets or moves anything
+    /// pairs and counts across folders (renames, `max_delete`), so a dry
+    /// plan of each part must do none of that, or the folders are planned
+    /// together. A dry run plans them together too (it writes nothing,
+    /// and parts fold the journal).
+    fn parts(
+        &mut self,
+        walk: &Walk,
+        folders: Vec<String>,
+        tree: Option<&remote::Tree>,
+        opts: &plan::Options,
+        dry_run: bool,
+    ) -> Result<Vec<Vec<String>>, state::Error> {
+        let counts = self.exec.store().counts();
+        let size = |f: &str| walk.counts.get(f).copied().unwrap_or(0) + counts.get(f).copied().unwrap_or(0);
+        let total: u64 = folders.iter().map(|f| size(f)).sum();
+        if total <= self.part_entries || dry_run {
+            return Ok(vec![folders]);
+        }
+        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+        let mut here = 0;
+        for f in folders.iter() {
+            let n = size(f);
+            if here + n > self.part_entries && here > 0 {
+                parts.push(Vec::new());
+                here = 0;
+            }
+            here += n;
+            parts.last_mut().expect("one at least").push(f.clone());
+        }
+        let store = self.exec.store();
+        store.go_partial()?;
+        let crosses =
+            |a: &Action| matches!(a, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. });
+        for part in &parts {
+            self.exec.store().load_folders(part)?;
+            let scan = self.scan_of(walk, part);
+            let view = self.exec.store().view(part);
+            let independent = plan::plan(&scan, &view, tree, opts).is_ok_and(|p| !p.actions.iter().any(crosses));
+            drop((scan, view));
+            self.exec.store().unload(part)?;
+            if !independent {
+                log::debug!("{} files and records in {} folders, planned together: something is deleted or moved", total, folders.len());
+                return Ok(vec![folders]);
+            }
+        }
+        log::debug!("{} files and records in {} folders, planned in {} parts", total, folders.len(), parts.len());
+        Ok(parts)
     }
 
     /// Carries out the plan's actions in order under the error policy;
@@ -482,31 +573,25 @@ impl<'a> Cycle<'a> {
     }
 }
 
+/// A change larger than this many files and records (those of the scan
+/// and of the state in the changed folders) is planned in parts, when the
+/// parts are independent ([`Cycle::parts`]).
+pub const PART_ENTRIES: u64 = 50_000;
+
 /// Is a full comparison of the Disk with the state due (`reconcile`)?
 fn reconcile_due(cfg: &Config, last: u64) -> bool {
     let every = cfg.reconcile.as_secs();
     every > 0 && now_secs().saturating_sub(last) >= every
 }
 
-fn unmounted_stop(plan: &Plan, local: &str) -> Option<String> {
-    let first = plan.unmounted.first()?;
+fn unmounted_stop(unmounted: &[String], local: &str) -> Option<String> {
+    let first = unmounted.first()?;
     Some(format!(
         "safety stop in {local}: {} was a mount point and is not mounted now (its folder is missing, empty, or on the \
          parent's filesystem); nothing under it was deleted or uploaded, the rest was synced. Mount it again; to stop \
          mirroring it, add `exclude = {first}/` (its remote copies stay)",
-        plan.unmounted.join(", ")
+        unmounted.join(", ")
     ))
-}
-
-/// `-n`: the plan, one action a line, and nothing done.
-fn print_plan(plan: &Plan, unmounted: Option<&str>) {
-    for a in &plan.actions {
-        println!("{a}");
-    }
-    if let Some(m) = unmounted {
-        println!("{m}");
-    }
-    println!("{} actions planned (dry run: nothing was changed)", plan.actions.len());
 }
 
 fn summary(t: &Tally, failed: usize, actions: usize, deferred: usize, start: Instant) {

@@ -164,6 +164,8 @@ pub struct Walk {
     pub prints: Prints,
     /// The files seen.
     pub files: u64,
+    /// The files seen in each folder that has any.
+    pub counts: std::collections::BTreeMap<String, u64>,
     pub skipped: Vec<Skipped>,
     pub unreadable: Vec<String>,
     pub excluded: Vec<String>,
@@ -204,6 +206,9 @@ pub fn walk(root: &Path, exclude: &[Glob], one_file_system: bool, files: &mut dy
             prints.file(&e.path, &e.stat);
         }
         r.out.files += found.len() as u64;
+        if !found.is_empty() {
+            r.out.counts.insert(prefix.clone(), found.len() as u64);
+        }
         files(found);
         // In name order: a print is of the names in order.
         for (d, _) in &dirs {

@@ -210,6 +210,9 @@ fn one_seed(seed: u64, story: Story) -> Result<Vec<String>, String> {
     let mut down = Rng::new(seed ^ 0xd0_43);
     let mut interruptions = 0;
     let mut store = Some(Store::open(&cfg.state_file).unwrap());
+    // Half the seeds plan a change of more than a few files in parts.
+    let mut parted = Rng::new(seed ^ 0x9a27);
+    let part_entries = if parted.chance(50) { 1 + parted.below(6) } else { super::PART_ENTRIES };
     for round in 0..4 {
         let n = 2 + folder.rng.below(12);
         folder.changes(n);
@@ -222,7 +225,7 @@ fn one_seed(seed: u64, story: Story) -> Result<Vec<String>, String> {
             disk.crash_at = (!calm && folder.rng.chance(50)).then(|| 1 + folder.rng.below(30));
             let (before, calls) = (disk.injected, disk.calls.len());
             let s = store.get_or_insert_with(|| Store::open(&cfg.state_file).unwrap());
-            let ran = catch_unwind(AssertUnwindSafe(|| Cycle::new(&cfg, &mut disk, s).run(false)));
+            let ran = catch_unwind(AssertUnwindSafe(|| Cycle::new(&cfg, &mut disk, s).in_parts_of(part_entries).run(false)));
             disk.crash_at = None;
             if std::env::var_os("YSYNC_CYCLE_DEBUG").is_some() {
                 let crashed =

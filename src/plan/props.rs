@@ -576,6 +576,51 @@ fn the_part_plans_as_the_whole(scan: &Scan, state: &State, opts: &Options) -> Re
     Ok(())
 }
 
+/// A large change is planned in parts of folders when no part deletes,
+/// forgets or moves anything (`Cycle::parts`). Then the parts together
+/// must plan what the whole plans; and when the whole deletes or moves
+/// anything, or stops, some part must show it (a part may show one the
+/// whole does not: the folders are then planned together, which is safe).
+fn parts_plan_as_the_whole(scan: &Scan, state: &State, listing: Option<&Tree>, opts: &Options) -> Result<(), String> {
+    let crosses = |p: &Result<Plan, Stop>| {
+        p.as_ref().map_or(true, |p| {
+            p.actions
+                .iter()
+                .any(|a| matches!(a, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. }))
+        })
+    };
+    let mut folders: BTreeSet<String> =
+        state.dirs.iter().cloned().chain(state.files.keys().map(|p| crate::state::split(p).0.to_string())).collect();
+    folders.extend(scan.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| e.path.clone()));
+    folders.insert(String::new());
+    // Split by a digest of the name: any split must do.
+    let (one, two): (Vec<String>, Vec<String>) =
+        folders.into_iter().partition(|f| sha(f.len() as u64 + f.bytes().map(u64::from).sum::<u64>()).0[0].is_multiple_of(2));
+    let whole = plan(scan, state, listing, opts);
+    let halves = [&one, &two].map(|h| plan(&scan.part(h), &state.part(h), listing, opts));
+    if crosses(&whole) {
+        return match halves.iter().any(crosses) {
+            true => Ok(()),
+            false => Err(format!("the whole deletes, moves or stops ({whole:?}) but neither part of {one:?} and {two:?} shows it")),
+        };
+    }
+    if halves.iter().any(crosses) {
+        return Ok(()); // planned together then: safe, only not lean
+    }
+    let shown = |p: &Plan| p.actions.iter().map(|a| format!("{a:?}")).collect::<BTreeSet<String>>();
+    let whole = whole.expect("checked");
+    let mut parts = BTreeSet::new();
+    let mut unmounted = BTreeSet::new();
+    for h in halves.iter().flatten() {
+        parts.extend(shown(h));
+        unmounted.extend(h.unmounted.iter().cloned());
+    }
+    if parts != shown(&whole) || unmounted != whole.unmounted.iter().cloned().collect() {
+        return Err(format!("parts {one:?} and {two:?} plan\n{halves:?}\nbut the whole\n{whole:?}"));
+    }
+    Ok(())
+}
+
 /// Runs one case: `Err` names the first invariant it breaks.
 pub fn check(c: &Case) -> Result<Ended, String> {
     let mut w = World::new(c);
@@ -588,6 +633,7 @@ pub fn check(c: &Case) -> Result<Ended, String> {
     if listing.is_none() {
         the_part_plans_as_the_whole(&w.scan, &w.state, &w.opts)?;
     }
+    parts_plan_as_the_whole(&w.scan, &w.state, listing.as_ref(), &w.opts)?;
     let tracked = w.state.files.len() as u64;
     let p = match first {
         Ok(p) => p,

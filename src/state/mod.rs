@@ -377,9 +377,9 @@ impl State {
     }
 
     /// The part of this state a plan needs when only the `changed` folders
-    /// (sorted) differ from the scan: their records, and everything but
-    /// records, which is small. The other records are counted in
-    /// `elsewhere`.
+    /// (sorted) differ from the scan: their records and unsettled uploads,
+    /// and everything else but records, which is small. The other records
+    /// are counted in `elsewhere`.
     pub fn part(&self, changed: &[String]) -> State {
         let in_changed = |p: &str| changed.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok();
         let files: BTreeMap<String, FileRec> =
@@ -390,7 +390,7 @@ impl State {
             remote_dir: self.remote_dir.clone(),
             dirs: self.dirs.clone(),
             files,
-            pending: self.pending.clone(),
+            pending: self.pending.iter().filter(|(p, _)| in_changed(p)).map(|(p, u)| (p.clone(), u.clone())).collect(),
             mkdirs: self.mkdirs.clone(),
             moving: self.moving.clone(),
             last: self.last.clone(),

@@ -11,7 +11,7 @@
 //! crash at any moment leaves a trace of every object that may be on the
 //! Disk. Only this file opens state files (`peek` reads them for `status`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -78,10 +78,10 @@ struct Partial {
     /// Paths forgotten since the snapshot was written: nothing of the
     /// snapshot at or below them counts.
     masked: BTreeSet<String>,
-    /// The tracked files outside `loaded` when it was last counted.
-    elsewhere: u64,
-    /// All tracked files when they were last counted.
+    /// All tracked files when they were last counted (a load, a save).
     tracked: u64,
+    /// The records of each folder when they were last counted (a load).
+    counts: BTreeMap<String, u64>,
 }
 
 impl Partial {
@@ -154,12 +154,12 @@ impl Store {
         Ok(())
     }
 
-    /// Loads what a cycle needs of the saved state when the walk found
-    /// these prints: every record of each folder whose print differs from
-    /// the state's (and of the folders an unsettled upload, folder or move
-    /// is in), and nothing else. Returns those folders, sorted, or `None`
-    /// when the state in memory is whole. Reads the snapshot twice, a line
-    /// at a time: once for the state's prints, once for the records.
+    /// Reads what a cycle needs to know of the saved state when the walk
+    /// found these prints: which folders differ (their prints, or because
+    /// they hold an unsettled upload, folder or move), returned sorted, and
+    /// how many records each folder has. Loads no record (see
+    /// [`Store::load_folders`]); `None` when the state in memory is whole.
+    /// Reads the snapshot once, a line at a time.
     pub fn load_partial(&mut self, remote_dir: &str, prints: &Prints) -> Result<Option<Vec<String>>, Error> {
         if self.state.is_none() {
             let (state, partial) = self.read_partial(remote_dir)?;
@@ -169,10 +169,25 @@ impl Store {
         let state = self.state.as_ref().expect("loaded above");
         let mut mine = PrintBuilder::default();
         mine.folder("");
-        let tracked = match self.each_record(state, &partial, &mut |p, r, _| {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut last = String::from("\0");
+        let mut run = 0;
+        let read = self.each_record(state, &partial, &mut |p, r, _| {
             mine.file(p, &r.stat);
+            let folder = split(p).0;
+            if folder != last {
+                if run > 0 {
+                    *counts.entry(std::mem::take(&mut last)).or_default() += run;
+                }
+                (last, run) = (folder.to_string(), 0);
+            }
+            run += 1;
             Ok(())
-        }) {
+        });
+        if run > 0 {
+            *counts.entry(last).or_default() += run;
+        }
+        let tracked = match read {
             Ok(n) => n,
             // A snapshot damaged past its first line: read whole, it is set
             // aside and the state starts afresh, as at any load.
@@ -190,38 +205,115 @@ impl Store {
         dirty.extend(state.unsettled_folders());
         dirty.sort_unstable();
         dirty.dedup();
-        let new: BTreeSet<&str> = dirty.iter().map(String::as_str).filter(|d| !partial.loaded.contains(*d)).collect();
-        let mut found = Vec::new();
-        if !new.is_empty() {
-            let read = self.each_record(state, &partial, &mut |p, r, in_memory| {
-                if !in_memory && new.contains(split(p).0) {
-                    found.push((p.to_string(), r.clone()));
-                }
-                Ok(())
-            });
-            if let Err(e) = read {
-                self.partial = Some(partial);
-                return Err(e);
-            }
-        }
-        let state = self.state.as_mut().expect("loaded above");
-        state.files.extend(found);
-        partial.loaded.extend(new.into_iter().map(String::from));
-        let here = state.files.keys().filter(|p| dirty.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok()).count() as u64;
-        partial.tracked = tracked;
-        partial.elsewhere = tracked.saturating_sub(here);
-        log::debug!("state loaded in part: {} of {tracked} files, in {} changed folders", here, dirty.len());
+        (partial.tracked, partial.counts) = (tracked, counts);
+        log::debug!("state read: {tracked} files, {} folders differ", dirty.len());
         self.partial = Some(partial);
         Ok(Some(dirty))
     }
 
-    /// What the planner sees of a partial state: the records of the
-    /// `changed` folders (those [`Store::load_partial`] returned), and
-    /// everything else the state holds, which is small.
+    /// Loads every record of these folders (those not in memory yet), with
+    /// one more read of the snapshot. Nothing to do for a whole state.
+    pub fn load_folders(&mut self, folders: &[String]) -> Result<(), Error> {
+        let Some(mut partial) = self.partial.take() else { return Ok(()) };
+        let new: BTreeSet<&str> = folders.iter().map(String::as_str).filter(|d| !partial.loaded.contains(*d)).collect();
+        if new.iter().all(|d| partial.counts.get(*d).is_none_or(|n| *n == 0)) {
+            partial.loaded.extend(new.into_iter().map(String::from));
+            self.partial = Some(partial);
+            return Ok(());
+        }
+        let state = self.state.as_ref().expect("loaded");
+        let mut found = Vec::new();
+        let read = self.each_record(state, &partial, &mut |p, r, in_memory| {
+            if !in_memory && new.contains(split(p).0) {
+                found.push((p.to_string(), r.clone()));
+            }
+            Ok(())
+        });
+        let loaded = found.len();
+        if read.is_ok() {
+            self.state.as_mut().expect("loaded").files.extend(found);
+            partial.loaded.extend(new.into_iter().map(String::from));
+        }
+        self.partial = Some(partial);
+        log::debug!("state loaded: {loaded} records of {} folders", folders.len());
+        read.map(|_| ())
+    }
+
+    /// Lets these folders' records go from memory (a partial state only),
+    /// once the journal is folded into the snapshot: between the parts of
+    /// a cycle that plans a large change a part at a time.
+    pub fn unload(&mut self, folders: &[String]) -> Result<(), Error> {
+        if self.partial.is_none() {
+            return Ok(());
+        }
+        let state = self.state.take().expect("loaded");
+        let saved = if self.journal_lines > 0 { self.save(&state) } else { Ok(()) };
+        self.state = Some(state);
+        saved?;
+        let partial = self.partial.as_mut().expect("checked above");
+        let gone = |p: &str| folders.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok();
+        self.state.as_mut().expect("loaded").files.retain(|p, _| !gone(p));
+        partial.loaded.retain(|d| folders.binary_search(d).is_err());
+        Ok(())
+    }
+
+    /// Makes a whole state in memory partial: written to the snapshot, its
+    /// records let go (after a reconcile, before a large change is planned
+    /// a part at a time).
+    pub fn go_partial(&mut self) -> Result<(), Error> {
+        if self.partial.is_some() {
+            return Ok(());
+        }
+        let state = self.state.take().expect("loaded");
+        let saved = self.save(&state);
+        self.state = Some(state);
+        saved?;
+        let state = self.state.as_mut().expect("loaded");
+        let mut partial = Partial { tracked: state.files.len() as u64, ..Partial::default() };
+        for p in state.files.keys() {
+            *partial.counts.entry(split(p).0.to_string()).or_default() += 1;
+        }
+        state.files.clear();
+        self.partial = Some(partial);
+        Ok(())
+    }
+
+    /// The records of each folder (that has any), as last counted.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        match &self.partial {
+            Some(p) => p.counts.clone(),
+            None => {
+                let mut out: BTreeMap<String, u64> = BTreeMap::new();
+                for p in self.state().files.keys() {
+                    *out.entry(split(p).0.to_string()).or_default() += 1;
+                }
+                out
+            }
+        }
+    }
+
+    /// Every folder the state knows: the tracked ones, and those its
+    /// records are in.
+    pub fn folders(&self) -> BTreeSet<String> {
+        let s = self.state();
+        let mut out: BTreeSet<String> = s.dirs.clone();
+        out.insert(String::new());
+        match &self.partial {
+            Some(p) => out.extend(p.counts.keys().cloned()),
+            None => out.extend(s.files.keys().map(|p| split(p).0.to_string())),
+        }
+        out
+    }
+
+    /// What the planner sees of the state when only the `changed` folders
+    /// differ from the scan: their records (loaded with
+    /// [`Store::load_folders`]), and everything else the state holds,
+    /// which is small.
     pub fn view(&self, changed: &[String]) -> State {
         let mut view = self.state().part(changed);
         if let Some(p) = &self.partial {
-            view.elsewhere = p.elsewhere;
+            debug_assert!(changed.iter().all(|d| p.loaded.contains(d)), "a view of folders not loaded");
+            view.elsewhere = p.tracked.saturating_sub(view.files.len() as u64);
         }
         view
     }

@@ -347,6 +347,8 @@ fn a_partial_state_is_the_whole_one_read_a_folder_at_a_time() {
     walked.0.insert("b".into(), Hex([9; 16])); // the walk saw `b` otherwise
     let changed = store.load_partial("/r", &walked).unwrap().expect("a partial state");
     assert_eq!(changed, ["b"]);
+    assert!(!store.state().files.contains_key("b/1"), "nothing loaded yet");
+    store.load_folders(&changed).unwrap();
     let view = store.view(&changed);
     assert_eq!(view.files.keys().collect::<Vec<_>>(), ["b/1", "b/2"], "the changed folder's records, the snapshot's and the journal's");
     assert_eq!((view.elsewhere, view.tracked()), (4, 6), "the rest counted, not loaded");
@@ -407,6 +409,7 @@ fn memory_grows_with_the_changed_folders_not_the_tree() {
     let mut store = Store::open(&p).unwrap();
     let changed = store.load_partial("/r", &w.prints).unwrap().expect("partial");
     assert_eq!(changed, ["d01/0001", "d02/0002", "d03", "d03/0003"]);
+    store.load_folders(&changed).unwrap();
     let loaded = store.state().files.len();
     assert!(loaded <= 3 * PER_FOLDER, "{loaded} records in memory for 3 changed folders of {PER_FOLDER}");
     assert_eq!(store.view(&changed).tracked(), (FOLDERS * PER_FOLDER) as u64);
