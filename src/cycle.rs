@@ -311,6 +311,12 @@ impl<'a> Cycle<'a> {
         let state = self.exec.store().state();
         let mut listing = !state.dirs.contains("") || (!dry_run && reconcile_due(self.cfg, state.reconciled));
         let mut actions = 0;
+        // Where a fresh state lists the Disk a part at a time: whether
+        // remote_dir is there (and its listing), and the folders seen there
+        // so far.
+        let mut remote_root = Root::Unknown;
+        let mut remote_dirs: BTreeSet<String> = BTreeSet::new();
+        let mut root_items = None;
         loop {
             tally.suspect = false;
             // A listing is compared with every record (a reconcile), and
@@ -320,8 +326,19 @@ impl<'a> Cycle<'a> {
             {
                 return (Outcome::StateUnusable(e.to_string()), 0, actions);
             }
+            // With nothing synced (a first run, a lost state) there is
+            // nothing to reconcile: the Disk is listed a part at a time,
+            // beside the part's plan, instead of whole.
+            let fresh = listing && self.exec.store().state().is_empty();
             // Either ends the cycle, but what an earlier pass did is sealed.
             let tree = match listing {
+                true if fresh => match self.find_root(dry_run, &mut root_items) {
+                    Ok(root) => {
+                        remote_root = root;
+                        None
+                    }
+                    Err(e) => return (Outcome::TokenRejected(e.to_string()), 0, actions),
+                },
                 true => match self.list_remote(dry_run) {
                     Ok(t) => t,
                     Err(e) => return (Outcome::TokenRejected(e.to_string()), 0, actions),
@@ -336,7 +353,7 @@ impl<'a> Cycle<'a> {
                     all.into_iter().collect()
                 }
             };
-            let parts = match self.parts(walk, folders, tree.as_ref(), &opts, dry_run) {
+            let parts = match self.parts(walk, folders, tree.as_ref(), &opts, (dry_run, fresh)) {
                 Ok(p) => p,
                 Err(e) => return (Outcome::StateError(e.to_string()), 0, actions),
             };
@@ -347,9 +364,21 @@ impl<'a> Cycle<'a> {
                 if let Err(e) = store.load_folders(part) {
                     return (Outcome::StateUnusable(e.to_string()), deferred, actions);
                 }
+                let listed;
+                let tree = match (fresh, remote_root) {
+                    (true, Root::There) => match self.list_part(part, &mut remote_dirs, &mut root_items) {
+                        Ok(t) => {
+                            listed = Some(t);
+                            listed.as_ref()
+                        }
+                        Err(e) => return (Outcome::TokenRejected(e.to_string()), deferred, actions),
+                    },
+                    (true, _) => None,
+                    (false, _) => tree.as_ref(),
+                };
                 let scan = self.scan_of(walk, part);
                 let view = self.exec.store().view(part);
-                let planned = plan::plan(&scan, &view, tree.as_ref(), &opts);
+                let planned = plan::plan(&scan, &view, tree, &opts);
                 drop((scan, view));
                 let plan = match planned {
                     Ok(p) => p,
@@ -409,14 +438,15 @@ impl<'a> Cycle<'a> {
     /// pairs and counts across folders (renames, `max_delete`), so a dry
     /// plan of each part must do none of that, or the folders are planned
     /// together. A dry run plans them together too (it writes nothing,
-    /// and parts fold the journal).
+    /// and parts fold the journal). With `fresh`, nothing is synced, so
+    /// nothing can be deleted or moved: no dry plan is needed.
     fn parts(
         &mut self,
         walk: &Walk,
         folders: Vec<String>,
         tree: Option<&remote::Tree>,
         opts: &plan::Options,
-        dry_run: bool,
+        (dry_run, fresh): (bool, bool),
     ) -> Result<Vec<Vec<String>>, state::Error> {
         let counts = self.exec.store().counts();
         let size = |f: &str| walk.counts.get(f).copied().unwrap_or(0) + counts.get(f).copied().unwrap_or(0);
@@ -437,6 +467,10 @@ impl<'a> Cycle<'a> {
         }
         let store = self.exec.store();
         store.go_partial()?;
+        if fresh {
+            log::debug!("{} files in {} folders, nothing synced: planned in {} parts", total, folders.len(), parts.len());
+            return Ok(parts);
+        }
         let crosses =
             |a: &Action| matches!(a, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. });
         for part in &parts {
@@ -535,6 +569,72 @@ impl<'a> Cycle<'a> {
         None
     }
 
+    /// For a state that tracks nothing: is `remote_dir` on the Disk? Notes
+    /// the reconcile (nothing to compare) and forgets `remote_dir` if it is
+    /// gone. `Err` only for a rejected token; a listing that fails
+    /// otherwise is a warning, and nothing is adopted in this cycle.
+    fn find_root(&mut self, dry_run: bool, first: &mut Option<Vec<remote::Item>>) -> Result<Root, Error> {
+        let root = match self.exec.remote().list(&self.cfg.remote_dir) {
+            Ok(Some(items)) => {
+                *first = Some(items);
+                Root::There
+            }
+            Ok(None) => Root::Missing,
+            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+            Err(e) => {
+                log::warn!("listing {} failed ({e}); trying again next cycle", self.cfg.remote_dir);
+                return Ok(Root::Unknown);
+            }
+        };
+        if !dry_run {
+            let empty = remote::Tree::new();
+            let store = self.exec.store();
+            let (_, changes) = plan::reconcile(store.whole(), (root == Root::There).then_some(&empty), now_secs());
+            let _ = store.commit(changes);
+        }
+        Ok(root)
+    }
+
+    /// The Disk's listing of these folders (those it has: `remote_dir`, and
+    /// folders an earlier listing showed, in `known`), for the part of a
+    /// plan that has them: each remote folder is listed once in a cycle, as
+    /// by a whole listing. `Err` only for a rejected token; a folder whose
+    /// listing fails otherwise is left out (its files are sent again).
+    /// `root` holds `remote_dir`'s own listing, from [`Cycle::find_root`].
+    fn list_part(
+        &mut self,
+        folders: &[String],
+        known: &mut BTreeSet<String>,
+        root: &mut Option<Vec<remote::Item>>,
+    ) -> Result<remote::Tree, Error> {
+        let mut tree = remote::Tree::new();
+        for f in folders {
+            if !f.is_empty() && !known.contains(f) {
+                continue;
+            }
+            let listed = match f.is_empty() && root.is_some() {
+                true => Ok(root.take()),
+                false => self.exec.remote().list(&remote::join(&self.cfg.remote_dir, f)),
+            };
+            let items = match listed {
+                Ok(items) => items.unwrap_or_default(),
+                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+                Err(e) => {
+                    log::warn!("listing {} failed ({e}); its files are sent again", remote::join(&self.cfg.remote_dir, f));
+                    Vec::new()
+                }
+            };
+            for item in items {
+                let rel = if f.is_empty() { item.name.clone() } else { format!("{f}/{}", item.name) };
+                if item.dir {
+                    known.insert(rel.clone());
+                }
+                tree.insert(rel, item);
+            }
+        }
+        Ok(tree)
+    }
+
     /// Lists `remote_dir`. With a state that tracks anything, this is a
     /// reconcile: whatever the state records that the Disk does not hold
     /// with the recorded size and sha256 is forgotten, so that the plan
@@ -573,10 +673,19 @@ impl<'a> Cycle<'a> {
     }
 }
 
+/// Whether `remote_dir` is on the Disk, as a fresh state's cycle found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    There,
+    Missing,
+    /// Not listed (yet), or the listing failed.
+    Unknown,
+}
+
 /// A change larger than this many files and records (those of the scan
 /// and of the state in the changed folders) is planned in parts, when the
 /// parts are independent ([`Cycle::parts`]).
-pub const PART_ENTRIES: u64 = 50_000;
+pub const PART_ENTRIES: u64 = 20_000;
 
 /// Is a full comparison of the Disk with the state due (`reconcile`)?
 fn reconcile_due(cfg: &Config, last: u64) -> bool {

@@ -330,7 +330,10 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
         // A synced folder whose deletion was interrupted is of unknown fate
         // too: here again, it is made again (a mkdir of a folder that is
         // there costs one request and changes nothing).
+        // In a part of a larger plan, a folder is made by the part that
+        // lists its parent (whose listing of the Disk says if it is there).
         .filter(|e| e.kind == Kind::Dir && (!state.dirs.contains(&e.path) || state.mkdirs.contains(&e.path)) && !kept(&e.path))
+        .filter(|e| scan.lists(order::parent(&e.path)))
         .map(|e| if remote_dir(&e.path) { Action::AdoptDir(e.path.clone()) } else { Action::Mkdir(e.path.clone()) })
         .collect();
     creates.extend(dir_moves);

@@ -90,8 +90,10 @@ pub struct Scan {
     /// sorted. The plan remembers them, to notice one being unmounted.
     pub mounts: Vec<String>,
     /// Files the scan saw but left out of `entries`: those of folders whose
-    /// print matched the state's (a partial scan, [`Scan::partial`]).
+    /// print matched the state's, or of another part of a large change.
     pub unlisted: u64,
+    /// The folders whose files `entries` holds (sorted); `None`: all.
+    pub listed: Option<Vec<String>>,
 }
 
 impl Scan {
@@ -116,7 +118,12 @@ impl Scan {
         let in_changed = |p: &str| changed.binary_search_by(|d| d.as_str().cmp(crate::state::split(p).0)).is_ok();
         let (entries, rest): (Vec<Entry>, Vec<Entry>) =
             self.entries.iter().cloned().partition(|e| e.kind == Kind::Dir || in_changed(&e.path));
-        Scan { entries, unlisted: self.unlisted + rest.len() as u64, ..self.clone() }
+        Scan { entries, unlisted: self.unlisted + rest.len() as u64, listed: Some(changed.to_vec()), ..self.clone() }
+    }
+
+    /// Are the files of folder `dir` in `entries`?
+    pub fn lists(&self, dir: &str) -> bool {
+        self.listed.as_ref().is_none_or(|l| l.binary_search_by(|d| d.as_str().cmp(dir)).is_ok())
     }
 
     /// Is anything at or below `dir` unreadable or excluded?
@@ -179,7 +186,7 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
     let w = walk(root, exclude, one_file_system, &mut |files| entries.extend(files))?;
     entries.extend(w.dirs.iter().map(|d| Entry::dir(d)));
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Ok(Scan { entries, skipped: w.skipped, unreadable: w.unreadable, excluded: w.excluded, mounts: w.mounts, unlisted: 0 })
+    Ok(Scan { entries, skipped: w.skipped, unreadable: w.unreadable, excluded: w.excluded, mounts: w.mounts, unlisted: 0, listed: None })
 }
 
 /// Walks `root` one folder at a time (depth first), handing each folder's
@@ -241,7 +248,7 @@ pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &[Glob], 
     }
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     let Walk { skipped, unreadable, excluded, .. } = r.out;
-    Scan { entries, skipped, unreadable, excluded, mounts: Vec::new(), unlisted: 0 }
+    Scan { entries, skipped, unreadable, excluded, mounts: Vec::new(), unlisted: 0, listed: Some(folders.to_vec()) }
 }
 
 /// One folder's readable content: files sorted by name, sub-folders

@@ -351,6 +351,16 @@ impl State {
         self.pending.is_empty() && self.mkdirs.is_empty() && self.moving.is_none() && self.dirs.contains("")
     }
 
+    /// Does this state track nothing: no file, no upload, folder or move in
+    /// flight, no folder but `remote_dir`? (A first run, a lost state.)
+    pub fn is_empty(&self) -> bool {
+        self.tracked() == 0
+            && self.pending.is_empty()
+            && self.mkdirs.is_empty()
+            && self.moving.is_none()
+            && self.dirs.iter().all(|d| d.is_empty())
+    }
+
     /// The number of files the state tracks, in `files` or elsewhere.
     pub fn tracked(&self) -> u64 {
         self.files.len() as u64 + self.elsewhere
