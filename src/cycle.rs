@@ -311,40 +311,25 @@ impl<'a> Cycle<'a> {
         let state = self.exec.store().state();
         let mut listing = !state.dirs.contains("") || (!dry_run && reconcile_due(self.cfg, state.reconciled));
         let mut actions = 0;
-        // Where a fresh state lists the Disk a part at a time: whether
-        // remote_dir is there (and its listing), and the folders seen there
-        // so far.
-        let mut remote_root = Root::Unknown;
-        let mut remote_dirs: BTreeSet<String> = BTreeSet::new();
-        let mut root_items = None;
         loop {
             tally.suspect = false;
-            // A listing is compared with every record (a reconcile), and
-            // may change any folder: then every folder is planned.
-            if (listing || changed.is_none())
-                && let Err(e) = self.exec.store().load(&self.cfg.remote_dir)
-            {
-                return (Outcome::StateUnusable(e.to_string()), 0, actions);
+            // A listing is read a part at a time, beside that part's plan:
+            // each remote folder once, compared with the part's records (a
+            // reconcile) and adopted from. Where it stands: is remote_dir
+            // there (with its own listing), which folders were seen there.
+            let mut listed = Listing { root: Root::Unknown, first: None, there: BTreeSet::new(), lost: Vec::new(), failed: false };
+            if listing {
+                listed.root = match self.find_root(&mut listed.first) {
+                    Ok(r) => r,
+                    Err(e) => return (Outcome::TokenRejected(e.to_string()), 0, actions),
+                };
+                if listed.root == Root::There {
+                    listed.there.insert(String::new());
+                }
             }
-            // With nothing synced (a first run, a lost state) there is
-            // nothing to reconcile: the Disk is listed a part at a time,
-            // beside the part's plan, instead of whole.
+            // With nothing synced (a first run, a lost state) nothing can
+            // be deleted or moved: the parts need no dry plan.
             let fresh = listing && self.exec.store().state().is_empty();
-            // Either ends the cycle, but what an earlier pass did is sealed.
-            let tree = match listing {
-                true if fresh => match self.find_root(dry_run, &mut root_items) {
-                    Ok(root) => {
-                        remote_root = root;
-                        None
-                    }
-                    Err(e) => return (Outcome::TokenRejected(e.to_string()), 0, actions),
-                },
-                true => match self.list_remote(dry_run) {
-                    Ok(t) => t,
-                    Err(e) => return (Outcome::TokenRejected(e.to_string()), 0, actions),
-                },
-                false => None,
-            };
             let folders: Vec<String> = match (&changed, listing) {
                 (Some(c), false) => c.clone(),
                 _ => {
@@ -353,7 +338,7 @@ impl<'a> Cycle<'a> {
                     all.into_iter().collect()
                 }
             };
-            let parts = match self.parts(walk, folders, tree.as_ref(), &opts, (dry_run, fresh)) {
+            let parts = match self.parts(walk, folders, &opts, (dry_run, fresh)) {
                 Ok(p) => p,
                 Err(e) => return (Outcome::StateError(e.to_string()), 0, actions),
             };
@@ -364,21 +349,17 @@ impl<'a> Cycle<'a> {
                 if let Err(e) = store.load_folders(part) {
                     return (Outcome::StateUnusable(e.to_string()), deferred, actions);
                 }
-                let listed;
-                let tree = match (fresh, remote_root) {
-                    (true, Root::There) => match self.list_part(part, &mut remote_dirs, &mut root_items) {
-                        Ok(t) => {
-                            listed = Some(t);
-                            listed.as_ref()
-                        }
+                let tree = match listing && listed.root != Root::Unknown {
+                    true => match self.reconcile_part(part, &mut listed, dry_run) {
+                        Ok(t) => t,
                         Err(e) => return (Outcome::TokenRejected(e.to_string()), deferred, actions),
                     },
-                    (true, _) => None,
-                    (false, _) => tree.as_ref(),
+                    false => None,
                 };
                 let scan = self.scan_of(walk, part);
                 let view = self.exec.store().view(part);
-                let planned = plan::plan(&scan, &view, tree, &opts);
+                let planned = plan::plan(&scan, &view, tree.as_ref(), &opts);
+                drop(tree);
                 drop((scan, view));
                 let plan = match planned {
                     Ok(p) => p,
@@ -404,6 +385,9 @@ impl<'a> Cycle<'a> {
                 if many && let Err(e) = self.exec.store().unload(part) {
                     return (Outcome::StateError(e.to_string()), deferred, actions);
                 }
+            }
+            if listing && !dry_run {
+                self.reconciled(&listed, start);
             }
             unmounted.sort_unstable();
             unmounted.dedup();
@@ -444,7 +428,6 @@ impl<'a> Cycle<'a> {
         &mut self,
         walk: &Walk,
         folders: Vec<String>,
-        tree: Option<&remote::Tree>,
         opts: &plan::Options,
         (dry_run, fresh): (bool, bool),
     ) -> Result<Vec<Vec<String>>, state::Error> {
@@ -477,7 +460,10 @@ impl<'a> Cycle<'a> {
             self.exec.store().load_folders(part)?;
             let scan = self.scan_of(walk, part);
             let view = self.exec.store().view(part);
-            let independent = plan::plan(&scan, &view, tree, opts).is_ok_and(|p| !p.actions.iter().any(crosses));
+            // Without the Disk's listing: that turns uploads into adoptions
+            // only, and a new file like a vanished one into an adoption
+            // rather than a move, so what crosses here is a superset.
+            let independent = plan::plan(&scan, &view, None, opts).is_ok_and(|p| !p.actions.iter().any(crosses));
             drop((scan, view));
             self.exec.store().unload(part)?;
             if !independent {
@@ -569,111 +555,120 @@ impl<'a> Cycle<'a> {
         None
     }
 
-    /// For a state that tracks nothing: is `remote_dir` on the Disk? Notes
-    /// the reconcile (nothing to compare) and forgets `remote_dir` if it is
-    /// gone. `Err` only for a rejected token; a listing that fails
-    /// otherwise is a warning, and nothing is adopted in this cycle.
-    fn find_root(&mut self, dry_run: bool, first: &mut Option<Vec<remote::Item>>) -> Result<Root, Error> {
-        let root = match self.exec.remote().list(&self.cfg.remote_dir) {
+    /// Is `remote_dir` on the Disk? Its listing is kept for the first
+    /// part. `Err` only for a rejected token; a listing that fails
+    /// otherwise is a warning, and nothing is listed in this cycle.
+    fn find_root(&mut self, first: &mut Option<Vec<remote::Item>>) -> Result<Root, Error> {
+        match self.exec.remote().list(&self.cfg.remote_dir) {
             Ok(Some(items)) => {
                 *first = Some(items);
-                Root::There
+                Ok(Root::There)
             }
-            Ok(None) => Root::Missing,
-            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+            Ok(None) => Ok(Root::Missing),
+            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => Err(e),
             Err(e) => {
                 log::warn!("listing {} failed ({e}); trying again next cycle", self.cfg.remote_dir);
-                return Ok(Root::Unknown);
+                Ok(Root::Unknown)
             }
-        };
-        if !dry_run {
-            let empty = remote::Tree::new();
-            let store = self.exec.store();
-            let (_, changes) = plan::reconcile(store.whole(), (root == Root::There).then_some(&empty), now_secs());
-            let _ = store.commit(changes);
         }
-        Ok(root)
     }
 
-    /// The Disk's listing of these folders (those it has: `remote_dir`, and
-    /// folders an earlier listing showed, in `known`), for the part of a
-    /// plan that has them: each remote folder is listed once in a cycle, as
-    /// by a whole listing. `Err` only for a rejected token; a folder whose
-    /// listing fails otherwise is left out (its files are sent again).
-    /// `root` holds `remote_dir`'s own listing, from [`Cycle::find_root`].
-    fn list_part(
-        &mut self,
-        folders: &[String],
-        known: &mut BTreeSet<String>,
-        root: &mut Option<Vec<remote::Item>>,
-    ) -> Result<remote::Tree, Error> {
+    /// Lists the part's folders on the Disk and reconciles the part's
+    /// records with them ([`plan::reconcile`]): what the Disk lost or holds
+    /// otherwise is uploaded or made again. Returns the listing, for the
+    /// part's plan to adopt from (`None` when remote_dir is missing). Once
+    /// a listing fails, nothing more is reconciled in this cycle (a folder
+    /// not listed is not a folder lost) and nothing more adopted.
+    fn reconcile_part(&mut self, part: &[String], l: &mut Listing, dry_run: bool) -> Result<Option<remote::Tree>, Error> {
+        if l.root == Root::Missing || l.failed {
+            if !dry_run && !l.failed {
+                let store = self.exec.store();
+                let (lost, changes) = plan::reconcile(&store.view(part), part, &remote::Tree::new(), &l.there, now_secs());
+                let _ = store.commit(changes);
+                l.lost.extend(lost);
+            }
+            return Ok(None);
+        }
+        let tree = self.list_part(part, l)?;
+        if !dry_run && !l.failed {
+            let store = self.exec.store();
+            let (lost, changes) = plan::reconcile(&store.view(part), part, &tree, &l.there, now_secs());
+            let _ = store.commit(changes);
+            l.lost.extend(lost);
+        }
+        Ok((!l.failed).then_some(tree))
+    }
+
+    /// After the last part: the reconcile is noted, and said.
+    fn reconciled(&mut self, l: &Listing, start: Instant) {
+        if l.failed || l.root == Root::Unknown {
+            return;
+        }
+        let store = self.exec.store();
+        let files = store.state().tracked();
+        let had = store.state().dirs.contains("") || !l.lost.is_empty();
+        let _ = store.commit(vec![Change::Reconciled(now_secs())]);
+        if !l.lost.is_empty() {
+            log::warn!(
+                "{} of {files} synced files and folders are not on the Disk as ysync left them (deleted or changed there); \
+                 they are uploaded or created again, e.g. {}",
+                l.lost.len(),
+                l.lost.iter().take(3).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+            );
+        } else if had && files > 0 {
+            log::info!("reconciled: the Disk holds the {files} synced files as recorded ({}s)", units::secs(start.elapsed()));
+        }
+    }
+
+    /// The Disk's listing of these folders: those it has (`remote_dir`,
+    /// and folders an earlier listing showed, `l.there`), so each remote
+    /// folder is listed once in a cycle, as by a whole listing. `Err` only
+    /// for a rejected token; another failure sets `l.failed`.
+    fn list_part(&mut self, folders: &[String], l: &mut Listing) -> Result<remote::Tree, Error> {
         let mut tree = remote::Tree::new();
         for f in folders {
-            if !f.is_empty() && !known.contains(f) {
+            if !l.there.contains(f) {
                 continue;
             }
-            let listed = match f.is_empty() && root.is_some() {
-                true => Ok(root.take()),
+            let listed = match f.is_empty() && l.first.is_some() {
+                true => Ok(l.first.take()),
                 false => self.exec.remote().list(&remote::join(&self.cfg.remote_dir, f)),
             };
             let items = match listed {
                 Ok(items) => items.unwrap_or_default(),
                 Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
                 Err(e) => {
-                    log::warn!("listing {} failed ({e}); its files are sent again", remote::join(&self.cfg.remote_dir, f));
-                    Vec::new()
+                    log::warn!("listing {} failed ({e}); trying again next cycle", remote::join(&self.cfg.remote_dir, f));
+                    l.failed = true;
+                    return Ok(tree);
                 }
             };
             for item in items {
                 let rel = if f.is_empty() { item.name.clone() } else { format!("{f}/{}", item.name) };
                 if item.dir {
-                    known.insert(rel.clone());
+                    l.there.insert(rel.clone());
                 }
                 tree.insert(rel, item);
             }
         }
         Ok(tree)
     }
-
-    /// Lists `remote_dir`. With a state that tracks anything, this is a
-    /// reconcile: whatever the state records that the Disk does not hold
-    /// with the recorded size and sha256 is forgotten, so that the plan
-    /// uploads or creates it again (never deletes: foreign files stay
-    /// untouched). `Err` only for a rejected token; a listing that fails
-    /// otherwise is a warning, and the cycle goes on without it.
-    fn list_remote(&mut self, dry_run: bool) -> Result<Option<remote::Tree>, Error> {
-        let started = Instant::now();
-        let tree = match self.exec.remote().tree(&self.cfg.remote_dir) {
-            Ok(t) => t,
-            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
-            Err(e) => {
-                log::warn!("listing {} failed ({e}); trying again next cycle", self.cfg.remote_dir);
-                return Ok(None);
-            }
-        };
-        if dry_run {
-            return Ok(tree);
-        }
-        let store = self.exec.store();
-        let state = store.whole();
-        let (lost, changes) = plan::reconcile(state, tree.as_ref(), now_secs());
-        let files = state.tracked();
-        if !lost.is_empty() {
-            log::warn!(
-                "{} of {files} synced files and folders are not on the Disk as ysync left them (deleted or changed there); \
-                 they are uploaded or created again, e.g. {}",
-                lost.len(),
-                lost.iter().take(3).map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
-            );
-        } else if state.dirs.contains("") {
-            log::info!("reconciled: the Disk holds the {files} synced files as recorded ({}s)", units::secs(started.elapsed()));
-        }
-        let _ = store.commit(changes);
-        Ok(tree)
-    }
 }
 
-/// Whether `remote_dir` is on the Disk, as a fresh state's cycle found.
+/// A cycle's listing of the Disk, read a part at a time.
+struct Listing {
+    root: Root,
+    /// remote_dir's own listing, until the first part takes it.
+    first: Option<Vec<remote::Item>>,
+    /// The folders seen on the Disk (`""`: remote_dir).
+    there: BTreeSet<String>,
+    /// What the reconcile found lost, to say at the end.
+    lost: Vec<String>,
+    /// A listing failed: nothing more is reconciled or adopted.
+    failed: bool,
+}
+
+/// Whether `remote_dir` is on the Disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Root {
     There,

@@ -383,54 +383,49 @@ fn mounted(scan: &Scan, state: &State, m: &str) -> bool {
     scan.mounts.binary_search_by(|x| x.as_str().cmp(m)).is_ok() && !(empty && files_under(state, m) > 0)
 }
 
-/// A reconcile: what the state records that `tree` (the Disk's listing of remote_dir)
-/// lacks or holds otherwise: topmost missing folders (their contents go with
-/// them), then files missing or with another size or sha256 (a sha256 the
-/// Disk has not computed yet counts as the same). Everything when there
-/// is no remote_dir at all.
-pub fn lost_on_disk(state: &State, tree: Option<&Tree>) -> Vec<String> {
-    let mut lost: Vec<String> = Vec::new();
-    let under_lost = |lost: &[String], p: &str| lost.iter().any(|d| is_under(p, d));
-    for d in state.dirs.iter().filter(|d| !d.is_empty()) {
-        let there = tree.is_some_and(|t| t.get(d).is_some_and(|i| i.dir));
-        if !there && !under_lost(&lost, d) {
-            lost.push(d.clone());
-        }
-    }
-    let dirs = lost.len();
-    for (p, r) in &state.files {
-        let same = tree
-            .and_then(|t| t.get(p))
-            .is_some_and(|i| !i.dir && i.file.size == r.stat.size && i.file.sha256.is_none_or(|h| h == r.sha256));
-        if !same && !under_lost(&lost[..dirs], p) {
-            lost.push(p.clone());
-        }
-    }
-    lost
-}
-
-/// A reconcile with the Disk's listing of remote_dir (`None`: it has none):
-/// what the state records that the Disk lacks or holds otherwise
-/// ([`lost_on_disk`]), and the changes that forget it as synced. Forgotten
-/// as synced, but remembered as ysync's: each lost file becomes an upload
-/// of unknown fate with the hash it had. So a file the Disk only did not
-/// show yet (a fresh upload, R1) is still recognised and deleted if it goes
-/// locally, and one someone edited there is still left alone (its content
-/// is another). A reconcile only ever uploads and creates; it never deletes.
-pub fn reconcile(state: &State, tree: Option<&Tree>, now: u64) -> (Vec<String>, Vec<Change>) {
-    let lost = lost_on_disk(state, tree);
+/// A reconcile of some folders (`folders`, sorted: a part of the tree)
+/// with the Disk's listing of them: `tree` holds the items of each folder
+/// listed, `there` every folder the Disk was seen to hold (`""`:
+/// remote_dir itself). What the state records there that the Disk lacks
+/// or holds otherwise (another size, another sha256; one not computed yet
+/// counts as the same) is forgotten as synced but remembered as ysync's:
+/// each such file becomes an upload of unknown fate with the hash it had.
+/// So a file the Disk only did not show yet (a fresh upload, R1) is still
+/// recognised and deleted if it goes locally, and one someone edited there
+/// is still left alone (its content is another). A tracked folder the Disk
+/// lacks becomes a folder of unknown fate, made again (or, gone locally,
+/// deleted: a 404). A reconcile only ever uploads and creates; it never
+/// deletes. Returns what was lost, and the changes.
+pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSet<String>, now: u64) -> (Vec<String>, Vec<Change>) {
+    let mut lost = Vec::new();
     let mut changes = Vec::new();
-    for path in &lost {
-        changes.push(Change::Forget { path: path.clone() });
-        for (p, r) in state.files_at(path) {
-            let pending = state::Pending { mark: Some(state::Mark::Sha256(r.sha256)), ..state::Pending::new(r.stat.size, None, None, now) };
-            changes.push(Change::Pending { path: p.clone(), pending });
+    let in_part = |p: &str| folders.binary_search_by(|d| d.as_str().cmp(order::parent(p))).is_ok();
+    let lose = |p: &str, r: &FileRec, changes: &mut Vec<Change>| {
+        let pending = state::Pending { mark: Some(state::Mark::Sha256(r.sha256)), ..state::Pending::new(r.stat.size, None, None, now) };
+        changes.push(Change::Forget { path: p.to_string() });
+        changes.push(Change::Pending { path: p.to_string(), pending });
+    };
+    // A folder is looked for in its parent's listing, so in the part that
+    // has its parent: before that part makes any folder.
+    if folders.first().is_some_and(|f| f.is_empty()) && !there.contains("") && state.dirs.contains("") {
+        changes.push(Change::Forget { path: String::new() }); // remote_dir itself: made again
+    }
+    for d in state.dirs.iter().filter(|d| !d.is_empty() && in_part(d) && !there.contains(*d)) {
+        lost.push(d.clone());
+        if !state.mkdirs.contains(d) {
+            changes.push(Change::Mkdir { path: d.clone() });
         }
     }
-    if tree.is_none() && state.dirs.contains("") {
-        changes.push(Change::Forget { path: String::new() }); // remote_dir itself
+    for (p, r) in state.files.iter().filter(|(p, _)| in_part(p)) {
+        let same = tree.get(p).is_some_and(|i| !i.dir && i.file.size == r.stat.size && i.file.sha256.is_none_or(|h| h == r.sha256));
+        if !same {
+            let folder = order::parent(p);
+            if folder.is_empty() || there.contains(folder) {
+                lost.push(p.clone()); // else its folder was said to be lost
+            }
+            lose(p, r, &mut changes);
+        }
     }
-    changes.push(Change::Reconciled(now));
     (lost, changes)
 }
 

@@ -317,8 +317,11 @@ fn a_reconcile_forgets_what_the_disk_lost_or_holds_otherwise() {
         ("theirs".to_string(), item(false, 1, None)),             // not ysync's: not its business
     ]
     .into();
-    assert_eq!(lost_on_disk(&st, Some(&tree)), ["gone", "b", "c"], "the folder once, not its files");
-    assert_eq!(lost_on_disk(&st, None).len(), 5, "no remote_dir: every top folder and file");
+    let all = ["", "d", "gone"].map(String::from);
+    let there: BTreeSet<String> = ["", "d"].map(String::from).into();
+    assert_eq!(reconcile(&st, &all, &tree, &there, 77).0, ["gone", "b", "c"], "the folder once, not its files");
+    let lost = reconcile(&st, &all, &Tree::new(), &BTreeSet::new(), 77).0;
+    assert_eq!(lost, ["d", "gone", "b", "c", "e"], "no remote_dir: every folder and top file");
 }
 
 #[test]
@@ -617,21 +620,26 @@ fn a_file_that_became_a_folder_in_a_renamed_folder_is_deleted_before_the_folder_
 fn a_reconcile_remembers_what_it_forgets_as_ysyncs() {
     let st = synced(&[Entry::dir("d"), file("d/a", 1, 1, 1, 1), file("b", 2, 1, 1, 2)]);
     let pending = |size| Pending { mark: Some(crate::state::Mark::Sha256(Hex(OLD))), ..Pending::new(size, None, None, 77) };
-    let (lost, changes) = reconcile(&st, Some(&Tree::new()), 77);
+    let all = ["", "d"].map(String::from);
+    let root: BTreeSet<String> = [String::new()].into();
+    let (lost, changes) = reconcile(&st, &all, &Tree::new(), &root, 77);
     assert_eq!(lost, ["d", "b"]);
     assert_eq!(
         changes,
         [
-            Change::Forget { path: "d".into() },
-            Change::Pending { path: "d/a".into(), pending: pending(1) },
+            Change::Mkdir { path: "d".into() },
             Change::Forget { path: "b".into() },
             Change::Pending { path: "b".into(), pending: pending(2) },
-            Change::Reconciled(77),
+            Change::Forget { path: "d/a".into() },
+            Change::Pending { path: "d/a".into(), pending: pending(1) },
         ]
     );
+    // A part compares its own folders' records only, and the folders in them.
+    let (lost, changes) = reconcile(&st, &all[1..], &Tree::new(), &root, 77);
+    assert_eq!((lost, changes.len()), (vec![], 2), "d/a: its folder is said lost by the part of its parent");
     // No remote_dir at all: it is forgotten too, so it is made again.
-    let (_, changes) = reconcile(&st, None, 77);
-    assert_eq!(changes[changes.len() - 2..], [Change::Forget { path: String::new() }, Change::Reconciled(77)]);
+    let (_, changes) = reconcile(&st, &all, &Tree::new(), &BTreeSet::new(), 77);
+    assert_eq!(changes[0], Change::Forget { path: String::new() });
 }
 
 #[test]

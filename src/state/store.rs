@@ -135,7 +135,9 @@ impl Store {
     }
 
     /// Loads the whole saved state into memory, unless it is there
-    /// already: every record (a partial state is completed).
+    /// already: every record (a partial state is completed). A cycle loads
+    /// in part ([`Store::load_partial`]); this is for tests.
+    #[cfg(test)]
     pub fn load(&mut self, remote_dir: &str) -> Result<(), Error> {
         if self.state.is_none() {
             self.state = Some(self.read(remote_dir)?);
@@ -414,13 +416,6 @@ impl Store {
     /// The state in memory. The cycle loads it before anything acts.
     pub fn state(&self) -> &State {
         self.state.as_ref().expect("the cycle loads the state before it plans or acts")
-    }
-
-    /// The state in memory, which must be whole ([`Store::load`]): for
-    /// what compares every record, a reconcile.
-    pub fn whole(&self) -> &State {
-        assert!(self.partial.is_none(), "a reconcile needs the whole state");
-        self.state()
     }
 
     pub fn is_loaded(&self) -> bool {
