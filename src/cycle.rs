@@ -328,10 +328,25 @@ impl<'a> Cycle<'a> {
                 }
             }
             // With nothing synced (a first run, a lost state) nothing can
-            // be deleted or moved: the parts need no dry plan.
+            // be deleted or moved: the parts need no dry plan, and each is
+            // listed beside its plan, to adopt from. Otherwise the listing
+            // is a reconcile of every folder, a part at a time, before the
+            // plan of what changed (here, or by the reconcile).
             let fresh = listing && self.exec.store().state().is_empty();
-            let folders: Vec<String> = match (&changed, listing) {
-                (Some(c), false) => c.clone(),
+            if listing && !fresh && listed.root != Root::Unknown {
+                if let Err(e) = self.reconcile_all(&mut listed, dry_run) {
+                    return (e, 0, actions);
+                }
+                if !dry_run {
+                    self.reconciled(&listed, start);
+                }
+            }
+            let folders: Vec<String> = match (&changed, fresh) {
+                (Some(c), false) => {
+                    let mut c: BTreeSet<String> = c.iter().cloned().collect();
+                    c.extend(self.exec.store().state().unsettled_folders());
+                    c.into_iter().collect()
+                }
                 _ => {
                     let mut all = self.exec.store().folders();
                     all.extend(walk.dirs.iter().cloned());
@@ -349,7 +364,7 @@ impl<'a> Cycle<'a> {
                 if let Err(e) = store.load_folders(part) {
                     return (Outcome::StateUnusable(e.to_string()), deferred, actions);
                 }
-                let tree = match listing && listed.root != Root::Unknown {
+                let tree = match fresh && listed.root != Root::Unknown {
                     true => match self.reconcile_part(part, &mut listed, dry_run) {
                         Ok(t) => t,
                         Err(e) => return (Outcome::TokenRejected(e.to_string()), deferred, actions),
@@ -386,7 +401,7 @@ impl<'a> Cycle<'a> {
                     return (Outcome::StateError(e.to_string()), deferred, actions);
                 }
             }
-            if listing && !dry_run {
+            if fresh && !dry_run {
                 self.reconciled(&listed, start);
             }
             unmounted.sort_unstable();
@@ -575,8 +590,8 @@ impl<'a> Cycle<'a> {
 
     /// Lists the part's folders on the Disk and reconciles the part's
     /// records with them ([`plan::reconcile`]): what the Disk lost or holds
-    /// otherwise is uploaded or made again. Returns the listing, for the
-    /// part's plan to adopt from (`None` when remote_dir is missing). Once
+    /// otherwise is uploaded or made again. Returns the listing, for a
+    /// fresh state's part to adopt from (`None` when remote_dir is missing). Once
     /// a listing fails, nothing more is reconciled in this cycle (a folder
     /// not listed is not a folder lost) and nothing more adopted.
     fn reconcile_part(&mut self, part: &[String], l: &mut Listing, dry_run: bool) -> Result<Option<remote::Tree>, Error> {
@@ -597,6 +612,38 @@ impl<'a> Cycle<'a> {
             l.lost.extend(lost);
         }
         Ok((!l.failed).then_some(tree))
+    }
+
+    /// A reconcile of every folder the state knows, in parts of at most
+    /// [`PART_ENTRIES`] records, each loaded, listed, compared and let go.
+    fn reconcile_all(&mut self, l: &mut Listing, dry_run: bool) -> Result<(), Outcome> {
+        let state_err = |e: state::Error| Outcome::StateError(e.to_string());
+        let store = self.exec.store();
+        let counts = store.counts();
+        let folders: Vec<String> = store.folders().into_iter().collect();
+        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+        let mut here = 0;
+        for f in folders {
+            let n = counts.get(&f).copied().unwrap_or(0);
+            if here + n > self.part_entries && here > 0 {
+                parts.push(Vec::new());
+                here = 0;
+            }
+            here += n;
+            parts.last_mut().expect("one at least").push(f);
+        }
+        let many = parts.len() > 1;
+        if many {
+            self.exec.store().go_partial().map_err(state_err)?;
+        }
+        for part in &parts {
+            self.exec.store().load_folders(part).map_err(|e| Outcome::StateUnusable(e.to_string()))?;
+            self.reconcile_part(part, l, dry_run).map_err(|e| Outcome::TokenRejected(e.to_string()))?;
+            if many {
+                self.exec.store().unload(part).map_err(state_err)?;
+            }
+        }
+        Ok(())
     }
 
     /// After the last part: the reconcile is noted, and said.

@@ -41,6 +41,17 @@ impl Executor<'_> {
                 other => break other,
             }
         };
+        // An upload to a destination that went up under a temporary name
+        // which could not be removed: the move's records would forget it.
+        if result.is_ok() {
+            for c in &m.after {
+                if let Change::Put { path, .. } = c
+                    && self.store.state().pending.get(path).is_some_and(|p| p.temp.is_some())
+                {
+                    self.settle_pending(path)?;
+                }
+            }
+        }
         let settle = match &result {
             Ok(()) => m.after.into_iter().chain([Change::Moving(None)]).collect(),
             Err(e) if e.may_have_been_done() => return result,

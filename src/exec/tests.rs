@@ -580,6 +580,26 @@ fn a_throttled_type_goes_up_under_a_temporary_name_and_is_moved_into_place() {
     assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4", "/r/w.mp4"]);
 }
 
+/// Found by the soak (seed 1796227410780446408): the file was in place
+/// already, and removing the temporary copy failed; it stayed on the Disk
+/// for good. Now the next cycle removes it and sends nothing.
+#[test]
+fn a_temporary_that_cannot_be_removed_is_removed_next_time_and_nothing_sent_again() {
+    let mut w = World::new();
+    let e = w.file("v.mp4", b"video");
+    w.disk.files.insert("/r/v.mp4".into(), b"video".to_vec());
+    w.disk.fail_next = vec![("move", Error::AlreadyExists), ("delete", Error::Server(503))];
+    assert_eq!(w.run(&Action::Upload(e.clone())).unwrap(), Done::Uploaded { bytes: 5 });
+    let temp = format!("/r/{}", crate::media::temp_name("v.mp4"));
+    assert!(w.disk.files.contains_key(&temp), "left, for now");
+    assert!(w.store.state().pending.contains_key("v.mp4"), "and remembered");
+    let received = w.disk.received;
+    assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Adopted);
+    assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4"], "{:?}", w.disk.calls);
+    assert_eq!(w.disk.received, received, "not sent again");
+    assert!(w.store.state().pending.is_empty());
+}
+
 #[test]
 fn a_temporary_upload_meets_what_is_at_its_real_name() {
     // A new file (the state says) where the Disk holds the same bytes: the

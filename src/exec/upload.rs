@@ -76,13 +76,26 @@ impl Executor<'_> {
                 return Err(err);
             }
         };
-        if temp.is_some()
-            && let Err(err) = self.move_into_place(&target, remote_path, fresh, e.size(), &sent)
-        {
-            self.drop_temp(true, &target);
-            return Err(err);
+        let mut left = false;
+        if temp.is_some() {
+            match self.move_into_place(&target, remote_path, fresh, e.size(), &sent) {
+                Ok(removed) => left = !removed,
+                Err(err) => {
+                    self.drop_temp(true, &target);
+                    return Err(err);
+                }
+            }
         }
-        Ok(self.uploaded(e, &sent, started))
+        let done = self.uploaded(e, &sent, started);
+        if left {
+            // The file is in place, but its temporary copy could not be
+            // removed: an attempt of unknown fate with this content remembers
+            // it, so the next cycle removes it, finds the file there and
+            // sends nothing.
+            let pending = Pending { mark: Some(Mark::Sha256(sent.sha256)), ..Pending::new(e.size(), None, temp, now_secs()) };
+            self.commit(Change::Pending { path: e.path.clone(), pending });
+        }
+        Ok(done)
     }
 
     /// Does the Disk hold exactly this file at `remote_path` (an older state,
@@ -151,10 +164,14 @@ impl Executor<'_> {
     }
 
     /// Best effort: a temporary left behind now is removed by the next run,
-    /// which finds its name in the pending upload.
-    fn drop_temp(&mut self, is_temp: bool, target: &str) {
-        if is_temp && let Err(e) = self.remote.delete(target, true, None) {
-            log::debug!("removing the temporary {target}: {e}");
+    /// which finds its name in the pending upload. Whether it is gone.
+    fn drop_temp(&mut self, is_temp: bool, target: &str) -> bool {
+        match is_temp.then(|| self.remote.delete(target, true, None)) {
+            Some(Err(e)) => {
+                log::debug!("removing the temporary {target}: {e}");
+                false
+            }
+            _ => true,
         }
     }
 
@@ -197,24 +214,22 @@ impl Executor<'_> {
     /// asynchronously: 404s and 500s for a while, R1 in
     /// real-disk-evidence.md), so a 404 is asked again for a bounded time,
     /// unless the move turns out to have happened (its answer lost).
-    fn move_into_place(&mut self, temp: &str, remote_path: &str, fresh: bool, size: u64, d: &Digests) -> Result<(), Error> {
+    /// `Ok(false)`: the file is in place, but the temporary is still there.
+    fn move_into_place(&mut self, temp: &str, remote_path: &str, fresh: bool, size: u64, d: &Digests) -> Result<bool, Error> {
         let mut poll = Poll::new(settle_limit(size));
         let mut overwrite = !fresh;
         loop {
             match self.remote.move_to(temp, remote_path, overwrite) {
                 // Someone's file, or ours from an older state: the same
                 // bytes stay, other content is replaced like any upload.
-                Err(Error::AlreadyExists) if self.shows(remote_path, size, d, Duration::ZERO)? => {
-                    self.drop_temp(true, temp);
-                    return Ok(());
-                }
+                Err(Error::AlreadyExists) if self.shows(remote_path, size, d, Duration::ZERO)? => return Ok(self.drop_temp(true, temp)),
                 Err(Error::AlreadyExists) if !overwrite => overwrite = true,
                 // The answer was lost but the move happened.
-                Err(Error::NotFound) if self.shows(remote_path, size, d, Duration::ZERO)? => return Ok(()),
+                Err(Error::NotFound) if self.shows(remote_path, size, d, Duration::ZERO)? => return Ok(true),
                 Err(Error::NotFound) if poll.again() => {
                     log::debug!("{temp} is not shown yet (the Disk is finalising it); moving it again");
                 }
-                other => return other,
+                other => return other.map(|()| true),
             }
         }
     }

@@ -365,8 +365,15 @@ impl Store {
         match File::open(&self.path) {
             Ok(file) => {
                 let (_, _, lines) = open_snapshot(io::BufReader::with_capacity(64 << 10, file)).map_err(corrupt)?;
+                let mut last: Option<String> = None;
                 for line in lines {
                     let (path, rec) = line.map_err(corrupt)?;
+                    // Merged with memory, the lines must come in path order
+                    // (as every version wrote them); read whole otherwise.
+                    if let Some(l) = last.as_deref().filter(|l| path.as_str() <= *l) {
+                        return Err(corrupt(format!("`{path}` after `{l}`: the records are not in path order")));
+                    }
+                    last = Some(path.clone());
                     while let Some((p, r)) = memory.next_if(|(p, _)| p.as_str() <= path.as_str()) {
                         f(p, r, true).map_err(io_err)?;
                         n += 1;
