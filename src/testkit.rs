@@ -45,6 +45,10 @@ pub struct MemDisk {
     pub lag: Option<Rng>,
     /// Fresh uploads still finalising: path → looks left.
     finalising: BTreeMap<String, u64>,
+    /// Files shown without hashes for this many more looks: R1 says a fresh
+    /// upload is unhashed "for a while", without a bound, so here longer
+    /// than ysync waits.
+    pub slow_hash: BTreeMap<String, u64>,
     /// What `disk_info` says (default: a terabyte free, no per-file limit).
     pub info: Option<DiskInfo>,
     /// Scripted faults: the next call of each kind (`"stat"`, `"put"`…)
@@ -280,7 +284,9 @@ impl Remote for MemDisk {
     fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
         self.before(format!("stat {path}"))?;
         let hidden = self.hidden(path);
+        let slow = self.slow_hash.get_mut(path).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
         let f = match self.files.get(path) {
+            Some(b) if slow => Some(RemoteFile { size: b.len() as u64, sha256: None, md5: None }),
             // Missing at first, then shown without its hashes.
             Some(_) if hidden && self.finalising.get(path).is_some_and(|n| *n > 0) => None,
             Some(b) if hidden => Some(RemoteFile { size: b.len() as u64, sha256: None, md5: None }),

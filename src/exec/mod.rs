@@ -224,6 +224,15 @@ impl<'a> Executor<'a> {
         // Records from before ysync noted a mark ahead of the last bytes
         // (`at == 0`) may lack it: the size is the best guard.
         let by_pending = pending.is_some_and(|p| p.is_ours(f.sha256, f.md5) || (p.at == 0 && p.mark.is_none() && f.size == p.size));
+        if !(by_record || by_pending) && unhashed(&f) {
+            // As large as what ysync sent and still not hashed after the
+            // wait: most likely ysync's own upload, which the Disk is slow
+            // to finalise (R1). Not taken for someone else's: asked again
+            // next cycle.
+            return Err(Error::Timeout(format!(
+                "disk:{remote_path} has no hash yet (the Disk is still finalising it); deleting it is tried again next cycle"
+            )));
+        }
         if !(by_record || by_pending) {
             return Err(Error::Md5Differs);
         }

@@ -263,6 +263,24 @@ fn an_upload_that_landed_but_is_not_shown_yet_is_deleted_when_its_file_is_gone_h
     assert!(w.store.state().pending.is_empty());
 }
 
+/// Found by the soak (seed 1796227903265515132): an upload whose answer a
+/// crash lost, its file renamed here meanwhile, and the Disk slow to hash
+/// it: after the wait it was taken for someone else's, forgotten, and left
+/// on the Disk for good. Now it is asked again next cycle.
+#[test]
+fn an_upload_still_unhashed_after_the_wait_is_not_taken_for_someone_elses() {
+    let mut w = World::new();
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.slow_hash.insert("/r/a.txt".into(), 1_000);
+    w.attempt("a.txt", 5, Some(b"hello"));
+    let err = w.delete("a.txt", Kind::File).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(w.disk.files.contains_key("/r/a.txt") && w.store.state().pending.contains_key("a.txt"), "kept, and remembered");
+    w.disk.slow_hash.clear();
+    assert_eq!(w.delete("a.txt", Kind::File).unwrap(), Done::Deleted);
+    assert!(w.disk.files.is_empty() && w.store.state().pending.is_empty());
+}
+
 #[test]
 fn a_changed_file_sent_again_and_not_hashed_yet_is_deleted_when_gone_here() {
     let mut w = World::new();
