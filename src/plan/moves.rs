@@ -76,6 +76,7 @@ pub(super) fn find_moves(
         rekey(&mut after, d, n);
         let mut changes = vec![Change::Forget { path: d.clone() }];
         changes.extend(after.dirs.iter().filter(|k| *k == n || is_under(k, n)).map(|k| Change::Dir { path: k.clone() }));
+        changes.extend(after.mkdirs.iter().filter(|k| is_under(k, n)).map(|k| Change::Mkdir { path: k.clone() }));
         // Renaming a folder leaves its files' metadata as it was, ctime
         // too: the records move as they are, and a file whose ctime changed
         // (moved in by hand, or edited with its mtime put back) is checked
@@ -133,5 +134,11 @@ fn rekey(s: &mut State, from: &str, to: &str) {
     for k in dirs {
         s.dirs.remove(&k);
         s.dirs.insert(re(&k));
+    }
+    // A folder of unknown fate inside goes with it, of unknown fate still.
+    let mkdirs: Vec<String> = s.mkdirs.iter().filter(|k| inside(k)).cloned().collect();
+    for k in mkdirs {
+        s.mkdirs.remove(&k);
+        s.mkdirs.insert(re(&k));
     }
 }

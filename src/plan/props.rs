@@ -779,7 +779,14 @@ pub fn cases(default: u64) -> (u64, u64) {
 
 /// Seeds that once failed (with this generator): the order of renames
 /// and new folders, and files moved into or out of a folder of their name.
-const REGRESSIONS: &[u64] = &[1_796_192_323_763_194_513, 1_796_192_324_818_115_839, 1_796_192_411_090_280_735, 1_796_192_401_920_433_315];
+/// Then (the soak): a folder move that brings a file where a folder is now.
+const REGRESSIONS: &[u64] = &[
+    1_796_192_323_763_194_513,
+    1_796_192_324_818_115_839,
+    1_796_192_411_090_280_735,
+    1_796_192_401_920_433_315,
+    1_796_228_379_111_087_636,
+];
 
 #[test]
 fn the_planner_holds_its_invariants_on_random_trees() {
