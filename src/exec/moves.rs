@@ -25,17 +25,27 @@ impl Executor<'_> {
         // A source the Disk does not show may be a fresh upload it is still
         // finalising (R1): asked again for a few seconds before it counts.
         let mut poll = Poll::new(settle_limit(0));
+        // Past the move request itself (a check whether an earlier try did
+        // it, a merge done piece by piece), a failure leaves it in doubt.
+        let mut past = false;
         let result = loop {
             match self.remote.move_to(&src, &dst, !m.dir) {
                 // Done already (by an earlier, interrupted run)?
-                Err(Error::NotFound) if self.remote.exists(&dst)? => break self.done_already(&m, &dst),
+                Err(Error::NotFound) if self.remote.exists(&dst)? => {
+                    past = true;
+                    break self.done_already(&m, &dst);
+                }
                 Err(Error::NotFound) if poll.again() => {}
                 // The Disk may check the destination before the source: a
                 // folder there and none to move may be an earlier try's.
-                Err(Error::AlreadyExists) if m.dir && !self.remote.exists(&src)? => break self.done_already(&m, &dst),
+                Err(Error::AlreadyExists) if m.dir && !self.remote.exists(&src)? => {
+                    past = true;
+                    break self.done_already(&m, &dst);
+                }
                 // Someone else's folder is there: move into it, piece by piece.
                 Err(Error::AlreadyExists) if m.dir => {
                     log::info!("disk:{dst} exists already; moving the contents of {} into it", m.from);
+                    past = true;
                     break self.merge_into(&src, &dst);
                 }
                 other => break other,
@@ -54,7 +64,7 @@ impl Executor<'_> {
         }
         let settle = match &result {
             Ok(()) => m.after.into_iter().chain([Change::Moving(None)]).collect(),
-            Err(e) if e.may_have_been_done() => return result,
+            Err(e) if past && !matches!(e, Error::NotFound | Error::AlreadyExists) || e.may_have_been_done() => return result,
             Err(_) => vec![Change::Moving(None)],
         };
         let _ = self.store.commit(settle);

@@ -231,6 +231,27 @@ fn a_move_whose_answer_was_lost_stays_in_doubt_until_finished() {
     assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/b.txt"]);
 }
 
+/// Found by the soak (seed 1796228687609911497): finishing a move in
+/// doubt, the look at its destination failed for now (a 429), and the move
+/// was forgotten although the Disk had done it: its file stayed there,
+/// unknown to the state. A failed look leaves it in doubt.
+#[test]
+fn a_move_whose_check_fails_for_now_stays_in_doubt() {
+    let mut w = World::new();
+    let e = w.file("b.txt", b"hello");
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.lose_answer_to = Some("move");
+    assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
+    w.disk.lose_answer_to = None;
+    w.disk.fail_next = vec![("stat", Error::TooManyRequests(None))];
+    assert!(Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().is_err());
+    assert!(w.store.state().moving.is_some(), "still in doubt");
+    Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().unwrap();
+    let st = w.store.state();
+    assert!(st.moving.is_none() && st.files.contains_key("b.txt") && !st.files.contains_key("a.txt"), "{st:?}");
+}
+
 #[test]
 fn a_move_in_doubt_is_finished_before_the_next_move() {
     let mut w = World::new();
