@@ -312,7 +312,9 @@ fn one_seed(seed: u64, story: Story) -> Result<Vec<String>, String> {
 /// file renamed meanwhile, still unhashed after the deletion's wait (taken
 /// for someone else's and left on the Disk); a folder of unknown fate inside
 /// a folder renamed while ysync was down (left behind by the move's records);
-/// a move in doubt whose check failed for now, then forgotten though done.
+/// a move in doubt whose check failed for now, then forgotten though done;
+/// a file deletion killed after its request, the file then back here as it
+/// was (taken for synced, and missing on the Disk for good).
 /// (Each with the story it was found in.)
 const REGRESSIONS: &[(u64, Story)] = &[
     (1_796_192_822_341_944_169, Story::Plain),
@@ -328,6 +330,7 @@ const REGRESSIONS: &[(u64, Story)] = &[
     (1_796_227_903_265_515_132, Story::Throttled),
     (1_796_228_379_049_472_262, Story::Throttled),
     (1_796_228_687_609_911_497, Story::Throttled),
+    (1_796_229_180_282_263_035, Story::Throttled),
 ];
 
 #[test]

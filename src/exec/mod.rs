@@ -23,7 +23,7 @@ use crate::plan::{Action, Resolution};
 use crate::remote::{self, DiskInfo, Error, OpStatus, Remote, RemoteFile};
 use crate::retry::Poll;
 use crate::scan::{self, Entry, Kind};
-use crate::state::{Change, FileRec, Moving, Store};
+use crate::state::{Change, FileRec, Mark, Moving, Pending, Store};
 use crate::units::now_secs;
 
 /// What an action did, for the cycle's counts.
@@ -220,10 +220,11 @@ impl<'a> Executor<'a> {
         let Some(f) = self.look(remote_path, settle_limit(size), settled)? else {
             return Ok(()); // gone already, or the unconfirmed upload never landed
         };
-        let by_record = recorded.is_some_and(|r| r.is(f.sha256, f.md5));
+        let by_record = recorded.as_ref().is_some_and(|r| r.is(f.sha256, f.md5));
         // Records from before ysync noted a mark ahead of the last bytes
         // (`at == 0`) may lack it: the size is the best guard.
-        let by_pending = pending.is_some_and(|p| p.is_ours(f.sha256, f.md5) || (p.at == 0 && p.mark.is_none() && f.size == p.size));
+        let by_pending =
+            pending.as_ref().is_some_and(|p| p.is_ours(f.sha256, f.md5) || (p.at == 0 && p.mark.is_none() && f.size == p.size));
         if !(by_record || by_pending) && unhashed(&f) {
             // As large as what ysync sent and still not hashed after the
             // wait: most likely ysync's own upload, which the Disk is slow
@@ -235,6 +236,14 @@ impl<'a> Executor<'a> {
         }
         if !(by_record || by_pending) {
             return Err(Error::Md5Differs);
+        }
+        // From the request on, the Disk may or may not hold the file: noted
+        // first as an upload of unknown fate with its content, so that if
+        // the same file is back here after a crash it is sent again, not
+        // taken for synced (an upload in doubt is noted already).
+        if let (Some(r), None) = (&recorded, &pending) {
+            let noted = Pending { mark: Some(Mark::Sha256(r.sha256)), ..Pending::new(r.stat.size, None, None, now_secs()) };
+            self.intent(Change::Pending { path: path.to_string(), pending: noted })?;
         }
         self.remote.delete(remote_path, permanently, f.md5)
     }

@@ -252,6 +252,31 @@ fn a_move_whose_check_fails_for_now_stays_in_doubt() {
     assert!(st.moving.is_none() && st.files.contains_key("b.txt") && !st.files.contains_key("a.txt"), "{st:?}");
 }
 
+/// Found by the soak (seed 1796229180282263035): killed right after a
+/// file's deletion went out, the state still recorded it as on the Disk;
+/// the same file back here was then taken for synced, and the Disk lacked
+/// it for good. The deletion is noted first, as an upload of unknown fate.
+#[test]
+fn a_file_deletion_is_noted_before_its_request() {
+    let mut w = World::new();
+    let e = w.file("a.txt", b"hello");
+    w.put("a.txt", &e, b"hello");
+    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+    w.disk.lose_answer_to = Some("delete");
+    assert!(w.delete("a.txt", Kind::File).is_err());
+    assert!(w.disk.files.is_empty(), "the Disk did it");
+    let scan = crate::scan::Scan { entries: vec![e.clone()], ..Default::default() };
+    let opts = crate::plan::Options {
+        delete: crate::config::DeleteMode::Trash,
+        exclude: vec![],
+        max_delete: crate::config::MaxDelete::Percent(100),
+        min_age_ns: 0,
+        now_ns: 0,
+    };
+    let plan = crate::plan::plan(&scan, w.store.state(), None, &opts).unwrap();
+    assert_eq!(plan.actions, [Action::Upload(e)], "back here: sent again");
+}
+
 #[test]
 fn a_move_in_doubt_is_finished_before_the_next_move() {
     let mut w = World::new();
