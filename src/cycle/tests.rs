@@ -314,7 +314,8 @@ fn one_seed(seed: u64, story: Story) -> Result<Vec<String>, String> {
 /// a folder renamed while ysync was down (left behind by the move's records);
 /// a move in doubt whose check failed for now, then forgotten though done;
 /// a file deletion killed after its request, the file then back here as it
-/// was (taken for synced, and missing on the Disk for good).
+/// was (taken for synced, and missing on the Disk for good); a move in doubt
+/// whose next try was refused (a 429), then forgotten though done.
 /// (Each with the story it was found in.)
 const REGRESSIONS: &[(u64, Story)] = &[
     (1_796_192_822_341_944_169, Story::Plain),
@@ -331,6 +332,7 @@ const REGRESSIONS: &[(u64, Story)] = &[
     (1_796_228_379_049_472_262, Story::Throttled),
     (1_796_228_687_609_911_497, Story::Throttled),
     (1_796_229_180_282_263_035, Story::Throttled),
+    (1_796_229_606_640_112_768, Story::Throttled),
 ];
 
 #[test]

@@ -12,6 +12,9 @@ use crate::state::{Change, FileRec, Moving};
 
 impl Executor<'_> {
     pub(super) fn move_to(&mut self, m: Moving) -> Result<(), Error> {
+        // A move in doubt already (an earlier try may have done it): a
+        // refusal of this try says nothing of that one.
+        let again = self.store.state().moving.as_ref() == Some(&m);
         if let Some(was) = self.store.state().moving.clone().filter(|was| *was != m) {
             self.finish_move()?;
             if self.store.state().moving.is_some() {
@@ -27,7 +30,7 @@ impl Executor<'_> {
         let mut poll = Poll::new(settle_limit(0));
         // Past the move request itself (a check whether an earlier try did
         // it, a merge done piece by piece), a failure leaves it in doubt.
-        let mut past = false;
+        let mut past = again;
         let result = loop {
             match self.remote.move_to(&src, &dst, !m.dir) {
                 // Done already (by an earlier, interrupted run)?

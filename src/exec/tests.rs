@@ -247,6 +247,11 @@ fn a_move_whose_check_fails_for_now_stays_in_doubt() {
     w.disk.fail_next = vec![("stat", Error::TooManyRequests(None))];
     assert!(Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().is_err());
     assert!(w.store.state().moving.is_some(), "still in doubt");
+    // The try refused outright (seed 1796229606640112768): the first may
+    // still have done it.
+    w.disk.fail_next = vec![("move", Error::TooManyRequests(None))];
+    assert!(Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().is_err());
+    assert!(w.store.state().moving.is_some(), "still in doubt after a refused try");
     Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().unwrap();
     let st = w.store.state();
     assert!(st.moving.is_none() && st.files.contains_key("b.txt") && !st.files.contains_key("a.txt"), "{st:?}");
