@@ -371,8 +371,9 @@ impl<'a> Cycle<'a> {
                     },
                     false => None,
                 };
-                let scan = self.scan_of(walk, part);
-                let view = self.exec.store().view(part);
+                let mut scan = self.scan_of(walk, part);
+                let view = self.exec.store().view(part, Some(&scan));
+                scan.drop_same(self.exec.store().state());
                 let planned = plan::plan(&scan, &view, tree.as_ref(), &opts);
                 drop(tree);
                 drop((scan, view));
@@ -473,8 +474,9 @@ impl<'a> Cycle<'a> {
             |a: &Action| matches!(a, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. });
         for part in &parts {
             self.exec.store().load_folders(part)?;
-            let scan = self.scan_of(walk, part);
-            let view = self.exec.store().view(part);
+            let mut scan = self.scan_of(walk, part);
+            let view = self.exec.store().view(part, Some(&scan));
+            scan.drop_same(self.exec.store().state());
             // Without the Disk's listing: that turns uploads into adoptions
             // only, and a new file like a vanished one into an adoption
             // rather than a move, so what crosses here is a superset.
@@ -598,7 +600,7 @@ impl<'a> Cycle<'a> {
         if l.root == Root::Missing || l.failed {
             if !dry_run && !l.failed {
                 let store = self.exec.store();
-                let (lost, changes) = plan::reconcile(&store.view(part), part, &remote::Tree::new(), &l.there, now_secs());
+                let (lost, changes) = plan::reconcile(&store.view(part, None), part, &remote::Tree::new(), &l.there, now_secs());
                 let _ = store.commit(changes);
                 l.lost.extend(lost);
             }
@@ -607,7 +609,7 @@ impl<'a> Cycle<'a> {
         let tree = self.list_part(part, l)?;
         if !dry_run && !l.failed {
             let store = self.exec.store();
-            let (lost, changes) = plan::reconcile(&store.view(part), part, &tree, &l.there, now_secs());
+            let (lost, changes) = plan::reconcile(&store.view(part, None), part, &tree, &l.there, now_secs());
             let _ = store.commit(changes);
             l.lost.extend(lost);
         }

@@ -121,6 +121,23 @@ impl Scan {
         Scan { entries, unlisted: self.unlisted + rest.len() as u64, listed: Some(changed.to_vec()), ..self.clone() }
     }
 
+    /// Does the scan hold the file `path` with this stat?
+    pub fn shows(&self, path: &str, stat: &Stat) -> bool {
+        self.entries
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .is_ok_and(|i| self.entries[i].kind == Kind::File && self.entries[i].stat == *stat)
+    }
+
+    /// Drops the files the state records as they are (same stat, no
+    /// unsettled upload): no plan acts on them. Counted in `unlisted`.
+    pub fn drop_same(&mut self, state: &crate::state::State) {
+        let before = self.entries.len();
+        self.entries.retain(|e| {
+            e.kind == Kind::Dir || state.pending.contains_key(&e.path) || state.files.get(&e.path).is_none_or(|r| r.stat != e.stat)
+        });
+        self.unlisted += (before - self.entries.len()) as u64;
+    }
+
     /// Are the files of folder `dir` in `entries`?
     pub fn lists(&self, dir: &str) -> bool {
         self.listed.as_ref().is_none_or(|l| l.binary_search_by(|d| d.as_str().cmp(dir)).is_ok())

@@ -570,6 +570,15 @@ fn the_part_plans_as_the_whole(scan: &Scan, state: &State, opts: &Options) -> Re
     changed.dedup();
     let whole = plan(scan, state, None, opts);
     let part = plan(&scan.part(&changed), &state.part(&changed), None, opts);
+    // And without the files both show as they are.
+    let mut lean = scan.part(&changed);
+    let lean_state = state.part_beside(&changed, &lean);
+    lean.drop_same(state);
+    if plan(&lean, &lean_state, None, opts) != whole {
+        return Err(format!(
+            "without the files both show as they are, the changed folders {changed:?} plan otherwise than the whole {whole:?}"
+        ));
+    }
     if part != whole {
         return Err(format!("the plan of the changed folders {changed:?} is\n{part:?}\nand that of the whole\n{whole:?}"));
     }
@@ -597,7 +606,12 @@ fn parts_plan_as_the_whole(scan: &Scan, state: &State, listing: Option<&Tree>, o
     let (one, two): (Vec<String>, Vec<String>) =
         folders.into_iter().partition(|f| sha(f.len() as u64 + f.bytes().map(u64::from).sum::<u64>()).0[0].is_multiple_of(2));
     let whole = plan(scan, state, listing, opts);
-    let halves = [&one, &two].map(|h| plan(&scan.part(h), &state.part(h), listing, opts));
+    let halves = [&one, &two].map(|h| {
+        let mut s = scan.part(h);
+        let st = state.part_beside(h, &s);
+        s.drop_same(state);
+        plan(&s, &st, listing, opts)
+    });
     if crosses(&whole) {
         return match halves.iter().any(crosses) {
             true => Ok(()),

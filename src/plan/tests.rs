@@ -821,3 +821,19 @@ fn a_folder_of_unknown_fate_moves_with_its_folder() {
     let now = vec![Entry::dir("n"), file("n/a", 5, 1, 1, 7), file("n/m", 3, 1, 1, 9)];
     assert_eq!(run(&scan_of(now), &st), ["move folder o -> n (1 files)", "delete folder n/m (0 files)", "upload n/m (3 B)"]);
 }
+
+/// A cycle plans without the files the scan and the state show alike, but
+/// never without one of unknown fate: a deletion noted before its request
+/// (the Disk may lack it) with the file back here unchanged is sent again.
+#[test]
+fn the_files_left_out_of_a_plan_are_only_those_settled_alike() {
+    let entries = vec![file("a", 5, 1, 1, 7), file("b", 5, 1, 1, 8)];
+    let mut st = synced(&entries);
+    st.pending.insert("a".into(), Pending { mark: Some(crate::state::Mark::Sha256(Hex(OLD))), ..Pending::new(5, None, None, 1) });
+    let mut s = scan_of(entries);
+    let lean = st.part_beside(&[String::new()], &s);
+    s.drop_same(&st);
+    assert_eq!(s.entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!((lean.files.keys().map(String::as_str).collect::<Vec<_>>(), lean.elsewhere, s.unlisted), (vec!["a"], 1, 1));
+    assert_eq!(run(&s, &lean), ["upload a (5 B)"]);
+}

@@ -410,6 +410,18 @@ impl State {
         }
     }
 
+    /// [`State::part`] beside the part of the scan it is planned with:
+    /// without the records that the scan shows as they are (same stat,
+    /// nothing unsettled), which no plan acts on; [`crate::scan::Scan::drop_same`]
+    /// drops their entries. Counted in `elsewhere`.
+    pub fn part_beside(&self, changed: &[String], scan: &crate::scan::Scan) -> State {
+        let mut part = self.part(changed);
+        let before = part.files.len() as u64;
+        part.files.retain(|p, r| !scan.shows(p, &r.stat) || self.pending.contains_key(p));
+        part.elsewhere += before - part.files.len() as u64;
+        part
+    }
+
     /// Does the state still track `path` as a file or a folder (a move may
     /// have taken it away earlier in the cycle)?
     pub fn tracks(&self, path: &str, dir: bool) -> bool {

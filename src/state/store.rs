@@ -311,8 +311,13 @@ impl Store {
     /// differ from the scan: their records (loaded with
     /// [`Store::load_folders`]), and everything else the state holds,
     /// which is small.
-    pub fn view(&self, changed: &[String]) -> State {
-        let mut view = self.state().part(changed);
+    /// Beside `scan` (the part of the scan it is planned with), without the
+    /// records the scan shows as they are ([`State::part_beside`]).
+    pub fn view(&self, changed: &[String], beside: Option<&crate::scan::Scan>) -> State {
+        let mut view = match beside {
+            Some(scan) => self.state().part_beside(changed, scan),
+            None => self.state().part(changed),
+        };
         if let Some(p) = &self.partial {
             debug_assert!(changed.iter().all(|d| p.loaded.contains(d)), "a view of folders not loaded");
             view.elsewhere = p.tracked.saturating_sub(view.files.len() as u64);

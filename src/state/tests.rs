@@ -349,7 +349,7 @@ fn a_partial_state_is_the_whole_one_read_a_folder_at_a_time() {
     assert_eq!(changed, ["b"]);
     assert!(!store.state().files.contains_key("b/1"), "nothing loaded yet");
     store.load_folders(&changed).unwrap();
-    let view = store.view(&changed);
+    let view = store.view(&changed, None);
     assert_eq!(view.files.keys().collect::<Vec<_>>(), ["b/1", "b/2"], "the changed folder's records, the snapshot's and the journal's");
     assert_eq!((view.elsewhere, view.tracked()), (4, 6), "the rest counted, not loaded");
     assert!(!store.state().files.contains_key("top"), "an unchanged folder is not loaded");
@@ -412,7 +412,7 @@ fn memory_grows_with_the_changed_folders_not_the_tree() {
     store.load_folders(&changed).unwrap();
     let loaded = store.state().files.len();
     assert!(loaded <= 3 * PER_FOLDER, "{loaded} records in memory for 3 changed folders of {PER_FOLDER}");
-    assert_eq!(store.view(&changed).tracked(), (FOLDERS * PER_FOLDER) as u64);
+    assert_eq!(store.view(&changed, None).tracked(), (FOLDERS * PER_FOLDER) as u64);
 }
 
 /// A snapshot whose lines are out of path order (no version writes one)
