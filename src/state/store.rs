@@ -217,9 +217,10 @@ impl Store {
     /// one more read of the snapshot. Nothing to do for a whole state.
     pub fn load_folders(&mut self, folders: &[String]) -> Result<(), Error> {
         let Some(mut partial) = self.partial.take() else { return Ok(()) };
+        // Not skipped when the counts say a folder has no record: they are
+        // of the load, and a move finished since may have brought some.
         let new: BTreeSet<&str> = folders.iter().map(String::as_str).filter(|d| !partial.loaded.contains(*d)).collect();
-        if new.iter().all(|d| partial.counts.get(*d).is_none_or(|n| *n == 0)) {
-            partial.loaded.extend(new.into_iter().map(String::from));
+        if new.is_empty() {
             self.partial = Some(partial);
             return Ok(());
         }
