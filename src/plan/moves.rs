@@ -97,6 +97,11 @@ pub(super) fn find_moves(
         // Its remote path after any folder move it was inside of.
         let from_now =
             dir_moves.iter().find(|(d2, _)| is_under(from, d2)).map_or(from.to_string(), |(d2, n2)| format!("{n2}{}", &from[d2.len()..]));
+        // Brought by its folder's move to where a folder of its own name now
+        // holds it (or the reverse): it cannot move there; sent again.
+        if is_under(&e.path, &from_now) || is_under(&from_now, &e.path) {
+            continue;
+        }
         let Some(old) = after.files.remove(&from_now) else { continue };
         let rec = FileRec { stat: Stat { ctime_ns: e.stat.ctime_ns, ..old.stat }, ..old };
         after.files.insert(e.path.clone(), rec.clone());

@@ -793,13 +793,15 @@ pub fn cases(default: u64) -> (u64, u64) {
 
 /// Seeds that once failed (with this generator): the order of renames
 /// and new folders, and files moved into or out of a folder of their name.
-/// Then (the soak): a folder move that brings a file where a folder is now.
+/// Then (the soak): a folder move that brings a file where a folder is now;
+/// a file its folder's move brings to the path of a folder that holds it.
 const REGRESSIONS: &[u64] = &[
     1_796_192_323_763_194_513,
     1_796_192_324_818_115_839,
     1_796_192_411_090_280_735,
     1_796_192_401_920_433_315,
     1_796_228_379_111_087_636,
+    1_796_231_401_723_703_540,
 ];
 
 #[test]
