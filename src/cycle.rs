@@ -453,25 +453,13 @@ impl<'a> Cycle<'a> {
         if total <= self.part_entries || dry_run {
             return Ok(vec![folders]);
         }
-        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
-        let mut here = 0;
-        for f in folders.iter() {
-            let n = size(f);
-            if here + n > self.part_entries && here > 0 {
-                parts.push(Vec::new());
-                here = 0;
-            }
-            here += n;
-            parts.last_mut().expect("one at least").push(f.clone());
-        }
+        let parts = in_parts(&folders, |f| size(f), self.part_entries);
         let store = self.exec.store();
         store.go_partial()?;
         if fresh {
             log::debug!("{} files in {} folders, nothing synced: planned in {} parts", total, folders.len(), parts.len());
             return Ok(parts);
         }
-        let crosses =
-            |a: &Action| matches!(a, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. });
         for part in &parts {
             self.exec.store().load_folders(part)?;
             let mut scan = self.scan_of(walk, part);
@@ -480,7 +468,7 @@ impl<'a> Cycle<'a> {
             // Without the Disk's listing: that turns uploads into adoptions
             // only, and a new file like a vanished one into an adoption
             // rather than a move, so what crosses here is a superset.
-            let independent = plan::plan(&scan, &view, None, opts).is_ok_and(|p| !p.actions.iter().any(crosses));
+            let independent = plan::plan(&scan, &view, None, opts).is_ok_and(|p| !p.actions.iter().any(Action::crosses_folders));
             drop((scan, view));
             self.exec.store().unload(part)?;
             if !independent {
@@ -623,17 +611,7 @@ impl<'a> Cycle<'a> {
         let store = self.exec.store();
         let counts = store.counts();
         let folders: Vec<String> = store.folders().into_iter().collect();
-        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
-        let mut here = 0;
-        for f in folders {
-            let n = counts.get(&f).copied().unwrap_or(0);
-            if here + n > self.part_entries && here > 0 {
-                parts.push(Vec::new());
-                here = 0;
-            }
-            here += n;
-            parts.last_mut().expect("one at least").push(f);
-        }
+        let parts = in_parts(&folders, |f| counts.get(f).copied().unwrap_or(0), self.part_entries);
         let many = parts.len() > 1;
         if many {
             self.exec.store().go_partial().map_err(state_err)?;
@@ -730,6 +708,23 @@ enum Root {
 /// and of the state in the changed folders) is planned in parts, when the
 /// parts are independent ([`Cycle::parts`]).
 pub const PART_ENTRIES: u64 = 20_000;
+
+/// `folders` (sorted) in runs of at most `max` entries by `size` (a larger
+/// folder alone): the parts of a large change.
+fn in_parts(folders: &[String], size: impl Fn(&str) -> u64, max: u64) -> Vec<Vec<String>> {
+    let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+    let mut here = 0;
+    for f in folders {
+        let n = size(f);
+        if here + n > max && here > 0 {
+            parts.push(Vec::new());
+            here = 0;
+        }
+        here += n;
+        parts.last_mut().expect("one at least").push(f.clone());
+    }
+    parts
+}
 
 /// Is a full comparison of the Disk with the state due (`reconcile`)?
 fn reconcile_due(cfg: &Config, last: u64) -> bool {

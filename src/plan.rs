@@ -129,6 +129,13 @@ impl Action {
         matches!(self, Action::Delete { path, kind, .. } if !state.tracks(path, *kind == Kind::Dir))
     }
 
+    /// Does this action pair or count across folders (a deletion counts
+    /// toward `max_delete`, a move pairs two paths)? A plan with none can
+    /// be made a part of its folders at a time.
+    pub fn crosses_folders(&self) -> bool {
+        matches!(self, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. })
+    }
+
     pub fn path(&self) -> &str {
         match self {
             Action::MkdirRoot => "",
@@ -399,7 +406,7 @@ fn mounted(scan: &Scan, state: &State, m: &str) -> bool {
 pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSet<String>, now: u64) -> (Vec<String>, Vec<Change>) {
     let mut lost = Vec::new();
     let mut changes = Vec::new();
-    let in_part = |p: &str| folders.binary_search_by(|d| d.as_str().cmp(order::parent(p))).is_ok();
+    let in_part = |p: &str| state::in_folders(folders, p);
     let lose = |p: &str, r: &FileRec, changes: &mut Vec<Change>| {
         let pending = state::Pending { mark: Some(state::Mark::Sha256(r.sha256)), ..state::Pending::new(r.stat.size, None, None, now) };
         changes.push(Change::Forget { path: p.to_string() });

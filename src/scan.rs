@@ -115,7 +115,7 @@ impl Scan {
     /// [`walk`] and a [`list`]; this is its model, for tests.)
     #[cfg(test)]
     pub fn part(&self, changed: &[String]) -> Scan {
-        let in_changed = |p: &str| changed.binary_search_by(|d| d.as_str().cmp(crate::state::split(p).0)).is_ok();
+        let in_changed = |p: &str| crate::state::in_folders(changed, p);
         let (entries, rest): (Vec<Entry>, Vec<Entry>) =
             self.entries.iter().cloned().partition(|e| e.kind == Kind::Dir || in_changed(&e.path));
         Scan { entries, unlisted: self.unlisted + rest.len() as u64, listed: Some(changed.to_vec()), ..self.clone() }

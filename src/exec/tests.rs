@@ -62,6 +62,22 @@ impl World {
         Executor::new(&self.cfg, &mut self.disk, &mut self.store).run(a)
     }
 
+    /// `a.txt` renamed to `b.txt` here, and the move's answer lost: done
+    /// on the Disk, in doubt in the state.
+    fn move_in_doubt() -> World {
+        let mut w = World::new();
+        let e = w.file("b.txt", b"hello");
+        w.put("a.txt", &e, b"hello");
+        w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
+        w.disk.lose_answer_to = Some("move");
+        assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
+        w
+    }
+
+    fn finish_move(&mut self) -> Result<(), Error> {
+        Executor::new(&self.cfg, &mut self.disk, &mut self.store).finish_move()
+    }
+
     fn put(&mut self, path: &str, e: &Entry, bytes: &[u8]) {
         self.store.commit(vec![Change::Put { path: path.into(), rec: FileRec::sent(e.stat, sha(bytes)) }]).unwrap();
     }
@@ -214,18 +230,13 @@ fn file_move(from: &str, to: &str, e: &Entry, bytes: &[u8]) -> Action {
 
 #[test]
 fn a_move_whose_answer_was_lost_stays_in_doubt_until_finished() {
-    let mut w = World::new();
-    let e = w.file("b.txt", b"hello");
-    w.put("a.txt", &e, b"hello");
-    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
-    w.disk.lose_answer_to = Some("move");
-    assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
+    let mut w = World::move_in_doubt();
     // The Disk did it; ysync cannot know. Forgetting the intent here would
     // leave b.txt on the Disk unknown to the state if b.txt is deleted
     // locally before the next try (it would only delete a.txt, gone).
     assert!(w.store.state().moving.is_some(), "the move stays in doubt");
     assert!(w.store.state().files.contains_key("a.txt"));
-    Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().unwrap();
+    w.finish_move().unwrap();
     let st = w.store.state();
     assert!(st.moving.is_none() && st.files.contains_key("b.txt") && !st.files.contains_key("a.txt"), "{st:?}");
     assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/b.txt"]);
@@ -237,22 +248,17 @@ fn a_move_whose_answer_was_lost_stays_in_doubt_until_finished() {
 /// unknown to the state. A failed look leaves it in doubt.
 #[test]
 fn a_move_whose_check_fails_for_now_stays_in_doubt() {
-    let mut w = World::new();
-    let e = w.file("b.txt", b"hello");
-    w.put("a.txt", &e, b"hello");
-    w.disk.files.insert("/r/a.txt".into(), b"hello".to_vec());
-    w.disk.lose_answer_to = Some("move");
-    assert!(w.run(&file_move("a.txt", "b.txt", &e, b"hello")).is_err());
+    let mut w = World::move_in_doubt();
     w.disk.lose_answer_to = None;
     w.disk.fail_next = vec![("stat", Error::TooManyRequests(None))];
-    assert!(Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().is_err());
+    assert!(w.finish_move().is_err());
     assert!(w.store.state().moving.is_some(), "still in doubt");
     // The try refused outright (seed 1796229606640112768): the first may
     // still have done it.
     w.disk.fail_next = vec![("move", Error::TooManyRequests(None))];
-    assert!(Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().is_err());
+    assert!(w.finish_move().is_err());
     assert!(w.store.state().moving.is_some(), "still in doubt after a refused try");
-    Executor::new(&w.cfg, &mut w.disk, &mut w.store).finish_move().unwrap();
+    w.finish_move().unwrap();
     let st = w.store.state();
     assert!(st.moving.is_none() && st.files.contains_key("b.txt") && !st.files.contains_key("a.txt"), "{st:?}");
 }

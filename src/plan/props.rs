@@ -591,13 +591,7 @@ fn the_part_plans_as_the_whole(scan: &Scan, state: &State, opts: &Options) -> Re
 /// anything, or stops, some part must show it (a part may show one the
 /// whole does not: the folders are then planned together, which is safe).
 fn parts_plan_as_the_whole(scan: &Scan, state: &State, listing: Option<&Tree>, opts: &Options) -> Result<(), String> {
-    let crosses = |p: &Result<Plan, Stop>| {
-        p.as_ref().map_or(true, |p| {
-            p.actions
-                .iter()
-                .any(|a| matches!(a, Action::Delete { .. } | Action::Forget { .. } | Action::Move { .. } | Action::MoveOrUpload { .. }))
-        })
-    };
+    let crosses = |p: &Result<Plan, Stop>| p.as_ref().map_or(true, |p| p.actions.iter().any(Action::crosses_folders));
     let mut folders: BTreeSet<String> =
         state.dirs.iter().cloned().chain(state.files.keys().map(|p| crate::state::split(p).0.to_string())).collect();
     folders.extend(scan.entries.iter().filter(|e| e.kind == Kind::Dir).map(|e| e.path.clone()));

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::digest::Hex;
 use crate::scan::Stat;
-pub use seal::{PrintBuilder, Prints, split, unchanged};
+pub use seal::{PrintBuilder, Prints, in_folders, split, unchanged};
 #[cfg(test)]
 pub use seal::{prints_of, seal_of};
 pub use store::{Error, Store, peek};
@@ -391,7 +391,7 @@ impl State {
     /// and everything else but records, which is small. The other records
     /// are counted in `elsewhere`.
     pub fn part(&self, changed: &[String]) -> State {
-        let in_changed = |p: &str| changed.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok();
+        let in_changed = |p: &str| in_folders(changed, p);
         let files: BTreeMap<String, FileRec> =
             self.files.iter().filter(|(p, _)| in_changed(p)).map(|(p, r)| (p.clone(), r.clone())).collect();
         let elsewhere = self.tracked() - files.len() as u64;

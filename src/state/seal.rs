@@ -124,6 +124,12 @@ impl PrintBuilder {
     }
 }
 
+/// Is the file `path` directly in one of `folders` (sorted)?
+pub fn in_folders(folders: &[String], path: &str) -> bool {
+    let parent = split(path).0;
+    folders.binary_search_by(|d| d.as_str().cmp(parent)).is_ok()
+}
+
 /// `a/b/c` → (`a/b`, `c`); `c` → (`""`, `c`).
 pub fn split(path: &str) -> (&str, &str) {
     path.rfind('/').map_or(("", path), |i| (&path[..i], &path[i + 1..]))

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::snapshot::{open_snapshot, read_snapshot, write_head, write_line, write_snapshot};
-use super::{Change, FileRec, Hex, Pending, PrintBuilder, Prints, State, VERSION, split};
+use super::{Change, FileRec, Hex, Pending, PrintBuilder, Prints, State, VERSION, in_folders, split};
 use crate::fsutil::{crash_point, suffixed, write_atomically};
 
 #[derive(Debug)]
@@ -254,8 +254,7 @@ impl Store {
         self.state = Some(state);
         saved?;
         let partial = self.partial.as_mut().expect("checked above");
-        let gone = |p: &str| folders.binary_search_by(|d| d.as_str().cmp(split(p).0)).is_ok();
-        self.state.as_mut().expect("loaded").files.retain(|p, _| !gone(p));
+        self.state.as_mut().expect("loaded").files.retain(|p, _| !in_folders(folders, p));
         partial.loaded.retain(|d| folders.binary_search(d).is_err());
         Ok(())
     }
@@ -272,10 +271,7 @@ impl Store {
         self.state = Some(state);
         saved?;
         let state = self.state.as_mut().expect("loaded");
-        let mut partial = Partial { tracked: state.files.len() as u64, ..Partial::default() };
-        for p in state.files.keys() {
-            *partial.counts.entry(split(p).0.to_string()).or_default() += 1;
-        }
+        let partial = Partial { tracked: state.files.len() as u64, counts: count_by_folder(state), ..Partial::default() };
         state.files.clear();
         self.partial = Some(partial);
         Ok(())
@@ -285,13 +281,7 @@ impl Store {
     pub fn counts(&self) -> BTreeMap<String, u64> {
         match &self.partial {
             Some(p) => p.counts.clone(),
-            None => {
-                let mut out: BTreeMap<String, u64> = BTreeMap::new();
-                for p in self.state().files.keys() {
-                    *out.entry(split(p).0.to_string()).or_default() += 1;
-                }
-                out
-            }
+            None => count_by_folder(self.state()),
         }
     }
 
@@ -835,6 +825,15 @@ impl Store {
             _ => Ok(()),
         }
     }
+}
+
+/// The records of each folder of a whole state.
+fn count_by_folder(state: &State) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for p in state.files.keys() {
+        *out.entry(split(p).0.to_string()).or_default() += 1;
+    }
+    out
 }
 
 fn lock_path(path: &Path) -> PathBuf {
