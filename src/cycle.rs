@@ -213,7 +213,7 @@ impl<'a> Cycle<'a> {
             return Outcome::Clean;
         }
         // Only the folders whose prints differ are loaded, and listed again.
-        let changed = match self.exec.store().load_partial(&self.cfg.remote_dir, &walk.prints) {
+        let changed = match self.exec.store().load_partial(&self.cfg.remote_dir, &walk.prints, self.part_entries / 2) {
             Ok(c) => c,
             Err(e) => return Outcome::StateUnusable(e.to_string()),
         };
@@ -454,6 +454,11 @@ impl<'a> Cycle<'a> {
             return Ok(vec![folders]);
         }
         let parts = in_parts(&folders, |f| size(f), self.part_entries);
+        // One folder larger than a part: it is the part, and nothing is
+        // gained by a dry plan and letting it go.
+        if parts.len() == 1 {
+            return Ok(parts);
+        }
         let store = self.exec.store();
         store.go_partial()?;
         if fresh {

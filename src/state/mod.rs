@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::digest::Hex;
 use crate::scan::Stat;
-pub use seal::{PrintBuilder, Prints, in_folders, split, unchanged};
+pub use seal::{FilesPrint, PrintBuilder, Prints, in_folders, split, unchanged};
 #[cfg(test)]
 pub use seal::{prints_of, seal_of};
 pub use store::{Error, Store, peek};
@@ -391,9 +391,23 @@ impl State {
     /// and everything else but records, which is small. The other records
     /// are counted in `elsewhere`.
     pub fn part(&self, changed: &[String]) -> State {
+        self.part_where(changed, |_, _| true)
+    }
+
+    /// [`State::part`] beside the part of the scan it is planned with:
+    /// without the records that the scan shows as they are (same stat,
+    /// nothing unsettled), which no plan acts on; [`crate::scan::Scan::drop_same`]
+    /// drops their entries. Counted in `elsewhere`.
+    pub fn part_beside(&self, changed: &[String], scan: &crate::scan::Scan) -> State {
+        self.part_where(changed, |p, r| !scan.shows(p, &r.stat) || self.pending.contains_key(p))
+    }
+
+    /// The part with the records of `changed` that `keep` keeps (only
+    /// those are copied: a folder of 100 000 files has one changed).
+    fn part_where(&self, changed: &[String], keep: impl Fn(&str, &FileRec) -> bool) -> State {
         let in_changed = |p: &str| in_folders(changed, p);
         let files: BTreeMap<String, FileRec> =
-            self.files.iter().filter(|(p, _)| in_changed(p)).map(|(p, r)| (p.clone(), r.clone())).collect();
+            self.files.iter().filter(|(p, r)| in_changed(p) && keep(p, r)).map(|(p, r)| (p.clone(), r.clone())).collect();
         let elsewhere = self.tracked() - files.len() as u64;
         State {
             version: self.version,
@@ -408,18 +422,6 @@ impl State {
             reconciled: self.reconciled,
             elsewhere,
         }
-    }
-
-    /// [`State::part`] beside the part of the scan it is planned with:
-    /// without the records that the scan shows as they are (same stat,
-    /// nothing unsettled), which no plan acts on; [`crate::scan::Scan::drop_same`]
-    /// drops their entries. Counted in `elsewhere`.
-    pub fn part_beside(&self, changed: &[String], scan: &crate::scan::Scan) -> State {
-        let mut part = self.part(changed);
-        let before = part.files.len() as u64;
-        part.files.retain(|p, r| !scan.shows(p, &r.stat) || self.pending.contains_key(p));
-        part.elsewhere += before - part.files.len() as u64;
-        part
     }
 
     /// Does the state still track `path` as a file or a folder (a move may

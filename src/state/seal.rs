@@ -31,7 +31,15 @@ use crate::scan::{Kind, Scan, Stat};
 pub struct FolderPrint {
     files: Sha256,
     dirs: Sha256,
+    /// The half its files make, when known already ([`PrintBuilder::files_print`]).
+    kept: Option<FilesPrint>,
+    has_files: bool,
 }
+
+/// The half of a folder's print that its own files make. A partial state
+/// keeps one per folder, so that its seal needs only the records of the
+/// folders that changed since.
+pub type FilesPrint = [u8; 32];
 
 impl FolderPrint {
     pub fn file(&mut self, name: &str, s: &Stat) {
@@ -41,6 +49,7 @@ impl FolderPrint {
         }
         self.files.update(fixed);
         self.files.update(name);
+        self.has_files = true;
     }
 
     pub fn dir(&mut self, name: &str) {
@@ -48,13 +57,21 @@ impl FolderPrint {
         self.dirs.update(name);
     }
 
-    pub fn finish(self) -> Hex<16> {
+    fn files_half(&self) -> FilesPrint {
+        self.kept.unwrap_or_else(|| self.files.clone().finalize().into())
+    }
+
+    fn print(&self) -> Hex<16> {
         let mut all = Sha256::new();
-        all.update(self.files.finalize());
-        all.update(self.dirs.finalize());
+        all.update(self.files_half());
+        all.update(self.dirs.clone().finalize());
         let mut out = [0u8; 16];
         out.copy_from_slice(&all.finalize()[..16]);
         Hex(out)
+    }
+
+    pub fn finish(self) -> Hex<16> {
+        self.print()
     }
 }
 
@@ -112,6 +129,18 @@ impl PrintBuilder {
         self.slot(folder);
     }
 
+    /// A folder's files, as the half of its print they made before
+    /// ([`PrintBuilder::finish_kept`]), in place of the files themselves.
+    pub fn files_print(&mut self, folder: &str, files: FilesPrint) {
+        let slot = self.slot(folder);
+        (slot.kept, slot.has_files) = (Some(files), true);
+    }
+
+    /// The print of a folder as fed so far, if it has one.
+    pub fn print_of(&self, folder: &str) -> Option<Hex<16>> {
+        self.0.get(folder).map(FolderPrint::print)
+    }
+
     fn slot(&mut self, folder: &str) -> &mut FolderPrint {
         if !self.0.contains_key(folder) {
             self.0.insert(folder.to_string(), FolderPrint::default());
@@ -121,6 +150,13 @@ impl PrintBuilder {
 
     pub fn finish(self) -> Prints {
         Prints(self.0.into_iter().map(|(p, f)| (p, f.finish())).collect())
+    }
+
+    /// The prints, and the half of each that its files make, for the
+    /// folders that have files.
+    pub fn finish_kept(self) -> (Prints, BTreeMap<String, FilesPrint>) {
+        let kept = self.0.iter().filter(|(_, f)| f.has_files).map(|(p, f)| (p.clone(), f.files_half())).collect();
+        (self.finish(), kept)
     }
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::snapshot::{open_snapshot, read_snapshot, write_head, write_line, write_snapshot};
-use super::{Change, FileRec, Hex, Pending, PrintBuilder, Prints, State, VERSION, in_folders, split};
+use super::{Change, FileRec, FilesPrint, Hex, Pending, PrintBuilder, Prints, State, VERSION, in_folders, split};
 use crate::fsutil::{crash_point, suffixed, write_atomically};
 
 #[derive(Debug)]
@@ -63,6 +63,10 @@ pub struct Store {
     failed: Option<String>,
     /// Set while the state in memory is partial ([`Store::load_partial`]).
     partial: Option<Partial>,
+    /// Reads of the snapshot a line at a time, and the most records
+    /// [`Store::load_partial`] held while reading (for tests).
+    #[cfg(test)]
+    reads: std::cell::Cell<(u32, u64)>,
     _lock: File,
 }
 
@@ -82,11 +86,52 @@ struct Partial {
     tracked: u64,
     /// The records of each folder when they were last counted (a load).
     counts: BTreeMap<String, u64>,
+    /// The half of each folder's print that its records made when they
+    /// were last read whole (a load, a save), for the folders that had any;
+    /// `None` until then.
+    kept: Option<BTreeMap<String, FilesPrint>>,
+    /// Folders whose records changed since then: a seal reads them from
+    /// memory, and needs every one of them loaded.
+    touched: BTreeSet<String>,
 }
 
 impl Partial {
     fn masks(&self, p: &str) -> bool {
         !self.masked.is_empty() && (self.masked.contains(p) || p.match_indices('/').any(|(i, _)| self.masked.contains(&p[..i])))
+    }
+
+    /// Notes the folders whose records `change` changes.
+    fn touch(&mut self, change: &Change) {
+        match change {
+            Change::Put { path, .. } => drop(self.touched.insert(split(path).0.to_string())),
+            // A file, or a folder with everything below it.
+            Change::Forget { path } => {
+                self.touched.insert(split(path).0.to_string());
+                let below = self
+                    .kept
+                    .iter()
+                    .flat_map(|k| k.range::<str, _>((std::ops::Bound::Included(path.as_str()), std::ops::Bound::Unbounded)));
+                let below = below.map(|(f, _)| f).take_while(|f| at_or_under(f, path));
+                self.touched.extend(below.cloned().collect::<Vec<_>>());
+            }
+            _ => {}
+        }
+    }
+
+    /// The prints of the state from the kept ones and memory, without
+    /// reading the snapshot: `None` unless every folder touched since is
+    /// loaded.
+    fn prints_from_memory(&self, state: &State) -> Option<Prints> {
+        let kept = self.kept.as_ref()?;
+        if !self.touched.iter().all(|f| self.loaded.contains(f)) {
+            return None;
+        }
+        let mut b = PrintBuilder::default();
+        b.folder("");
+        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
+        kept.iter().filter(|(f, _)| !self.touched.contains(*f)).for_each(|(f, h)| b.files_print(f, *h));
+        state.files.iter().filter(|(p, _)| self.touched.contains(split(p).0)).for_each(|(p, r)| b.file(p, &r.stat));
+        Some(b.finish())
     }
 }
 
@@ -130,6 +175,8 @@ impl Store {
             dirty: false,
             failed: None,
             partial: None,
+            #[cfg(test)]
+            reads: Default::default(),
             _lock: lock,
         })
     }
@@ -159,22 +206,30 @@ impl Store {
     /// Reads what a cycle needs to know of the saved state when the walk
     /// found these prints: which folders differ (their prints, or because
     /// they hold an unsettled upload, folder or move), returned sorted, and
-    /// how many records each folder has. Loads no record (see
-    /// [`Store::load_folders`]); `None` when the state in memory is whole.
-    /// Reads the snapshot once, a line at a time.
-    pub fn load_partial(&mut self, remote_dir: &str, prints: &Prints) -> Result<Option<Vec<String>>, Error> {
+    /// how many records each folder has. In the same read it loads the
+    /// records of the folders that differ, as long as they number at most
+    /// `ahead` ([`Store::load_folders`] reads the rest). `None` when the
+    /// state in memory is whole. Reads the snapshot once, a line at a time.
+    pub fn load_partial(&mut self, remote_dir: &str, prints: &Prints, ahead: u64) -> Result<Option<Vec<String>>, Error> {
         if self.state.is_none() {
             let (state, partial) = self.read_partial(remote_dir)?;
             (self.state, self.partial) = (Some(state), partial);
         }
         let Some(mut partial) = self.partial.take() else { return Ok(None) };
+        let started = std::time::Instant::now();
         let state = self.state.as_ref().expect("loaded above");
+        let unsettled: BTreeSet<String> = state.unsettled_folders().into_iter().collect();
         let mut mine = PrintBuilder::default();
         mine.folder("");
+        // Folders first, so that a folder's print is whole once the read
+        // has passed its records.
+        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| mine.dir(d));
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut last = String::from("\0");
         let mut run = 0;
-        let read = self.each_record(state, &partial, &mut |p, r, _| {
+        let mut ahead = Ahead { open: Vec::new(), held: 0, limit: ahead, found: Vec::new(), over: BTreeSet::new(), most: 0 };
+        let differs = |f: &str, mine: &PrintBuilder| unsettled.contains(f) || prints.0.get(f) != mine.print_of(f).as_ref();
+        let read = self.each_record(state, &partial, &mut |p, r, in_memory| {
             mine.file(p, &r.stat);
             let folder = split(p).0;
             if folder != last {
@@ -184,6 +239,13 @@ impl Store {
                 (last, run) = (folder.to_string(), 0);
             }
             run += 1;
+            while let Some((f, _)) = ahead.open.last().filter(|(f, _)| !at_or_under(folder, f)) {
+                let keep = differs(f, &mine);
+                ahead.close(keep);
+            }
+            if !in_memory && !partial.loaded.contains(folder) {
+                ahead.hold(folder, p, r);
+            }
             Ok(())
         });
         if run > 0 {
@@ -202,13 +264,28 @@ impl Store {
                 return Err(e);
             }
         };
-        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| mine.dir(d));
-        let mut dirty = prints.differing(&mine.finish());
-        dirty.extend(state.unsettled_folders());
+        while let Some((f, _)) = ahead.open.last() {
+            let keep = differs(f, &mine);
+            ahead.close(keep);
+        }
+        let (theirs, kept) = mine.finish_kept();
+        let mut dirty = prints.differing(&theirs);
+        dirty.extend(unsettled);
         dirty.sort_unstable();
         dirty.dedup();
-        (partial.tracked, partial.counts) = (tracked, counts);
-        log::debug!("state read: {tracked} files, {} folders differ", dirty.len());
+        let preloaded = ahead.found.len();
+        #[cfg(test)]
+        self.reads.set((self.reads.get().0, ahead.most));
+        let state = self.state.as_mut().expect("loaded above");
+        state.files.extend(ahead.found);
+        partial.loaded.extend(dirty.iter().filter(|d| !ahead.over.contains(*d)).cloned());
+        (partial.tracked, partial.counts, partial.kept) = (tracked, counts, Some(kept));
+        partial.touched.clear();
+        log::debug!(
+            "state read: {tracked} files, {} folders differ, {preloaded} records loaded, {} ms",
+            dirty.len(),
+            crate::units::ms(started.elapsed())
+        );
         self.partial = Some(partial);
         Ok(Some(dirty))
     }
@@ -224,21 +301,24 @@ impl Store {
             self.partial = Some(partial);
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let state = self.state.as_ref().expect("loaded");
-        let mut found = Vec::new();
+        // A map, not a list: appended to the few records in memory, it
+        // does not stand beside them twice (a folder of 100 000 files).
+        let mut found = BTreeMap::new();
         let read = self.each_record(state, &partial, &mut |p, r, in_memory| {
             if !in_memory && new.contains(split(p).0) {
-                found.push((p.to_string(), r.clone()));
+                found.insert(p.to_string(), r.clone());
             }
             Ok(())
         });
         let loaded = found.len();
         if read.is_ok() {
-            self.state.as_mut().expect("loaded").files.extend(found);
+            self.state.as_mut().expect("loaded").files.append(&mut found);
             partial.loaded.extend(new.into_iter().map(String::from));
         }
         self.partial = Some(partial);
-        log::debug!("state loaded: {loaded} records of {} folders", folders.len());
+        log::debug!("state loaded: {loaded} records of {} folders, {} ms", folders.len(), crate::units::ms(started.elapsed()));
         read.map(|_| ())
     }
 
@@ -271,7 +351,10 @@ impl Store {
         self.state = Some(state);
         saved?;
         let state = self.state.as_mut().expect("loaded");
-        let partial = Partial { tracked: state.files.len() as u64, counts: count_by_folder(state), ..Partial::default() };
+        let mut b = PrintBuilder::default();
+        state.files.iter().for_each(|(p, r)| b.file(p, &r.stat));
+        let kept = Some(b.finish_kept().1);
+        let partial = Partial { tracked: state.files.len() as u64, counts: count_by_folder(state), kept, ..Partial::default() };
         state.files.clear();
         self.partial = Some(partial);
         Ok(())
@@ -358,6 +441,8 @@ impl Store {
         let io_err = |e: io::Error| Error::Io(self.path.clone(), e);
         let mut memory = state.files.iter().peekable();
         let mut n = 0;
+        #[cfg(test)]
+        self.reads.set((self.reads.get().0 + 1, self.reads.get().1));
         match File::open(&self.path) {
             Ok(file) => {
                 let (_, _, lines) = open_snapshot(io::BufReader::with_capacity(64 << 10, file)).map_err(corrupt)?;
@@ -396,11 +481,28 @@ impl Store {
         if !state.is_settled() {
             return Ok(None);
         }
-        Ok(Some(self.prints_now(state, partial)?.1.seal(&state.remote_dir)))
+        let prints = match partial.prints_from_memory(state) {
+            Some(p) => {
+                #[cfg(test)]
+                {
+                    let reads = self.reads.get(); // a check, not a read of the cycle
+                    assert_eq!(p, self.prints_now(state, partial)?.1, "the prints from memory are those of a read");
+                    self.reads.set(reads);
+                }
+                p
+            }
+            None => self.prints_now(state, partial)?.1,
+        };
+        Ok(Some(prints.seal(&state.remote_dir)))
     }
 
     /// Every record counted, and the prints of the whole state.
     fn prints_now(&self, state: &State, partial: &Partial) -> Result<(u64, Prints), Error> {
+        self.prints_kept(state, partial).map(|(n, prints, _)| (n, prints))
+    }
+
+    /// [`Store::prints_now`], and the half of each print the records make.
+    fn prints_kept(&self, state: &State, partial: &Partial) -> Result<(u64, Prints, BTreeMap<String, FilesPrint>), Error> {
         let mut b = PrintBuilder::default();
         b.folder("");
         let n = self.each_record(state, partial, &mut |p, r, _| {
@@ -408,7 +510,8 @@ impl Store {
             Ok(())
         })?;
         state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
-        Ok((n, b.finish()))
+        let (prints, kept) = b.finish_kept();
+        Ok((n, prints, kept))
     }
 
     /// Files tracked, as last counted.
@@ -632,6 +735,7 @@ impl Store {
                 Change::Forget { path } => Some(path.clone()),
                 _ => None,
             }));
+            changes.iter().for_each(|c| partial.touch(c));
         }
         self.dirty = true;
         written
@@ -677,7 +781,10 @@ impl Store {
     pub fn end_cycle(&mut self) -> Result<(), Error> {
         self.failed = None;
         let Some(state) = self.state.take() else { return Ok(()) };
-        let seal = match self.seal_now(&state) {
+        let started = std::time::Instant::now();
+        let seal = self.seal_now(&state);
+        log::debug!("state seal computed in {} ms", crate::units::ms(started.elapsed()));
+        let seal = match seal {
             Ok(s) => s,
             Err(e) => {
                 self.state = Some(state);
@@ -755,6 +862,16 @@ impl Store {
     }
 
     #[cfg(test)]
+    pub(super) fn reads(&self) -> u32 {
+        self.reads.get().0
+    }
+
+    #[cfg(test)]
+    pub(super) fn held_most(&self) -> u64 {
+        self.reads.get().1
+    }
+
+    #[cfg(test)]
     pub(super) fn journal_lines(&self) -> usize {
         self.journal_lines
     }
@@ -786,15 +903,17 @@ impl Store {
     pub(super) fn save(&mut self, state: &State) -> Result<(), Error> {
         let started = std::time::Instant::now();
         let io_err = |e| Error::Io(self.path.clone(), e);
+        let mut refreshed = None;
         let (count, seal) = match &self.partial {
             None => {
                 write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(io_err)?;
                 (state.files.len() as u64, state.seal())
             }
             Some(partial) => {
-                let (count, prints) = self.prints_now(state, partial)?;
+                let (count, prints, kept) = self.prints_kept(state, partial)?;
                 let seal = state.is_settled().then(|| prints.seal(&state.remote_dir));
                 drop(prints);
+                refreshed = Some(kept);
                 let mut failed = None;
                 write_atomically(&self.path, 0o666, |w| {
                     write_head(w, state, count as usize, seal)?;
@@ -819,12 +938,69 @@ impl Store {
         if let Some(p) = &mut self.partial {
             p.masked.clear();
             p.tracked = count;
+            (p.kept, p.touched) = (refreshed, BTreeSet::new());
         }
         match fs::remove_file(&self.journal_path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io(self.journal_path.clone(), e)),
             _ => Ok(()),
         }
     }
+}
+
+type Records = Vec<(String, FileRec)>;
+
+/// The records [`Store::load_partial`] holds while it reads: those of the
+/// folders it has not passed yet (a folder's print is whole only then), and
+/// of the folders passed that differ. Past `limit` a folder is not held
+/// (`over`), and loaded later if it differs.
+struct Ahead {
+    /// The folders not passed yet, innermost last, with their records
+    /// (`None` past the limit).
+    open: Vec<(String, Option<Records>)>,
+    held: u64,
+    limit: u64,
+    found: Records,
+    over: BTreeSet<String>,
+    /// The most `held` was.
+    most: u64,
+}
+
+impl Ahead {
+    fn hold(&mut self, folder: &str, path: &str, rec: &FileRec) {
+        if self.open.last().is_none_or(|(f, _)| f != folder) {
+            self.open.push((folder.to_string(), Some(Vec::new())));
+        }
+        let (f, slot) = self.open.last_mut().expect("pushed above");
+        match slot {
+            Some(held) if self.held < self.limit => {
+                held.push((path.to_string(), rec.clone()));
+                self.held += 1;
+                self.most = self.most.max(self.held);
+            }
+            Some(held) => {
+                self.held -= held.len() as u64;
+                *slot = None;
+                self.over.insert(f.clone());
+            }
+            None => {}
+        }
+    }
+
+    /// The read has passed the last folder held: its records are kept when
+    /// it differs.
+    fn close(&mut self, keep: bool) {
+        let Some((_, held)) = self.open.pop() else { return };
+        match held {
+            Some(mut held) if keep => self.found.append(&mut held),
+            Some(held) => self.held -= held.len() as u64,
+            None => {}
+        }
+    }
+}
+
+/// Is `path` the folder `dir` or inside it? (`""` holds everything.)
+fn at_or_under(path: &str, dir: &str) -> bool {
+    dir.is_empty() || path == dir || crate::scan::is_under(path, dir)
 }
 
 /// The records of each folder of a whole state.

@@ -345,9 +345,9 @@ fn a_partial_state_is_the_whole_one_read_a_folder_at_a_time() {
     let mut store = Store::open(&p).unwrap();
     let mut walked = s.prints();
     walked.0.insert("b".into(), Hex([9; 16])); // the walk saw `b` otherwise
-    let changed = store.load_partial("/r", &walked).unwrap().expect("a partial state");
+    let changed = store.load_partial("/r", &walked, 0).unwrap().expect("a partial state");
     assert_eq!(changed, ["b"]);
-    assert!(!store.state().files.contains_key("b/1"), "nothing loaded yet");
+    assert!(!store.state().files.contains_key("b/1"), "nothing loaded ahead");
     store.load_folders(&changed).unwrap();
     let view = store.view(&changed, None);
     assert_eq!(view.files.keys().collect::<Vec<_>>(), ["b/1", "b/2"], "the changed folder's records, the snapshot's and the journal's");
@@ -365,7 +365,7 @@ fn a_partial_state_is_the_whole_one_read_a_folder_at_a_time() {
 
     // Completed in memory, it is the whole state too.
     let mut store = whole;
-    store.load_partial("/r", &walked).unwrap();
+    store.load_partial("/r", &walked, 1).unwrap();
     store.load("/r").unwrap();
     assert_eq!(store.state(), &s);
 }
@@ -407,12 +407,19 @@ fn memory_grows_with_the_changed_folders_not_the_tree() {
     let w = walk(&root, &[], false, &mut |files| largest = largest.max(files.len())).unwrap();
     assert_eq!(largest, PER_FOLDER, "one folder at a time");
     let mut store = Store::open(&p).unwrap();
-    let changed = store.load_partial("/r", &w.prints).unwrap().expect("partial");
+    let changed = store.load_partial("/r", &w.prints, 10_000).unwrap().expect("partial");
     assert_eq!(changed, ["d01/0001", "d02/0002", "d03", "d03/0003"]);
     store.load_folders(&changed).unwrap();
+    assert_eq!(store.reads(), 1, "the changed folders are loaded in the read that finds them");
     let loaded = store.state().files.len();
     assert!(loaded <= 3 * PER_FOLDER, "{loaded} records in memory for 3 changed folders of {PER_FOLDER}");
+    // The changed folders' records, and those of the folder being read.
+    assert!(store.held_most() <= 4 * PER_FOLDER as u64, "{} records held while reading", store.held_most());
     assert_eq!(store.view(&changed, None).tracked(), (FOLDERS * PER_FOLDER) as u64);
+    // One change made: sealed from memory, without a read.
+    store.commit(vec![Change::Forget { path: "d03/0003".into() }]).unwrap();
+    store.end_cycle().unwrap();
+    assert_eq!(store.reads(), 1, "sealed from the prints of the read and the changed folders");
 }
 
 /// A snapshot whose lines are out of path order (no version writes one)
@@ -431,7 +438,7 @@ fn a_snapshot_out_of_order_is_read_whole() {
     let lines: Vec<&str> = text.lines().collect();
     fs::write(&p, format!("{}\n{}\n{}\n", lines[0], lines[2], lines[1])).unwrap();
     let mut store = Store::open(&p).unwrap();
-    assert_eq!(store.load_partial("/r", &s.prints()).unwrap(), None, "whole");
+    assert_eq!(store.load_partial("/r", &s.prints(), 10).unwrap(), None, "whole");
     assert_eq!(store.state(), &s);
 }
 
@@ -450,7 +457,7 @@ fn a_folder_loaded_again_is_read_not_counted() {
     let mut store = Store::open(&p).unwrap();
     let mut walked = s.prints();
     walked.0.insert("b".into(), Hex([9; 16]));
-    let changed = store.load_partial("/r", &walked).unwrap().unwrap();
+    let changed = store.load_partial("/r", &walked, 0).unwrap().unwrap();
     assert_eq!(changed, ["b"]);
     store.commit(vec![Change::Forget { path: "a/1".into() }, put("b/1")]).unwrap();
     let b = ["b".to_string()];
