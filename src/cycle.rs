@@ -259,6 +259,7 @@ impl<'a> Cycle<'a> {
         let mut scan = scan::list(&cfg.local_dir, &folders, &walk.dirs, &cfg.exclude, cfg.one_file_system);
         self.warn_skipped(&scan.skipped);
         scan.unlisted = walk.files.saturating_sub(scan.entries.len() as u64);
+        scan.entries.reserve_exact(walk.dirs.len());
         scan.entries.extend(walk.dirs.iter().map(|d| scan::Entry::dir(d)));
         scan.entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         for (mine, walked) in [(&mut scan.unreadable, &walk.unreadable), (&mut scan.excluded, &walk.excluded)] {

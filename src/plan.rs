@@ -13,13 +13,15 @@ pub mod props;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::config::{DeleteMode, MaxDelete};
 use crate::digest::Hex;
 use crate::glob::Glob;
-use crate::remote::{Item, Tree};
+#[cfg(test)]
+use crate::remote::Item;
+use crate::remote::Tree;
 use crate::scan::{Entry, Kind, Scan, is_under};
 use crate::state::{self, Change, FileRec, State};
 use crate::units::human_bytes;
@@ -67,9 +69,12 @@ pub enum Action {
     AdoptDir(String),
     /// A file of this size is already on the Disk (a first run, or a lost
     /// state): hash the local one; same sha256 → track it, else upload.
+    /// `sha256`: what the Disk says the file there holds (`None` while it
+    /// is still hashing it). Only that is kept of the listing: a first run
+    /// of 100 000 files plans 100 000 of these.
     Adopt {
         entry: Entry,
-        remote: Item,
+        sha256: Option<Hex<32>>,
     },
 }
 
@@ -105,7 +110,7 @@ impl Action {
         let record = |e: &Entry| Resolution::Record(FileRec::sent(e.stat, sha256));
         Some(match self {
             Action::Check { entry, old_sha256 } if *old_sha256 == sha256 => record(entry),
-            Action::Adopt { entry, remote } if remote.file.sha256 == Some(sha256) => record(entry),
+            Action::Adopt { entry, sha256: there } if *there == Some(sha256) => record(entry),
             Action::MoveOrUpload { entry, candidates } => {
                 match candidates.iter().find(|(p, sha)| *sha == sha256 && state.files.contains_key(p)) {
                     Some((from, _)) => Resolution::MoveFrom {
@@ -239,7 +244,6 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     if remote.is_none() && state::unchanged(scan, state) {
         return Ok(Plan::default());
     }
-    let seen: HashMap<&str, &Entry> = scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let excluded = |p: &str| {
         let dir = state.dirs.contains(p);
         opts.exclude.iter().any(|g| g.matches(p, dir)) || ancestors(p).any(|a| opts.exclude.iter().any(|g| g.matches(a, true)))
@@ -248,7 +252,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     // An unmounted disk under local_dir is not "everything in it deleted".
     let unmounted: Vec<String> = state.mounts.iter().filter(|m| !unreadable_or_excluded(m) && !mounted(scan, state, m)).cloned().collect();
     let kept = |p: &str| unreadable_or_excluded(p) || unmounted.iter().any(|m| p == m || is_under(p, m));
-    let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
+    let exists_as = |p: &str, kind: Kind| scan.get(p).is_some_and(|e| e.kind == kind);
     let mounts: BTreeSet<String> = scan.mounts.iter().filter(|m| !kept(m)).chain(&unmounted).cloned().collect();
 
     let tracked = state.tracked();
@@ -265,7 +269,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     // state as it will be once the moves are done.
     // With `delete = keep` a move would take a copy away from its old path:
     // that is a deletion too, so there are none.
-    let (moves, moved) = if opts.delete == DeleteMode::Keep { (Vec::new(), None) } else { moves::find_moves(scan, state, &seen, &kept) };
+    let (moves, moved) = if opts.delete == DeleteMode::Keep { (Vec::new(), None) } else { moves::find_moves(scan, state, &kept) };
     let synced = state;
     let state = moved.as_ref().unwrap_or(state);
 
@@ -313,7 +317,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     // Something new now stands at (or under) these paths: they are cleared
     // first, unless a folder move brings them (their paths are the moved
     // ones): then right after that move.
-    let blocks_new = |path: &str| seen.contains_key(path) || has_entry_under(scan, path);
+    let blocks_new = |path: &str| scan.get(path).is_some() || has_entry_under(scan, path);
     let moved_in = |path: &str| dir_moves.iter().any(|m| is_under(path, m.path()));
     let (mut early, mut after_moves, mut late) = (Vec::new(), Vec::new(), Vec::new());
     for (path, kind, files) in deletes {
@@ -371,7 +375,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
             .collect();
         let on_disk = remote.and_then(|t| t.get(&e.path)).filter(|i| !i.dir && i.file.size == e.size() && old.is_none() && !pending);
         p.actions.push(match old {
-            _ if on_disk.is_some() => Action::Adopt { entry: e.clone(), remote: on_disk.cloned().expect("checked") },
+            _ if on_disk.is_some() => Action::Adopt { entry: e.clone(), sha256: on_disk.expect("checked").file.sha256 },
             Some(r) if r.stat.size == e.size() && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256 },
             _ if !same_size.is_empty() => Action::MoveOrUpload { entry: e.clone(), candidates: same_size },
             _ => Action::Upload(e.clone()),

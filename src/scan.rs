@@ -123,9 +123,13 @@ impl Scan {
 
     /// Does the scan hold the file `path` with this stat?
     pub fn shows(&self, path: &str, stat: &Stat) -> bool {
-        self.entries
-            .binary_search_by(|e| e.path.as_str().cmp(path))
-            .is_ok_and(|i| self.entries[i].kind == Kind::File && self.entries[i].stat == *stat)
+        self.get(path).is_some_and(|e| e.kind == Kind::File && e.stat == *stat)
+    }
+
+    /// The entry at `path`, if the scan holds one (a binary search: no
+    /// index beside 100 000 entries).
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.binary_search_by(|e| e.path.as_str().cmp(path)).ok().map(|i| &self.entries[i])
     }
 
     /// Drops the files the state records as they are (same stat, no
@@ -259,8 +263,13 @@ pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &[Glob], 
     let mut r = Reader { root, exclude, one_file_system, folders: HashSet::new(), out: Walk::default() };
     let mut entries = Vec::new();
     for f in folders {
-        if let Some(found) = r.read(f, 0, true) {
-            entries.extend(found.files.into_iter().filter(|e| dirs.binary_search(&e.path).is_err()));
+        if let Some(mut found) = r.read(f, 0, true) {
+            found.files.retain(|e| dirs.binary_search(&e.path).is_err());
+            // Not copied: one folder may hold 100 000 files.
+            match entries.is_empty() {
+                true => entries = found.files,
+                false => entries.append(&mut found.files),
+            }
         }
     }
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));

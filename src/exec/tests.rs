@@ -575,8 +575,7 @@ fn each_upload_asks_what_it_needs_and_no_more() {
     w.disk.calls.clear();
     let e = w.file("c.txt", b"mine");
     w.disk.files.insert("/r/c.txt".into(), b"othr".to_vec());
-    let remote = crate::remote::Item { name: "c.txt".into(), dir: false, file: crate::testkit::file_of(b"othr") };
-    let adopt = Action::Adopt { entry: e, remote };
+    let adopt = Action::Adopt { entry: e, sha256: crate::testkit::file_of(b"othr").sha256 };
     assert_eq!(w.run(&adopt).unwrap(), Done::Uploaded { bytes: 4 });
     assert_eq!(w.disk.calls, ["link /r/c.txt", "put /r/c.txt"]);
     // A 503 on the body: sent again with a new link.

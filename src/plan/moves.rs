@@ -14,13 +14,8 @@ use crate::state::{Change, FileRec, State};
 /// at least half of a vanished folder's files reappear under one new folder
 /// (same relative paths), the folder itself moved: one request for all.
 /// Returns the moves and the state as it will be after them.
-pub(super) fn find_moves(
-    scan: &Scan,
-    state: &State,
-    seen: &HashMap<&str, &Entry>,
-    kept: &dyn Fn(&str) -> bool,
-) -> (Vec<Action>, Option<State>) {
-    let exists_as = |p: &str, kind: Kind| seen.get(p).is_some_and(|e| e.kind == kind);
+pub(super) fn find_moves(scan: &Scan, state: &State, kept: &dyn Fn(&str) -> bool) -> (Vec<Action>, Option<State>) {
+    let exists_as = |p: &str, kind: Kind| scan.get(p).is_some_and(|e| e.kind == kind);
     let mut by_inode: HashMap<(u64, u64, i64), Option<&str>> = HashMap::new();
     for (p, r) in &state.files {
         if !exists_as(p, Kind::File) && !kept(p) && !state.pending.contains_key(p) {

@@ -491,10 +491,7 @@ fn what_a_hashed_file_needs() {
     assert_eq!(touched.resolve(old, &st), recorded, "touched: nothing is sent");
     assert_eq!(touched.resolve(new, &st), Some(Resolution::Upload), "changed: sent");
 
-    let on_disk = |sha256| Action::Adopt {
-        entry: e.clone(),
-        remote: Item { name: "a.bin".into(), dir: false, file: RemoteFile { size: 100_000, sha256, md5: None } },
-    };
+    let on_disk = |sha256| Action::Adopt { entry: e.clone(), sha256 };
     assert_eq!(on_disk(Some(old)).resolve(old, &st), recorded, "adopted: the Disk holds it");
     assert_eq!(on_disk(Some(new)).resolve(old, &st), Some(Resolution::Upload), "other content there: sent over it");
     assert_eq!(on_disk(None).resolve(old, &st), Some(Resolution::Upload), "not hashed there yet: sent");
