@@ -335,6 +335,7 @@ const REGRESSIONS: &[(u64, Story)] = &[
     (1_796_229_180_282_263_035, Story::Throttled),
     (1_796_229_606_640_112_768, Story::Throttled),
     (1_796_230_978_706_706_697, Story::Throttled),
+    (1_796_248_253_015_778_720, Story::Throttled),
 ];
 
 #[test]
