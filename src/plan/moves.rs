@@ -31,14 +31,15 @@ pub(super) fn find_moves(scan: &Scan, state: &State, kept: &dyn Fn(&str) -> bool
         // A file moved into a folder that took its own name, or out of its
         // folder onto the folder's name, cannot be moved on the Disk: the
         // folder and the file would each have to go first. It is sent again.
-        // So is one whose old path is a new folder while it goes into a new
-        // folder: two such files swapped with two folders (`a` into new
-        // `b/`, `b` into new `a/`) would each wait for the other's folder.
+        // So is one whose old path is a new folder while it goes into a
+        // folder to be made where a tracked file is: two files swapped with
+        // two folders (`a` into new `b/`, `b` into new `a/`) would each
+        // wait for the other's folder.
         if let Some(slot) = by_inode.get_mut(&(e.stat.ino, e.stat.size, e.stat.mtime_ns))
             && let Some(from) = slot.take()
             && !is_under(&e.path, from)
             && !is_under(from, &e.path)
-            && !(exists_as(from, Kind::Dir) && !state.dirs.contains(super::order::parent(&e.path)))
+            && !(exists_as(from, Kind::Dir) && e.path.match_indices('/').any(|(i, _)| state.files.contains_key(&e.path[..i])))
         {
             pairs.push((from, e));
         }
