@@ -404,6 +404,17 @@ impl FakeDisk {
         self.disk().trash.clone()
     }
 
+    /// Waits until the Disk shows every fresh upload (`Options::lag`), for a
+    /// test whose next cycle must not meet the lag: ysync's answer to it (a
+    /// move asked again) depends on how fast the machine starts that cycle.
+    /// Bounded by the longest lag still to run.
+    pub fn wait_shown(&self) {
+        let until = self.disk().hidden.values().max().copied();
+        if let Some(wait) = until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            thread::sleep(wait);
+        }
+    }
+
     /// Requests per endpoint, e.g. `GET /v1/disk/resources/upload` or `PUT upload`.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         self.disk().counts.clone()
