@@ -71,11 +71,8 @@ def one_size(files, per_folder, label):
     row["find"] = (max(r[2] for r in finds) / 1024, statistics.median(r[0] for r in finds))
     touch_many(root, 1)
     cycle("one changed")
-    if per_folder <= 1000:
-        os.rename(os.path.join(root, "p0000", "f00"), os.path.join(root, "p0000", "renamed"))
-        cycle("folder renamed")
-    else:
-        row["folder renamed"] = None
+    os.rename(os.path.join(root, "p0000", "f00"), os.path.join(root, "p0000", "renamed"))
+    cycle("folder renamed")
     touch_many(root, min(10_000, files))
     cycle("10 000 changed")
     if per_folder <= 100 and files > 10_000:
