@@ -376,9 +376,9 @@ impl<'a> Cycle<'a> {
                 let mut scan = self.scan_of(walk, part);
                 let view = self.exec.store().view(part, Some(&scan));
                 scan.drop_same(self.exec.store().state());
-                let planned = plan::plan(&scan, &view, tree.as_ref(), &opts);
+                let planned = plan::plan_owned(&scan, view, tree.as_ref(), &opts);
                 drop(tree);
-                drop((scan, view));
+                drop(scan);
                 let plan = match planned {
                     Ok(p) => p,
                     Err(stop) => return (Outcome::SafetyStop(format!("safety stop in {local}: {stop}")), deferred, actions),
@@ -475,8 +475,8 @@ impl<'a> Cycle<'a> {
             // Without the Disk's listing: that turns uploads into adoptions
             // only, and a new file like a vanished one into an adoption
             // rather than a move, so what crosses here is a superset.
-            let independent = plan::plan(&scan, &view, None, opts).is_ok_and(|p| !p.actions.iter().any(Action::crosses_folders));
-            drop((scan, view));
+            let independent = plan::plan_owned(&scan, view, None, opts).is_ok_and(|p| !p.actions.iter().any(Action::crosses_folders));
+            drop(scan);
             self.exec.store().unload(part)?;
             if !independent {
                 log::debug!("{} files and records in {} folders, planned together: something is deleted or moved", total, folders.len());
@@ -660,11 +660,10 @@ impl<'a> Cycle<'a> {
     /// for a rejected token; another failure sets `l.failed`.
     ///
     /// The items keep no name (their key, the relative path, says it), and
-    /// the tree is built from them at once, its nodes full: in one folder
-    /// of 100 000 files this halves what the listing holds (BENCHMARKS.md).
+    /// the tree's nodes are full ([`state::full_nodes`]): in one folder of
+    /// 100 000 files this halves what the listing holds (BENCHMARKS.md).
     fn list_part(&mut self, folders: &[String], l: &mut Listing) -> Result<remote::Tree, Error> {
-        let mut found: Vec<(String, remote::Item)> = Vec::new();
-        let tree = |found: Vec<(String, remote::Item)>| found.into_iter().collect::<remote::Tree>();
+        let mut found = remote::Tree::new();
         for f in folders {
             if !l.there.contains(f) {
                 continue;
@@ -679,20 +678,19 @@ impl<'a> Cycle<'a> {
                 Err(e) => {
                     log::warn!("listing {} failed ({e}); trying again next cycle", remote::join(&self.cfg.remote_dir, f));
                     l.failed = true;
-                    return Ok(tree(found));
+                    return Ok(state::full_nodes(found));
                 }
             };
-            found.reserve_exact(items.len());
             for mut item in items {
                 let name = std::mem::take(&mut item.name);
                 let rel = if f.is_empty() { name } else { format!("{f}/{name}") };
                 if item.dir {
                     l.there.insert(rel.clone());
                 }
-                found.push((rel, item));
+                found.insert(rel, item);
             }
         }
-        Ok(tree(found))
+        Ok(state::full_nodes(found))
     }
 }
 

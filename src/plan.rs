@@ -13,6 +13,7 @@ pub mod props;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -164,7 +165,8 @@ impl fmt::Display for Action {
             Action::Delete { path, .. } => write!(f, "delete {path}"),
             Action::Forget { path, .. } => write!(f, "forget {path} (delete = keep: the remote copy stays)"),
             Action::Move { from, to, kind: Kind::Dir, after } => {
-                let files = after.iter().filter(|c| matches!(c, Change::Put { .. })).count();
+                let rekeyed = |c: &Change| if let Change::Rekey { files, .. } = c { *files } else { 0 };
+                let files = after.iter().map(|c| if matches!(c, Change::Put { .. }) { 1 } else { rekeyed(c) }).sum::<u64>();
                 write!(f, "move folder {from} -> {to} ({files} files)")
             }
             Action::Move { from, to, .. } => write!(f, "move {from} -> {to}"),
@@ -240,17 +242,32 @@ pub const PERCENT_FLOOR: u64 = 10;
 /// The plan of one cycle. With `remote`, a listing of `remote_dir` (taken
 /// when the state is fresh, or to reconcile), what is there already is
 /// adopted rather than uploaded again; what only the Disk has is left alone.
+#[cfg(test)]
 pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {
-    if remote.is_none() && state::unchanged(scan, state) {
+    plan_from(scan, Cow::Borrowed(state), remote, opts)
+}
+
+/// [`plan`] of a state made for it (a view), which it may change: the
+/// records of a moved folder are moved in it, not copied (a folder of
+/// 100 000 files would otherwise stand in memory once more).
+pub fn plan_owned(scan: &Scan, state: State, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {
+    plan_from(scan, Cow::Owned(state), remote, opts)
+}
+
+fn plan_from(scan: &Scan, mut state: Cow<'_, State>, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {
+    if remote.is_none() && state::unchanged(scan, &state) {
         return Ok(Plan::default());
     }
+    // The folders as synced, before any move: what is excluded, and where
+    // an action may find its folder (`order::arrange`).
+    let synced_dirs = state.dirs.clone();
     let excluded = |p: &str| {
-        let dir = state.dirs.contains(p);
+        let dir = synced_dirs.contains(p);
         opts.exclude.iter().any(|g| g.matches(p, dir)) || ancestors(p).any(|a| opts.exclude.iter().any(|g| g.matches(a, true)))
     };
     let unreadable_or_excluded = |p: &str| scan.keeps(p) || (!opts.exclude.is_empty() && excluded(p));
     // An unmounted disk under local_dir is not "everything in it deleted".
-    let unmounted: Vec<String> = state.mounts.iter().filter(|m| !unreadable_or_excluded(m) && !mounted(scan, state, m)).cloned().collect();
+    let unmounted: Vec<String> = state.mounts.iter().filter(|m| !unreadable_or_excluded(m) && !mounted(scan, &state, m)).cloned().collect();
     let kept = |p: &str| unreadable_or_excluded(p) || unmounted.iter().any(|m| p == m || is_under(p, m));
     let exists_as = |p: &str, kind: Kind| scan.get(p).is_some_and(|e| e.kind == kind);
     let mounts: BTreeSet<String> = scan.mounts.iter().filter(|m| !kept(m)).chain(&unmounted).cloned().collect();
@@ -269,9 +286,8 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     // state as it will be once the moves are done.
     // With `delete = keep` a move would take a copy away from its old path:
     // that is a deletion too, so there are none.
-    let (moves, moved) = if opts.delete == DeleteMode::Keep { (Vec::new(), None) } else { moves::find_moves(scan, state, &kept) };
-    let synced = state;
-    let state = moved.as_ref().unwrap_or(state);
+    let moves = if opts.delete == DeleteMode::Keep { Vec::new() } else { moves::find_moves(scan, &mut state, &kept) };
+    let state: &State = &state;
 
     // Deletions: topmost vanished folders, then files outside them.
     // A folder holding something kept (an excluded file synced before the
@@ -351,7 +367,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     creates.extend(after_moves);
     creates.sort_by(|a, b| a.path().cmp(b.path()));
     let paths: Vec<Action> = early.into_iter().chain(creates).chain(file_moves).collect();
-    p.actions.extend(order::arrange(paths, synced));
+    p.actions.extend(order::arrange(paths, &synced_dirs));
     let vanished: Vec<(&String, &FileRec)> = if opts.delete == DeleteMode::Keep {
         Vec::new()
     } else {

@@ -80,14 +80,24 @@ impl Executor<'_> {
     /// deleted, a folder was made at the destination) is not this move:
     /// `NotFound`, and the cycle lists the Disk to repair the state.
     fn done_already(&mut self, m: &Moving, dst: &str) -> Result<(), Error> {
-        let brought: Vec<(&str, &FileRec)> = m
-            .after
-            .iter()
-            .filter_map(|c| match c {
-                Change::Put { path, rec } => Some((path.as_str(), rec)),
-                _ => None,
-            })
-            .collect();
+        // What it brings, relative to its destination: its `Put`s, and a
+        // folder's records still under its old path (`Rekey`).
+        let mut brought: Vec<(String, FileRec)> = Vec::new();
+        for c in &m.after {
+            match c {
+                Change::Put { path, rec } => {
+                    let rel = path.strip_prefix(&format!("{}/", m.to)).unwrap_or(path);
+                    brought.push((rel.to_string(), rec.clone()));
+                }
+                Change::Rekey { from, .. } => {
+                    let prefix = format!("{from}/");
+                    let files = &self.store.state().files;
+                    let below = files.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix));
+                    brought.extend(below.map(|(k, rec)| (k[prefix.len()..].to_string(), rec.clone())));
+                }
+                _ => {}
+            }
+        }
         let holds = |f: &RemoteFile, rec: &FileRec| f.size == rec.stat.size && f.sha256.is_none_or(|h| h == rec.sha256);
         if !m.dir {
             let shown = self.remote.stat(dst)?;
@@ -98,12 +108,8 @@ impl Executor<'_> {
             return Ok(());
         }
         let Some(tree) = self.remote.tree(dst)? else { return Err(Error::NotFound) };
-        let prefix = format!("{}/", m.to);
-        let there = |path: &str, rec: &FileRec| {
-            let rel = path.strip_prefix(&prefix).unwrap_or(path);
-            tree.get(rel).is_some_and(|i| !i.dir && holds(&i.file, rec))
-        };
-        if brought.iter().all(|(path, rec)| there(path, rec)) { Ok(()) } else { Err(Error::NotFound) }
+        let there = |rel: &str, rec: &FileRec| tree.get(rel).is_some_and(|i| !i.dir && holds(&i.file, rec));
+        if brought.iter().all(|(rel, rec)| there(rel, rec)) { Ok(()) } else { Err(Error::NotFound) }
     }
 
     /// A folder move onto a folder that is already there (someone made it

@@ -3,6 +3,7 @@
 //! move when at least half of a vanished folder's files reappear under one
 //! new folder.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{Action, files_under};
@@ -13,8 +14,65 @@ use crate::state::{Change, FileRec, State};
 /// and mtime of a vanished tracked one is that file under a new name. When
 /// at least half of a vanished folder's files reappear under one new folder
 /// (same relative paths), the folder itself moved: one request for all.
-/// Returns the moves and the state as it will be after them.
-pub(super) fn find_moves(scan: &Scan, state: &State, kept: &dyn Fn(&str) -> bool) -> (Vec<Action>, Option<State>) {
+/// Returns the moves, and leaves `state` as it will be after them (changed
+/// in place when it is owned: a moved folder's records are not copied).
+pub(super) fn find_moves(scan: &Scan, state: &mut Cow<'_, State>, kept: &dyn Fn(&str) -> bool) -> Vec<Action> {
+    let (dir_moves, pairs) = {
+        let state: &State = state;
+        let Some((dir_moves, pairs)) = pair(scan, state, kept) else { return Vec::new() };
+        // The files that go with their folder need nothing more: only the
+        // others are kept, with their old paths owned (few, but for a
+        // folder that moved by halves).
+        let pairs: Vec<(String, &Entry)> = pairs
+            .into_iter()
+            .filter(|(from, e)| {
+                let (d, n) = strip_common_tail(from, &e.path);
+                !dir_moves
+                    .iter()
+                    .any(|(d2, n2)| is_under(from, d2) && (d == d2 && n == n2 || is_under(d, d2) && n == format!("{n2}{}", &d[d2.len()..])))
+            })
+            .map(|(from, e)| (from.to_string(), e))
+            .collect();
+        (dir_moves, pairs)
+    };
+    let after = state.to_mut();
+    let mut actions = Vec::new();
+    for (d, n) in &dir_moves {
+        // Renaming a folder leaves its files' metadata as it was, ctime
+        // too: the records move as they are, and a file whose ctime changed
+        // (moved in by hand, or edited with its mtime put back) is checked
+        // by its hash, never taken as unchanged.
+        let rekey = Change::Rekey { from: d.clone(), to: n.clone(), files: files_under(after, d) };
+        after.apply(&rekey);
+        actions.push(Action::Move { from: d.clone(), to: n.clone(), kind: Kind::Dir, after: vec![rekey] });
+    }
+    for (from, e) in pairs {
+        // Its remote path after any folder move it was inside of.
+        let from_now =
+            dir_moves.iter().find(|(d2, _)| is_under(&from, d2)).map_or(from.clone(), |(d2, n2)| format!("{n2}{}", &from[d2.len()..]));
+        // Brought by its folder's move to where a folder of its own name now
+        // holds it (or the reverse): it cannot move there; sent again.
+        if is_under(&e.path, &from_now) || is_under(&from_now, &e.path) {
+            continue;
+        }
+        let Some(old) = after.files.remove(&from_now) else { continue };
+        let rec = FileRec { stat: Stat { ctime_ns: e.stat.ctime_ns, ..old.stat }, ..old };
+        after.files.insert(e.path.clone(), rec.clone());
+        let after_changes = vec![Change::Forget { path: from_now.clone() }, Change::Put { path: e.path.clone(), rec }];
+        actions.push(Action::Move { from: from_now, to: e.path.clone(), kind: Kind::File, after: after_changes });
+    }
+    actions
+}
+
+/// The pairs of a vanished tracked file and a new file with its inode,
+/// size and mtime, and the folder moves they vote for; `None` when there
+/// are no pairs.
+#[allow(clippy::type_complexity)]
+fn pair<'s, 't>(
+    scan: &'s Scan,
+    state: &'t State,
+    kept: &dyn Fn(&str) -> bool,
+) -> Option<(Vec<(String, String)>, Vec<(&'t str, &'s Entry)>)> {
     let exists_as = |p: &str, kind: Kind| scan.get(p).is_some_and(|e| e.kind == kind);
     let mut by_inode: HashMap<(u64, u64, i64), Option<&str>> = HashMap::new();
     for (p, r) in &state.files {
@@ -24,9 +82,9 @@ pub(super) fn find_moves(scan: &Scan, state: &State, kept: &dyn Fn(&str) -> bool
         }
     }
     if by_inode.is_empty() {
-        return (Vec::new(), None);
+        return None;
     }
-    let mut pairs: Vec<(&str, &Entry)> = Vec::new();
+    let mut pairs: Vec<(&'t str, &'s Entry)> = Vec::new();
     for e in scan.entries.iter().filter(|e| e.kind == Kind::File && !state.files.contains_key(&e.path) && !kept(&e.path)) {
         // A file moved into a folder that took its own name, or out of its
         // folder onto the folder's name, cannot be moved on the Disk: the
@@ -44,8 +102,9 @@ pub(super) fn find_moves(scan: &Scan, state: &State, kept: &dyn Fn(&str) -> bool
             pairs.push((from, e));
         }
     }
+    drop(by_inode);
     if pairs.is_empty() {
-        return (Vec::new(), None);
+        return None;
     }
 
     // Folder moves: vote by the folders that the common tail leaves.
@@ -69,46 +128,7 @@ pub(super) fn find_moves(scan: &Scan, state: &State, kept: &dyn Fn(&str) -> bool
             dir_moves.push((d, n));
         }
     }
-
-    let mut after = state.clone();
-    let mut actions = Vec::new();
-    for (d, n) in &dir_moves {
-        rekey(&mut after, d, n);
-        let mut changes = vec![Change::Forget { path: d.clone() }];
-        changes.extend(after.dirs.iter().filter(|k| *k == n || is_under(k, n)).map(|k| Change::Dir { path: k.clone() }));
-        changes.extend(after.mkdirs.iter().filter(|k| is_under(k, n)).map(|k| Change::Mkdir { path: k.clone() }));
-        // Renaming a folder leaves its files' metadata as it was, ctime
-        // too: the records move as they are, and a file whose ctime changed
-        // (moved in by hand, or edited with its mtime put back) is checked
-        // by its hash, never taken as unchanged.
-        for (k, rec) in after.files.iter().filter(|(k, _)| is_under(k, n)) {
-            changes.push(Change::Put { path: k.clone(), rec: rec.clone() });
-        }
-        actions.push(Action::Move { from: d.clone(), to: n.clone(), kind: Kind::Dir, after: changes });
-    }
-    for (from, e) in pairs {
-        let (d, n) = strip_common_tail(from, &e.path);
-        if dir_moves
-            .iter()
-            .any(|(d2, n2)| is_under(from, d2) && (d == d2 && n == n2 || is_under(d, d2) && n == format!("{n2}{}", &d[d2.len()..])))
-        {
-            continue; // moved with its folder
-        }
-        // Its remote path after any folder move it was inside of.
-        let from_now =
-            dir_moves.iter().find(|(d2, _)| is_under(from, d2)).map_or(from.to_string(), |(d2, n2)| format!("{n2}{}", &from[d2.len()..]));
-        // Brought by its folder's move to where a folder of its own name now
-        // holds it (or the reverse): it cannot move there; sent again.
-        if is_under(&e.path, &from_now) || is_under(&from_now, &e.path) {
-            continue;
-        }
-        let Some(old) = after.files.remove(&from_now) else { continue };
-        let rec = FileRec { stat: Stat { ctime_ns: e.stat.ctime_ns, ..old.stat }, ..old };
-        after.files.insert(e.path.clone(), rec.clone());
-        let after_changes = vec![Change::Forget { path: from_now.clone() }, Change::Put { path: e.path.clone(), rec }];
-        actions.push(Action::Move { from: from_now, to: e.path.clone(), kind: Kind::File, after: after_changes });
-    }
-    (actions, Some(after))
+    Some((dir_moves, pairs))
 }
 
 /// `a/b/c/x`, `z/c/x` → (`a/b`, `z`): what is left of each once the common
@@ -123,27 +143,5 @@ pub(super) fn strip_common_tail<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str
             return (&a[..i], &b[..j]);
         }
         (i, j) = (ca, cb);
-    }
-}
-
-/// Moves every entry at or below `from` to the same place below `to`.
-fn rekey(s: &mut State, from: &str, to: &str) {
-    let re = |k: &str| format!("{to}{}", &k[from.len()..]);
-    let inside = |k: &str| k == from || is_under(k, from);
-    let files: Vec<(String, FileRec)> = s.files.iter().filter(|(k, _)| inside(k)).map(|(k, r)| (k.clone(), r.clone())).collect();
-    for (k, r) in files {
-        s.files.remove(&k);
-        s.files.insert(re(&k), r);
-    }
-    let dirs: Vec<String> = s.dirs.iter().filter(|k| inside(k)).cloned().collect();
-    for k in dirs {
-        s.dirs.remove(&k);
-        s.dirs.insert(re(&k));
-    }
-    // A folder of unknown fate inside goes with it, of unknown fate still.
-    let mkdirs: Vec<String> = s.mkdirs.iter().filter(|k| inside(k)).cloned().collect();
-    for k in mkdirs {
-        s.mkdirs.remove(&k);
-        s.mkdirs.insert(re(&k));
     }
 }

@@ -10,7 +10,7 @@
 
 use super::Action;
 use crate::scan::{Kind, is_under};
-use crate::state::State;
+use std::collections::BTreeSet;
 
 /// Beyond this many actions the plain path order is kept: the waits cost
 /// a pass over the rest per action.
@@ -25,9 +25,9 @@ pub(super) fn parent(p: &str) -> &str {
 }
 
 /// Orders `todo` (deletions first, then creates and moves, each by path)
-/// so that each action comes after what it needs. `synced` is the state
-/// before any move: the folders there already.
-pub(super) fn arrange(todo: Vec<Action>, synced: &State) -> Vec<Action> {
+/// so that each action comes after what it needs. `synced`: the folders
+/// of the state before any move, there already.
+pub(super) fn arrange(todo: Vec<Action>, synced: &BTreeSet<String>) -> Vec<Action> {
     let moves = todo.iter().filter(|a| matches!(a, Action::Move { .. })).count();
     if moves == 0 || todo.len() > ARRANGE_MAX {
         return todo;
@@ -42,13 +42,13 @@ pub(super) fn arrange(todo: Vec<Action>, synced: &State) -> Vec<Action> {
 }
 
 /// Is the folder `p` on the Disk once `done` has been done?
-fn folder_there(p: &str, done: &[Action], synced: &State) -> bool {
+fn folder_there(p: &str, done: &[Action], synced: &BTreeSet<String>) -> bool {
     let made = done.iter().any(|a| match a {
         Action::Mkdir(d) | Action::AdoptDir(d) => d == p,
         // A folder move brings its folders, not whatever is under its new
         // path: a file it brings is no folder to make things in.
         Action::Move { from, to, kind: Kind::Dir, .. } => {
-            p == to || (is_under(p, to) && synced.dirs.contains(&format!("{from}{}", &p[to.len()..])))
+            p == to || (is_under(p, to) && synced.contains(&format!("{from}{}", &p[to.len()..])))
         }
         _ => false,
     });
@@ -57,10 +57,10 @@ fn folder_there(p: &str, done: &[Action], synced: &State) -> bool {
         Action::Move { from, kind: Kind::Dir, .. } => at_or_under(p, from),
         _ => false,
     });
-    p.is_empty() || made || (synced.dirs.contains(p) && !gone)
+    p.is_empty() || made || (synced.contains(p) && !gone)
 }
 
-fn ready(a: &Action, left: &[Action], done: &[Action], synced: &State) -> bool {
+fn ready(a: &Action, left: &[Action], done: &[Action], synced: &BTreeSet<String>) -> bool {
     let others = || left.iter().filter(move |b| !std::ptr::eq(*b, a));
     // A path something still to be done deletes, or still has to leave.
     let cleared_later = |p: &str| {
@@ -102,10 +102,8 @@ mod tests {
     fn mv(from: &str, to: &str, kind: Kind) -> Action {
         Action::Move { from: from.into(), to: to.into(), kind, after: vec![] }
     }
-    fn synced(dirs: &[&str]) -> State {
-        let mut s = State::new("/r");
-        s.dirs.extend(std::iter::once("").chain(dirs.iter().copied()).map(String::from));
-        s
+    fn synced(dirs: &[&str]) -> BTreeSet<String> {
+        std::iter::once("").chain(dirs.iter().copied()).map(String::from).collect()
     }
     fn shown(v: Vec<Action>) -> Vec<String> {
         v.iter().map(|a| a.to_string()).collect()

@@ -139,6 +139,17 @@ impl Partial {
 /// quarter of the tracked files plus 256, at most this many.
 const JOURNAL_LIMIT: usize = 10_000;
 
+/// A commit's journal lines go out in pieces of about this many bytes
+/// ([`Store::write`]); a commit smaller than this is one write.
+pub const JOURNAL_CHUNK: usize = 256 << 10;
+
+/// A commit's journal lines not written yet, and how the writes went.
+struct Lines {
+    text: Vec<u8>,
+    n: usize,
+    written: Result<(), Error>,
+}
+
 /// The longest journal line is a seal, `{"seal":"<32 hex digits>"}`.
 const SEAL_LINE_MAX: u64 = 64;
 
@@ -314,7 +325,11 @@ impl Store {
         });
         let loaded = found.len();
         if read.is_ok() {
-            self.state.as_mut().expect("loaded").files.append(&mut found);
+            let files = &mut self.state.as_mut().expect("loaded").files;
+            if files.is_empty() {
+                found = super::full_nodes(found); // append would keep its nodes
+            }
+            files.append(&mut found);
             partial.loaded.extend(new.into_iter().map(String::from));
         }
         self.partial = Some(partial);
@@ -722,23 +737,64 @@ impl Store {
         self.write(vec![Change::Pending { path: path.to_string(), pending }], durable)
     }
 
+    /// A folder's move (`Change::Rekey`) is written as what it stands for,
+    /// a line per record ([`State::take_rekeyed`]), after loading them all.
+    /// The lines go out in pieces of [`JOURNAL_CHUNK`] bytes, so that the
+    /// move of a folder of 100 000 files is never held as text; a smaller
+    /// commit is one write, as it always was. A kill between two pieces
+    /// leaves whole lines, in an order that is safe to cut after any of them.
     fn write(&mut self, changes: Vec<Change>, durable: bool) -> Result<(), Error> {
-        let written = self.append(&changes, durable);
+        let mut w = Lines { text: Vec::new(), n: 0, written: Ok(()) };
+        for c in changes {
+            let Change::Rekey { from, to, .. } = &c else {
+                self.record(c, &mut w);
+                continue;
+            };
+            if let Err(e) = self.load_subtree(from) {
+                w.written = w.written.and(Err(e));
+            }
+            for moved in self.state.as_mut().expect("changes are made to a loaded state").take_rekeyed(from, to) {
+                self.record(moved, &mut w);
+            }
+        }
+        let Lines { text, n, mut written } = w;
+        if written.is_ok() && (n > 0 || durable) {
+            written = self.append_lines(&text, n, durable);
+        }
         if let Err(e) = &written {
             log::error!("{e}; stopping this cycle");
             self.failed.get_or_insert(e.to_string());
         }
-        let state = self.state.as_mut().expect("changes are made to a loaded state");
-        changes.iter().for_each(|c| state.apply(c));
-        if let Some(partial) = &mut self.partial {
-            partial.masked.extend(changes.iter().filter_map(|c| match c {
-                Change::Forget { path } => Some(path.clone()),
-                _ => None,
-            }));
-            changes.iter().for_each(|c| partial.touch(c));
-        }
         self.dirty = true;
         written
+    }
+
+    /// One change: journalled (a full piece goes out), applied to memory.
+    fn record(&mut self, c: Change, w: &mut Lines) {
+        serde_json::to_writer(&mut w.text, &c).expect("changes serialise");
+        w.text.push(b'\n');
+        w.n += 1;
+        if w.text.len() >= JOURNAL_CHUNK && w.written.is_ok() {
+            w.written = self.append_lines(&w.text, w.n, false);
+            w.text.clear();
+            w.n = 0;
+        }
+        self.state.as_mut().expect("changes are made to a loaded state").apply(&c);
+        if let Some(partial) = &mut self.partial {
+            if let Change::Forget { path } = &c {
+                partial.masked.insert(path.clone());
+            }
+            partial.touch(&c);
+        }
+    }
+
+    /// Every record at or below the folder `from` in memory (a partial
+    /// state loads its folder and the folders the state has below it).
+    fn load_subtree(&mut self, from: &str) -> Result<(), Error> {
+        let state = self.state.as_ref().expect("loaded");
+        let folders: Vec<String> =
+            state.dirs.iter().filter(|d| *d == from || crate::scan::is_under(d, from)).cloned().chain([from.to_string()]).collect();
+        self.load_folders(&folders)
     }
 
     /// Did the state change since the files were last made durable?
@@ -809,16 +865,21 @@ impl Store {
     }
 
     pub(super) fn append(&mut self, changes: &[Change], durable: bool) -> Result<(), Error> {
-        if self.journal.is_none() {
-            self.journal = Some(self.open_journal().map_err(|e| Error::Io(self.journal_path.clone(), e))?);
-        }
         let mut lines = Vec::new();
         for c in changes {
             serde_json::to_writer(&mut lines, c).expect("changes serialise");
             lines.push(b'\n');
         }
+        self.append_lines(&lines, changes.len(), durable)
+    }
+
+    /// Appends `n` whole lines to the journal, made durable with `durable`.
+    fn append_lines(&mut self, lines: &[u8], n: usize, durable: bool) -> Result<(), Error> {
+        if self.journal.is_none() {
+            self.journal = Some(self.open_journal().map_err(|e| Error::Io(self.journal_path.clone(), e))?);
+        }
         let f = self.journal.as_mut().expect("opened above");
-        let result = f.write_all(&lines).and_then(|()| {
+        let result = f.write_all(lines).and_then(|()| {
             if durable {
                 crash_point(&self.journal_path);
                 f.sync_data()
@@ -827,7 +888,7 @@ impl Store {
             }
         });
         result.map_err(|e| Error::Io(self.journal_path.clone(), e))?;
-        self.journal_lines += changes.len();
+        self.journal_lines += n;
         self.seal = None;
         Ok(())
     }

@@ -467,3 +467,62 @@ fn a_folder_loaded_again_is_read_not_counted() {
     store.load_folders(&b).unwrap();
     assert_eq!(store.view(&b, None).files.keys().collect::<Vec<_>>(), ["b/1"]);
 }
+
+/// A folder's move is one `Rekey` however many files it holds: the move's
+/// intent and its plan hold no record, and the journal gets the records
+/// under their new paths (in pieces, the folders, files, then the
+/// `Forget`), which replay to the state that memory has.
+#[test]
+fn a_folder_move_is_journalled_as_its_records_but_held_as_one_change() {
+    use super::store::JOURNAL_CHUNK;
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let mut s = State::new("/r");
+    s.dirs.extend(["", "a", "a/sub", "b"].map(String::from));
+    s.mkdirs.extend(["a", "a/sub/new"].map(String::from));
+    s.pending.insert("a/sub/up".into(), Pending::new(1, None, None, 0));
+    for i in 0..5_000 {
+        s.files.insert(format!("a/sub/file {i:05}"), rec(i));
+    }
+    s.files.extend([("a0".into(), rec(1)), ("a/x".into(), rec(2)), ("b/y".into(), rec(3))]);
+    Store::open(&p).unwrap().save(&s).unwrap();
+
+    let rekey = Change::Rekey { from: "a".into(), to: "n/m".into(), files: 5_001 };
+    let intent = Change::Moving(Some(Moving { from: "a".into(), to: "n/m".into(), dir: true, after: vec![rekey.clone()] }));
+    assert!(serde_json::to_string(&intent).unwrap().len() < 200, "the intent holds no record");
+
+    // What `Rekey` stands for, in the order a cut journal keeps safe.
+    let mut expanded = s.clone();
+    let changes: Vec<Change> = expanded.take_rekeyed("a", "n/m").collect();
+    let kind = |c: &Change| match c {
+        Change::Dir { .. } => "dir",
+        Change::Mkdir { .. } => "mkdir",
+        Change::Put { .. } => "put",
+        Change::Forget { .. } => "forget",
+        _ => "other",
+    };
+    let kinds: Vec<&str> = changes.iter().map(kind).collect();
+    assert_eq!(kinds[..3], ["dir", "dir", "mkdir"], "n/m, n/m/sub; n/m/sub/new (n/m itself is confirmed)");
+    assert!(kinds[3..kinds.len() - 1].iter().all(|k| *k == "put") && kinds.last() == Some(&"forget"));
+    changes.iter().for_each(|c| expanded.apply(c));
+    let mut moved = s.clone();
+    moved.apply(&rekey);
+    assert_eq!(moved, expanded, "applied whole, as line by line");
+    assert!(moved.files.contains_key("n/m/sub/file 04999") && moved.files.contains_key("a0") && !moved.files.contains_key("a/x"));
+    assert_eq!((moved.dirs.contains("n/m"), moved.mkdirs.contains("n/m/sub/new"), moved.pending.is_empty()), (true, true, true));
+
+    // A partial store that has loaded nothing: the move loads what it moves.
+    let mut store = Store::open(&p).unwrap();
+    let mut walked = s.prints();
+    walked.0.insert("b".into(), Hex([9; 16]));
+    store.load_partial("/r", &walked, 0).unwrap().expect("a partial state");
+    store.commit(vec![rekey]).unwrap();
+    let journal = fs::read_to_string(t.path().join("s.json.journal")).unwrap();
+    assert!(journal.len() > 2 * JOURNAL_CHUNK, "written in pieces: {} bytes", journal.len());
+    assert_eq!(journal.lines().count(), 5_001 + 4, "a line per record, folder and the forget");
+    assert!(!journal.contains("rekey"), "never a line of its own");
+    store.load("/r").unwrap();
+    assert_eq!(store.state(), &moved);
+    drop(store);
+    assert_eq!(Store::open(&p).unwrap().read("/r").unwrap(), moved, "replayed from the journal");
+}
