@@ -660,10 +660,12 @@ impl<'a> Cycle<'a> {
     /// for a rejected token; another failure sets `l.failed`.
     ///
     /// The items keep no name (their key, the relative path, says it), and
-    /// the tree's nodes are full ([`state::full_nodes`]): in one folder of
-    /// 100 000 files this halves what the listing holds (BENCHMARKS.md).
+    /// the tree is built from them at once, its nodes full (measured lower
+    /// here than [`state::full_nodes`]): in one folder of 100 000 files this
+    /// halves what the listing holds (BENCHMARKS.md).
     fn list_part(&mut self, folders: &[String], l: &mut Listing) -> Result<remote::Tree, Error> {
-        let mut found = remote::Tree::new();
+        let mut found: Vec<(String, remote::Item)> = Vec::new();
+        let tree = |found: Vec<(String, remote::Item)>| found.into_iter().collect::<remote::Tree>();
         for f in folders {
             if !l.there.contains(f) {
                 continue;
@@ -678,19 +680,20 @@ impl<'a> Cycle<'a> {
                 Err(e) => {
                     log::warn!("listing {} failed ({e}); trying again next cycle", remote::join(&self.cfg.remote_dir, f));
                     l.failed = true;
-                    return Ok(state::full_nodes(found));
+                    return Ok(tree(found));
                 }
             };
+            found.reserve_exact(items.len());
             for mut item in items {
                 let name = std::mem::take(&mut item.name);
                 let rel = if f.is_empty() { name } else { format!("{f}/{name}") };
                 if item.dir {
                     l.there.insert(rel.clone());
                 }
-                found.insert(rel, item);
+                found.push((rel, item));
             }
         }
-        Ok(state::full_nodes(found))
+        Ok(tree(found))
     }
 }
 
