@@ -165,8 +165,14 @@ impl fmt::Display for Action {
             Action::Delete { path, .. } => write!(f, "delete {path}"),
             Action::Forget { path, .. } => write!(f, "forget {path} (delete = keep: the remote copy stays)"),
             Action::Move { from, to, kind: Kind::Dir, after } => {
-                let rekeyed = |c: &Change| if let Change::Rekey { files, .. } = c { *files } else { 0 };
-                let files = after.iter().map(|c| if matches!(c, Change::Put { .. }) { 1 } else { rekeyed(c) }).sum::<u64>();
+                let files: u64 = after
+                    .iter()
+                    .map(|c| match c {
+                        Change::Put { .. } => 1,
+                        Change::Rekey { files, .. } => *files,
+                        _ => 0,
+                    })
+                    .sum();
                 write!(f, "move folder {from} -> {to} ({files} files)")
             }
             Action::Move { from, to, .. } => write!(f, "move {from} -> {to}"),
@@ -247,7 +253,7 @@ pub fn plan(scan: &Scan, state: &State, remote: Option<&Tree>, opts: &Options) -
     plan_from(scan, Cow::Borrowed(state), remote, opts)
 }
 
-/// [`plan`] of a state made for it (a view), which it may change: the
+/// The plan of a state made for it (a view), which it may change: the
 /// records of a moved folder are moved in it, not copied (a folder of
 /// 100 000 files would otherwise stand in memory once more).
 pub fn plan_owned(scan: &Scan, state: State, remote: Option<&Tree>, opts: &Options) -> Result<Plan, Stop> {

@@ -90,10 +90,9 @@ impl Executor<'_> {
                     brought.push((rel.to_string(), rec.clone()));
                 }
                 Change::Rekey { from, .. } => {
-                    let prefix = format!("{from}/");
-                    let files = &self.store.state().files;
-                    let below = files.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix));
-                    brought.extend(below.map(|(k, rec)| (k[prefix.len()..].to_string(), rec.clone())));
+                    let below =
+                        self.store.state().files_at(from).filter_map(|(k, rec)| Some((k.strip_prefix(from)?.strip_prefix('/')?, rec)));
+                    brought.extend(below.map(|(rel, rec)| (rel.to_string(), rec.clone())));
                 }
                 _ => {}
             }

@@ -485,7 +485,6 @@ impl State {
         self.files.get_key_value(path).into_iter().chain(below)
     }
 
-    /// Forgets `path` and, if it was a folder, everything below it.
     /// Takes out every record at or below `from` and gives back the
     /// changes that put it below `to` (`Change::Rekey`), in the order a
     /// journal can be cut after any of them: the folders, the folders of
@@ -494,41 +493,30 @@ impl State {
     /// under `from`, so finishing it again finds them. The records are
     /// moved, not copied.
     pub fn take_rekeyed(&mut self, from: &str, to: &str) -> impl Iterator<Item = Change> + use<> {
-        fn subtree<V>(map: &mut BTreeMap<String, V>, from: &str) -> BTreeMap<String, V> {
-            // At or below `from`: `from` itself, then `from/…`, which sort
-            // before `from0` ('0' follows '/').
-            let mut below = map.split_off(&format!("{from}/"));
-            let mut rest = below.split_off(&format!("{from}0"));
-            map.append(&mut rest);
-            if let Some(v) = map.remove(from) {
-                below.insert(from.to_string(), v);
-            }
-            below
+        // At or below `from`: `from` itself, then `from/…`, which sort
+        // before `from0` ('0' follows '/'); siblings such as `from b` sort
+        // in between.
+        let at_or_under = |k: &String| k == from || crate::scan::is_under(k, from);
+        let mut files = self.files.split_off(&format!("{from}/"));
+        self.files.append(&mut files.split_off(&format!("{from}0")));
+        if let Some(rec) = self.files.remove(from) {
+            files.insert(from.to_string(), rec);
         }
-        let set = |s: &mut BTreeSet<String>| -> BTreeMap<String, ()> {
-            let mut m: BTreeMap<String, ()> =
-                s.iter().filter(|k| *k == from || crate::scan::is_under(k, from)).map(|k| (k.clone(), ())).collect();
-            s.retain(|k| !m.contains_key(k));
-            std::mem::take(&mut m)
-        };
-        let files = subtree(&mut self.files, from);
-        let dirs = set(&mut self.dirs);
-        let mkdirs = set(&mut self.mkdirs);
-        let (from, to) = (from.to_string(), to.to_string());
-        let re = {
-            let (from, to) = (from.clone(), to.clone());
-            move |k: String| format!("{to}{}", &k[from.len()..])
-        };
-        let re2 = re.clone();
-        let re3 = re.clone();
-        let from2 = from.clone();
-        dirs.into_keys()
+        let range = || from.to_string()..format!("{from}0");
+        let dirs: Vec<String> = self.dirs.extract_if(range(), at_or_under).collect();
+        let mkdirs: Vec<String> = self.mkdirs.extract_if(range(), |k| crate::scan::is_under(k, from)).collect();
+        self.mkdirs.remove(from);
+        let (cut, to) = (from.len(), to.to_string());
+        let re = move |k: String| format!("{to}{}", &k[cut..]);
+        let (re2, re3) = (re.clone(), re.clone());
+        dirs.into_iter()
             .map(move |k| Change::Dir { path: re(k) })
-            .chain(mkdirs.into_keys().filter(move |k| *k != from2).map(move |k| Change::Mkdir { path: re2(k) }))
+            .chain(mkdirs.into_iter().map(move |k| Change::Mkdir { path: re2(k) }))
             .chain(files.into_iter().map(move |(k, rec)| Change::Put { path: re3(k), rec }))
-            .chain(std::iter::once(Change::Forget { path: from }))
+            .chain(std::iter::once(Change::Forget { path: from.to_string() }))
     }
 
+    /// Forgets `path` and, if it was a folder, everything below it.
     fn forget(&mut self, path: &str) {
         let gone = |p: &String| p == path || crate::scan::is_under(p, path);
         self.files.retain(|p, _| !gone(p));

@@ -793,7 +793,7 @@ impl Store {
     fn load_subtree(&mut self, from: &str) -> Result<(), Error> {
         let state = self.state.as_ref().expect("loaded");
         let folders: Vec<String> =
-            state.dirs.iter().filter(|d| *d == from || crate::scan::is_under(d, from)).cloned().chain([from.to_string()]).collect();
+            state.dirs.iter().filter(|d| crate::scan::is_under(d, from)).cloned().chain([from.to_string()]).collect();
         self.load_folders(&folders)
     }
 
