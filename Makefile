@@ -9,6 +9,14 @@ BIN        ?= target/release/ysync
 
 X86   = x86_64-unknown-linux-musl
 ARM   = aarch64-unknown-linux-musl
+# 32-bit ARM: ARMv7 with hard float (Raspberry Pi 2/3/4 on a 32-bit OS, many
+# ARM NAS boxes and routers) and ARMv6 with hard float (Pi Zero, Pi 1; also
+# runs on every ARMv7). Both build their C (ring) with Debian's
+# arm-linux-gnueabihf-gcc, told which CPU to write for.
+ARMV7 = armv7-unknown-linux-musleabihf
+ARMV6 = arm-unknown-linux-musleabihf
+ARMV7_CFLAGS = -march=armv7-a -mfpu=vfpv3-d16 -mfloat-abi=hard
+ARMV6_CFLAGS = -march=armv6 -mfpu=vfp -mfloat-abi=hard -marm
 # No PIE for a static binary: smaller, nothing to relocate at start.
 STATIC_FLAGS = -C relocation-model=static
 # panic = "abort" unwinds nothing, so the unwind tables' search index
@@ -27,7 +35,8 @@ X86_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 ARM_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
-.PHONY: bench bench-scale soak mutants build test test-native test-release test-aarch64 demo emulator static static-aarch64 static-deps size clients client-deps \
+.PHONY: bench bench-scale soak mutants build test test-native test-release test-aarch64 test-armv7 test-armv6 demo emulator \
+        static static-aarch64 static-armv7 static-armv6 static-deps size dist clients client-deps \
         install install-files uninstall clean
 
 build:
@@ -44,6 +53,11 @@ test: test-native test-release
 	    $(MAKE) --no-print-directory test-aarch64; \
 	elif [ -n "$$YSYNC_CI" ]; then echo "make test: the aarch64 tools are missing on CI" >&2; exit 1; \
 	else echo "make test: aarch64 tests skipped (make static-deps installs what they need)"; fi
+	@if command -v arm-linux-gnueabihf-gcc >/dev/null && command -v qemu-arm-static >/dev/null \
+	    && rustup component list --installed 2>/dev/null | grep -q '^rust-src' && python3 -m ziglang version >/dev/null 2>&1; then \
+	    $(MAKE) --no-print-directory test-armv7 test-armv6; \
+	elif [ -n "$$YSYNC_CI" ]; then echo "make test: the 32-bit ARM tools are missing on CI" >&2; exit 1; \
+	else echo "make test: 32-bit ARM tests skipped (make static-deps installs what they need)"; fi
 	@if command -v rclone >/dev/null && command -v openssl >/dev/null && python3 -c "import yadisk" 2>/dev/null; then \
 	    tests/clients/run.sh; \
 	elif [ -n "$$YSYNC_CI" ]; then echo "make test: rclone, openssl or yadisk is missing on CI" >&2; exit 1; \
@@ -84,9 +98,11 @@ emulator:
 # Installs the Rust targets and Debian's cross tools (as root), or says what to run.
 static-deps:
 	rustup target add $(X86) $(ARM)
+	rustup component add rust-src
+	python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q ziglang
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get install -y -qq musl-tools gcc-aarch64-linux-gnu qemu-user-static; \
-	else echo "as root: apt-get install musl-tools gcc-aarch64-linux-gnu qemu-user-static"; fi
+	    apt-get install -y -qq musl-tools gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static; \
+	else echo "as root: apt-get install musl-tools gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static"; fi
 
 static:
 	@rustup target list --installed | grep -qx $(X86) || { echo "make static: the Rust target $(X86) is missing; run: rustup target add $(X86) (or make static-deps)" >&2; exit 1; }
@@ -107,14 +123,43 @@ static-aarch64:
 	aarch64-linux-gnu-objcopy $(DEAD_SECTIONS) target/$(ARM)/release/ysync
 	@ls -l target/$(ARM)/release/ysync
 
+# 32-bit ARM, ARMv7 (Pi 2/3/4 on a 32-bit OS) and ARMv6 (Pi Zero, Pi 1).
+# std is built from rust-src for the exact CPU (-Zbuild-std; RUSTC_BOOTSTRAP
+# lets the stable compiler take the flag), so these need no prebuilt Rust
+# target, and zig cc links musl for that CPU (build/zig-cc). ring's C is
+# compiled by Debian's arm-linux-gnueabihf-gcc.
+static-armv7: ; @$(MAKE) --no-print-directory static-arm32 T=$(ARMV7) T_CFLAGS="$(ARMV7_CFLAGS)" ZIG_CPU=cortex_a7
+static-armv6: ; @$(MAKE) --no-print-directory static-arm32 T=$(ARMV6) T_CFLAGS="$(ARMV6_CFLAGS)" ZIG_CPU=arm1176jzf_s
+static-arm32:
+	@rustup component list --installed 2>/dev/null | grep -q '^rust-src' || { echo "make static: rust-src is missing (std is built from it); run: rustup component add rust-src (or make static-deps)" >&2; exit 1; }
+	@python3 -m ziglang version >/dev/null 2>&1 || { echo "make static: zig is missing (it links musl for 32-bit ARM); run: python3 -m pip install ziglang (or make static-deps)" >&2; exit 1; }
+	@command -v arm-linux-gnueabihf-gcc >/dev/null || { echo "make static: arm-linux-gnueabihf-gcc is missing (ring compiles C with it); run: apt-get install gcc-arm-linux-gnueabihf (or make static-deps)" >&2; exit 1; }
+	$(eval TV := $(subst -,_,$(T)))
+	RUSTC_BOOTSTRAP=1 ZIG_TARGET=arm-linux-musleabihf ZIG_CPU=$(ZIG_CPU) \
+	    CC_$(TV)=arm-linux-gnueabihf-gcc CFLAGS_$(TV)="$(T_CFLAGS) $(NO_UNWIND_CFLAGS)" \
+	    CARGO_TARGET_$(shell echo $(TV) | tr a-z A-Z)_LINKER=$(CURDIR)/build/zig-cc \
+	    RUSTFLAGS="$(STATIC_FLAGS) -C link-self-contained=no" \
+	    $(CARGO) build --release --locked --target $(T) -Zbuild-std=std,panic_abort
+	@ls -l target/$(T)/release/ysync
+
 # The core integration tests with the aarch64 binary, run by qemu.
 test-aarch64: static-aarch64
 	@command -v qemu-aarch64-static >/dev/null || { echo "make test-aarch64: qemu-aarch64-static is missing; run: apt-get install qemu-user-static (or make static-deps)" >&2; exit 1; }
 	YSYNC_TEST_BIN=$(CURDIR)/target/$(ARM)/release/ysync YSYNC_TEST_RUNNER=qemu-aarch64-static \
 	    $(CARGO) test --locked --test it -- mirror:: smart::
 
-# Sizes of both static binaries against their budgets.
-size: static static-aarch64
+# The end-to-end mirror tests with the 32-bit binaries under qemu-arm. The
+# ARMv6 one runs on an emulated ARM1176 (the Pi Zero's CPU), so an ARMv7
+# instruction in it fails the test rather than a user's Pi Zero.
+test-armv7: static-armv7
+	YSYNC_TEST_BIN=$(CURDIR)/target/$(ARMV7)/release/ysync YSYNC_TEST_RUNNER=qemu-arm-static QEMU_CPU=cortex-a7 \
+	    $(CARGO) test --locked --test it -- mirror:: smart::
+test-armv6: static-armv6
+	YSYNC_TEST_BIN=$(CURDIR)/target/$(ARMV6)/release/ysync YSYNC_TEST_RUNNER=qemu-arm-static QEMU_CPU=arm1176 \
+	    $(CARGO) test --locked --test it -- mirror:: smart::
+
+# Sizes of the static binaries against their budgets.
+size: static static-aarch64 static-armv7 static-armv6
 	bench/size.sh
 
 # ---- install ------------------------------------------------------------------
