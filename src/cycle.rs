@@ -52,6 +52,17 @@ impl std::fmt::Display for Outcome {
 }
 
 impl Outcome {
+    /// One word for scripts (`status --json`, the hooks' `YSYNC_OUTCOME`).
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Clean => "ok",
+            Outcome::Failed(_) => "failed",
+            Outcome::SafetyStop(_) => "safety-stop",
+            Outcome::TokenRejected(_) => "token-rejected",
+            Outcome::StateError(_) | Outcome::StateUnusable(_) => "state-error",
+        }
+    }
+
     pub fn exit(&self) -> Exit {
         match self {
             Outcome::Clean => Exit::Ok,
@@ -170,6 +181,8 @@ pub struct Cycle<'a> {
     too_large: HashMap<String, u64>,
     /// [`PART_ENTRIES`]; smaller in tests, so that small trees come in parts.
     part_entries: u64,
+    /// The last cycle of this process, idle or not, for the hooks.
+    last: LastCycle,
 }
 
 impl<'a> Cycle<'a> {
@@ -180,6 +193,7 @@ impl<'a> Cycle<'a> {
             warned: HashSet::new(),
             too_large: HashMap::new(),
             part_entries: PART_ENTRIES,
+            last: LastCycle::default(),
         }
     }
 
@@ -195,9 +209,24 @@ impl<'a> Cycle<'a> {
         self.exec.remote().set_token(token);
     }
 
+    /// One cycle; what it did is then [`Cycle::last`].
     pub fn run(&mut self, dry_run: bool) -> Outcome {
+        let started = now_secs();
+        let mut tally = Tally::default();
+        let outcome = self.cycle(dry_run, started, &mut tally);
+        self.last = last_cycle(&outcome, started, &tally);
+        outcome
+    }
+
+    /// How the last [`Cycle::run`] went.
+    pub fn last(&self) -> &LastCycle {
+        &self.last
+    }
+
+    fn cycle(&mut self, dry_run: bool, started: u64, tally: &mut Tally) -> Outcome {
         let start = Instant::now();
         self.exec.new_cycle();
+        self.exec.progress.reset();
         let local = self.cfg.local_dir.display();
         let walk = match scan::walk(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system, &mut |_| {}) {
             Ok(w) => w,
@@ -222,8 +251,7 @@ impl<'a> Cycle<'a> {
             log::warn!("finishing an interrupted move failed: {e}; trying next cycle");
             return Outcome::Failed(1);
         }
-        let mut tally = Tally::default();
-        let (outcome, deferred, actions) = self.plan_and_act(&walk, changed, dry_run, &mut tally, start);
+        let (outcome, deferred, actions) = self.plan_and_act(&walk, changed, dry_run, tally, start);
         if dry_run {
             return Outcome::Clean;
         }
@@ -231,11 +259,11 @@ impl<'a> Cycle<'a> {
         let store = self.exec.store();
         let last_failed = store.state().last.as_ref().is_some_and(|l| !l.failed.is_empty());
         if store.is_dirty() || failed > 0 || last_failed {
-            let last = LastCycle { ended: now_secs(), result: outcome.to_string(), failed: std::mem::take(&mut tally.failed) };
-            let _ = store.commit(vec![Change::Last(last)]);
+            let _ = store.commit(vec![Change::Last(last_cycle(&outcome, started, tally))]);
         }
         let saved = store.end_cycle();
-        summary(&tally, failed, actions, deferred, start);
+        self.exec.progress.end();
+        summary(tally, failed, actions, deferred, start);
         match saved {
             Err(e) if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) => Outcome::StateError(e.to_string()),
             _ => outcome,
@@ -361,7 +389,11 @@ impl<'a> Cycle<'a> {
             };
             let many = parts.len() > 1;
             let (mut deferred, mut unmounted) = (0, Vec::new());
+            // What the parts after this one hold, for the progress's estimate.
+            let files_in = |p: &Vec<String>| p.iter().map(|f| walk.counts.get(f).copied().unwrap_or(0)).sum::<u64>();
+            let mut rest: u64 = parts.iter().map(files_in).sum();
             for part in &parts {
+                rest -= files_in(part);
                 let store = self.exec.store();
                 if let Err(e) = store.load_folders(part) {
                     return (Outcome::StateUnusable(e.to_string()), deferred, actions);
@@ -394,6 +426,8 @@ impl<'a> Cycle<'a> {
                     plan.actions.iter().for_each(|a| println!("{a}"));
                     continue;
                 }
+                let bytes = plan.actions.iter().filter_map(|a| a.uploads()).map(scan::Entry::size).sum();
+                self.exec.progress.planned(plan.actions.len() as u64, bytes, rest);
                 if let Some(mounts) = plan.mounts.clone() {
                     let _ = self.exec.store().commit(vec![Change::Mounts(mounts)]);
                 }
@@ -492,57 +526,68 @@ impl<'a> Cycle<'a> {
     /// cannot be written).
     fn run_actions(&mut self, actions: &[Action], tally: &mut Tally) -> Option<Outcome> {
         for action in actions {
-            if action.is_moot(self.exec.store().state()) {
-                log::debug!("{} moved away earlier in this cycle; nothing to delete", action.path());
-                continue;
+            let stop = self.run_action(action, tally);
+            // Done, failed or skipped: the progress counts it, and its bytes.
+            self.exec.progress.finished(action.uploads().map_or(0, scan::Entry::size));
+            if stop.is_some() {
+                return stop;
             }
-            if let Some(why) = self.skip_reason(action, tally) {
-                tally.fail(action, why);
-                continue;
+        }
+        None
+    }
+
+    /// One action under the error policy; `Some` when the cycle must end.
+    fn run_action(&mut self, action: &Action, tally: &mut Tally) -> Option<Outcome> {
+        if action.is_moot(self.exec.store().state()) {
+            log::debug!("{} moved away earlier in this cycle; nothing to delete", action.path());
+            return None;
+        }
+        if let Some(why) = self.skip_reason(action, tally) {
+            tally.fail(action, why);
+            return None;
+        }
+        let result = self.exec.run(action);
+        let store = self.exec.store();
+        if let Some(e) = store.failure() {
+            return Some(Outcome::StateError(e.to_string()));
+        }
+        if let Err(e) = store.checkpoint() {
+            return Some(Outcome::StateError(e.to_string()));
+        }
+        let err = match result {
+            Ok(done) => {
+                tally.count(done);
+                return None;
             }
-            let result = self.exec.run(action);
-            let store = self.exec.store();
-            if let Some(e) = store.failure() {
-                return Some(Outcome::StateError(e.to_string()));
+            Err(e) => e,
+        };
+        let size = action.uploads().map_or("?".into(), |e| human_bytes(e.size()));
+        let verdict = policy(&err, action);
+        match verdict {
+            Verdict::StopCycle => return Some(Outcome::TokenRejected(err.to_string())),
+            Verdict::StopUploads => {
+                tally.disk_full = true;
+                let free = self.exec.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
+                log::error!(
+                    "the Disk is full ({free} free; {} needs {size}): no more uploads in this cycle, deletions go on. \
+                     Free some space or empty the Disk's trash",
+                    action.path()
+                );
+                tally.fail(action, "the Disk is full".into());
             }
-            if let Err(e) = store.checkpoint() {
-                return Some(Outcome::StateError(e.to_string()));
+            Verdict::TooLarge => {
+                let limit = self.exec.disk_info().map(|d| human_bytes(d.max_file_size)).unwrap_or_else(|_| "unknown".into());
+                let msg = format!("larger than the account allows per file ({limit}); skipped");
+                log::error!("{} ({size}) is {msg}", action.path());
+                if let Some(e) = action.uploads() {
+                    self.too_large.insert(e.path.clone(), e.size());
+                }
+                tally.fail(action, msg);
             }
-            let err = match result {
-                Ok(done) => {
-                    tally.count(done);
-                    continue;
-                }
-                Err(e) => e,
-            };
-            let size = action.uploads().map_or("?".into(), |e| human_bytes(e.size()));
-            let verdict = policy(&err, action);
-            match verdict {
-                Verdict::StopCycle => return Some(Outcome::TokenRejected(err.to_string())),
-                Verdict::StopUploads => {
-                    tally.disk_full = true;
-                    let free = self.exec.disk_info().map(|d| human_bytes(d.free)).unwrap_or_else(|_| "unknown".into());
-                    log::error!(
-                        "the Disk is full ({free} free; {} needs {size}): no more uploads in this cycle, deletions go on. \
-                         Free some space or empty the Disk's trash",
-                        action.path()
-                    );
-                    tally.fail(action, "the Disk is full".into());
-                }
-                Verdict::TooLarge => {
-                    let limit = self.exec.disk_info().map(|d| human_bytes(d.max_file_size)).unwrap_or_else(|_| "unknown".into());
-                    let msg = format!("larger than the account allows per file ({limit}); skipped");
-                    log::error!("{} ({size}) is {msg}", action.path());
-                    if let Some(e) = action.uploads() {
-                        self.too_large.insert(e.path.clone(), e.size());
-                    }
-                    tally.fail(action, msg);
-                }
-                Verdict::Relist | Verdict::ItemFailed => {
-                    tally.suspect |= verdict == Verdict::Relist;
-                    log::warn!("failed: {action}: {err}");
-                    tally.fail(action, err.to_string());
-                }
+            Verdict::Relist | Verdict::ItemFailed => {
+                tally.suspect |= verdict == Verdict::Relist;
+                log::warn!("failed: {action}: {err}");
+                tally.fail(action, err.to_string());
             }
         }
         None
@@ -755,6 +800,22 @@ fn unmounted_stop(unmounted: &[String], local: &str) -> Option<String> {
          mirroring it, add `exclude = {first}/` (its remote copies stay)",
         unmounted.join(", ")
     ))
+}
+
+/// What `status` and the hooks learn of a cycle.
+fn last_cycle(outcome: &Outcome, started: u64, t: &Tally) -> LastCycle {
+    LastCycle {
+        started,
+        ended: now_secs(),
+        result: outcome.to_string(),
+        outcome: outcome.word().into(),
+        exit: outcome.exit() as u8,
+        failed: t.failed.clone(),
+        uploaded: t.uploaded,
+        bytes: t.bytes,
+        moved: t.moved,
+        deleted: t.deleted,
+    }
 }
 
 fn summary(t: &Tally, failed: usize, actions: usize, deferred: usize, start: Instant) {

@@ -14,9 +14,14 @@ use crate::scan::{self, Kind};
 use crate::state::{self, State};
 use crate::units::human_bytes;
 
-/// Prints what the state file knows. Exit status: 0, or 2 when it cannot be read.
-pub fn status(cfg: &Config) -> Exit {
+/// Prints what the state file knows, as text or (`json`) as one JSON
+/// object ([`status_json`]). Exit status: 0, or 2 when it cannot be read.
+pub fn status(cfg: &Config, json: bool) -> Exit {
     let state = match state::peek(&cfg.state_file) {
+        Ok(s) if json => {
+            println!("{}", status_json(cfg, s.as_ref()));
+            return Exit::Ok;
+        }
         Ok(Some(s)) => s,
         Ok(None) => {
             println!("no state yet at {}: ysync has not synced with this config", cfg.state_file.display());
@@ -58,6 +63,16 @@ pub fn status(cfg: &Config) -> Exit {
         None => println!("last change  none recorded"),
         Some(l) => {
             println!("last change  {}: {}", crate::units::utc(l.ended), l.result);
+            if !l.outcome.is_empty() {
+                println!(
+                    "             {}s: {} uploaded ({}), {} moved, {} deleted",
+                    l.ended.saturating_sub(l.started),
+                    l.uploaded,
+                    human_bytes(l.bytes),
+                    l.moved,
+                    l.deleted
+                );
+            }
             if !l.failed.is_empty() {
                 println!("failed then:");
                 for (path, why) in &l.failed {
@@ -67,6 +82,65 @@ pub fn status(cfg: &Config) -> Exit {
         }
     }
     Exit::Ok
+}
+
+/// `status --json`: what `status` prints, for scripts. The keys are
+/// documented in the man page (STATUS AS JSON); new ones may be added, none
+/// is renamed or removed without `format` going up. Times are Unix seconds;
+/// `null` where nothing is known (no state yet, a token without a file).
+pub fn status_json(cfg: &Config, state: Option<&State>) -> String {
+    use serde_json::{Value, json};
+    let now = crate::units::now_secs();
+    let token = crate::token::Keeper::new(cfg).expiry().map(|(expires, renewed)| {
+        json!({
+            "expires": expires,
+            "days_left": expires.map(|e| (e as i64 - now as i64).div_euclid(86_400)),
+            "renewed_automatically": renewed,
+        })
+    });
+    let mut out = json!({
+        "format": 1,
+        "state_file": cfg.state_file.display().to_string(),
+        "local_dir": cfg.local_dir.display().to_string(),
+        "remote_dir": format!("disk:{}", cfg.remote_dir),
+        "synced": Value::Null,
+        "unsettled": 0,
+        "mounts": [],
+        "reconciled": Value::Null,
+        "reconcile_every": cfg.reconcile.as_secs(),
+        "last_cycle": Value::Null,
+        "failed": [],
+        "token": token,
+    });
+    let Some(state) = state else { return pretty(&out) };
+    out["synced"] = json!({
+        "files": state.files.len(),
+        "bytes": state.files.values().map(|r| r.stat.size).sum::<u64>(),
+        "folders": state.dirs.iter().filter(|d| !d.is_empty()).count(),
+    });
+    out["unsettled"] = json!(state.pending.len() + usize::from(state.moving.is_some()));
+    out["mounts"] = json!(state.mounts);
+    out["reconciled"] = json!((state.reconciled > 0).then_some(state.reconciled));
+    if let Some(l) = &state.last {
+        out["last_cycle"] = json!({
+            "started": (l.started > 0).then_some(l.started),
+            "ended": l.ended,
+            "outcome": if l.outcome.is_empty() { Value::Null } else { json!(l.outcome) },
+            "exit": (!l.outcome.is_empty()).then_some(l.exit),
+            "result": l.result,
+            "uploaded": l.uploaded,
+            "bytes": l.bytes,
+            "moved": l.moved,
+            "deleted": l.deleted,
+            "failed": l.failed.len(),
+        });
+        out["failed"] = l.failed.iter().map(|(path, error)| json!({ "path": path, "error": error })).collect();
+    }
+    pretty(&out)
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
 /// `7d`, `12h`, `30m` or seconds, as the config writes it.

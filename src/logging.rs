@@ -5,6 +5,7 @@
 //! the raw request bytes, Authorization header (the token) included.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -19,6 +20,11 @@ impl Log for Guarded {
 
     fn log(&self, r: &Record) {
         if self.enabled(r.metadata()) {
+            // A record goes above the live progress line, which is then
+            // drawn again by its next tick.
+            if LIVE.swap(false, Ordering::Relaxed) {
+                let _ = write!(std::io::stderr(), "\r\x1b[K");
+            }
             self.0.log(r)
         }
     }
@@ -26,6 +32,17 @@ impl Log for Guarded {
     fn flush(&self) {
         self.0.flush()
     }
+}
+
+/// A live progress line is on the terminal, without its newline.
+static LIVE: AtomicBool = AtomicBool::new(false);
+
+pub fn live_line_shown() {
+    LIVE.store(true, Ordering::Relaxed);
+}
+
+pub fn live_line_gone() {
+    LIVE.store(false, Ordering::Relaxed);
 }
 
 pub fn init(verbosity: i32) {

@@ -8,11 +8,13 @@ mod exec;
 mod exit;
 mod fsutil;
 mod glob;
+mod hook;
 mod inspect;
 mod logging;
 mod login;
 mod media;
 mod plan;
+mod progress;
 mod remote;
 mod retry;
 mod scan;
@@ -38,7 +40,8 @@ commands:
   run      (default) sync now, then again every `interval` seconds
   once     one sync cycle, then exit (for cron and scripts)
   status   what the state file knows: files and bytes synced, the last
-           change and its result, items that failed then (no network)
+           change and its result, items that failed then (no network);
+           --json for scripts
   verify   list the remote folder and compare it with the local folder and
            the state (paths, sizes, sha256); print each difference; exit 0
            only when they agree
@@ -55,6 +58,7 @@ options:
   -n, --dry-run       print the planned actions; change nothing
       --bwlimit RATE  cap uploads at RATE bytes/s (500K, 2M; 0 = none), overriding the config
       --print         (login) print the token instead of writing token_file
+      --json          (status) one JSON object, for scripts and monitoring
   -v, --verbose       more logging (-vv for trace); RUST_LOG overrides
   -q, --quiet         warnings and errors only
   -h, --help          this text
@@ -70,6 +74,7 @@ struct Args {
     verbosity: i32,
     bwlimit: Option<u64>,
     print: bool,
+    json: bool,
     help: bool,
     command: String,
     /// `help COMMAND`.
@@ -102,13 +107,16 @@ configuration error, 3 token rejected, 4 safety stop, 5 locked."
         }
         "status" => {
             "\
-usage: ysync [-c FILE] status
+usage: ysync [-c FILE] status [--json]
 
 What the state file knows, without the network: files and bytes synced,
-when the last cycle with changes ended and how, the items that failed
-then, the mount points it watches, when the Disk was last compared with
-the state (`reconcile`), and when the token of token_file expires and
-whether ysync renews it. Safe while `run` is going."
+when the last cycle with changes ended and how (its start, counts and
+bytes), the items that failed then, the mount points it watches, when the
+Disk was last compared with the state (`reconcile`), and when the token of
+token_file expires and whether ysync renews it. Safe while `run` is going.
+With --json, the same as one JSON object (keys in the man page, STATUS AS
+JSON). Idle cycles write nothing, so they are not in it; on_success hears
+of every cycle."
         }
         "verify" => {
             "\
@@ -153,8 +161,17 @@ the token (missing permissions)."
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut a =
-        Args { config: None, dry_run: false, verbosity: 0, bwlimit: None, print: false, help: false, command: String::new(), topic: None };
+    let mut a = Args {
+        config: None,
+        dry_run: false,
+        verbosity: 0,
+        bwlimit: None,
+        print: false,
+        json: false,
+        help: false,
+        command: String::new(),
+        topic: None,
+    };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-c" | "--config" => a.config = Some(it.next().ok_or("-c needs a FILE")?.into()),
@@ -168,6 +185,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "-v" | "--verbose" => a.verbosity += 1,
             "-vv" => a.verbosity += 2,
             "--print" => a.print = true,
+            "--json" => a.json = true,
             "-h" | "--help" => a.help = true,
             "-V" | "--version" => {
                 println!("ysync {}", env!("CARGO_PKG_VERSION"));
@@ -184,6 +202,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if a.print && a.command != "login" {
         return Err("--print belongs to `login`".into());
+    }
+    if a.json && a.command != "status" {
+        return Err("--json belongs to `status`".into());
     }
     if a.command.is_empty() && !a.help {
         a.command = "run".into();
@@ -236,7 +257,7 @@ fn main() {
     log::debug!("config: {cfg:?}");
 
     match args.command.as_str() {
-        "status" => inspect::status(&cfg).now(),
+        "status" => inspect::status(&cfg, args.json).now(),
         "verify" => inspect::verify(&cfg, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout)).now(),
         "check" => inspect::check(&cfg, &path, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout)).now(),
         _ => {}
@@ -246,23 +267,34 @@ fn main() {
         log::error!("{e}");
         if matches!(e, state::Error::Locked(_)) { Exit::Locked.now() } else { Exit::Usage.now() }
     });
+    let (outcome, last) = sync(&cfg, &mut store, args.dry_run || args.command == "once", args.dry_run, &path);
+    // `once` lets the lock go before its hook runs: the hook may run ysync.
+    drop(store);
+    if !args.dry_run {
+        hook::after_cycle(&cfg, &path, &last);
+    }
+    outcome.exit().now()
+}
+
+/// Cycles until one must end the process (each followed by its hook), or
+/// just one with `once`; returns how the last ended. `run` holds the lock
+/// throughout, but its hooks never hold it (the lock file is close-on-exec).
+fn sync(cfg: &config::Config, store: &mut state::Store, once: bool, dry_run: bool, path: &std::path::Path) -> (Outcome, state::LastCycle) {
     let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
-    let mut syncer = cycle::Cycle::new(&cfg, &mut disk, &mut store);
-
-    let mut keeper = token::Keeper::new(&cfg);
-
-    let once = args.command == "once" || args.dry_run;
+    let mut syncer = cycle::Cycle::new(cfg, &mut disk, store);
+    let mut keeper = token::Keeper::new(cfg);
     loop {
         // A dry run changes nothing, the token file included.
-        if !args.dry_run
-            && let Some(token) = keeper.before_cycle()
-        {
+        if !dry_run && let Some(token) = keeper.before_cycle() {
             syncer.set_token(token.secret());
         }
-        let outcome = syncer.run(args.dry_run);
-        match &outcome {
-            Outcome::Clean | Outcome::Failed(_) => {}
-            Outcome::SafetyStop(m) | Outcome::StateError(m) => log::error!("{m}"),
+        let outcome = syncer.run(dry_run);
+        let ends = match &outcome {
+            Outcome::Clean | Outcome::Failed(_) => once,
+            Outcome::SafetyStop(m) | Outcome::StateError(m) => {
+                log::error!("{m}");
+                once
+            }
             Outcome::TokenRejected(m) | Outcome::StateUnusable(m) => {
                 log::error!("{m}");
                 if let Outcome::TokenRejected(_) = outcome
@@ -270,12 +302,13 @@ fn main() {
                 {
                     log::error!("{expired}; run `ysync login` for a new one");
                 }
-                outcome.exit().now()
+                true
             }
+        };
+        if ends {
+            return (outcome, syncer.last().clone());
         }
-        if once {
-            outcome.exit().now()
-        }
+        hook::after_cycle(cfg, path, syncer.last());
         sleep(cfg.interval);
     }
 }
@@ -304,6 +337,8 @@ mod tests {
         let a = parse("login --print").unwrap();
         assert!(a.print && !a.help && a.command == "login");
         assert_eq!(parse("once --print").err().unwrap(), "--print belongs to `login`");
+        assert_eq!(parse("once --json").err().unwrap(), "--json belongs to `status`");
+        assert!(parse("status --json").unwrap().json);
         for line in ["help once", "once --help", "-h once"] {
             let a = parse(line).unwrap();
             assert!(a.help && a.command == "once", "{line}");

@@ -349,6 +349,14 @@ impl Keeper {
         })
     }
 
+    /// For `status --json`: when the token expires (when known) and
+    /// whether ysync renews it. `None` for a token without a file.
+    pub fn expiry(&self) -> Option<(Option<u64>, bool)> {
+        let path = self.file.as_ref()?;
+        let t = TokenFile::read(path).ok()?;
+        Some((t.expires, t.expires.is_some() && self.cannot_renew(path, &t).is_none()))
+    }
+
     /// Has the token's recorded life ended (for the "token rejected" hint)?
     pub fn expired(&self) -> Option<String> {
         let path = self.file.as_ref()?;

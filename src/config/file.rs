@@ -38,6 +38,10 @@ pub const KEYS: &[&str] = &[
     "timeout",
     "one_file_system",
     "reconcile",
+    "on_success",
+    "on_failure",
+    "hook_timeout",
+    "progress",
     "client_id",
     "client_secret",
     "oauth_url",
@@ -74,7 +78,8 @@ fn split_lines(file: &str, text: &str) -> Result<Vec<Line>, ConfigError> {
             });
         };
         let key = key.trim().to_string();
-        let value = unquote(value.trim()).to_string();
+        // A hook's command line keeps its quotes: they group its words.
+        let value = if key.starts_with("on_") { value.trim() } else { unquote(value.trim()) }.to_string();
         lines.push(Line { number, key, value });
     }
     Ok(lines)

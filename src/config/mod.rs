@@ -122,6 +122,15 @@ pub struct Config {
     pub one_file_system: bool,
     /// How often a full listing is compared with the state; zero: never.
     pub reconcile: Duration,
+    /// Commands run after a cycle that ended with status 0, or with any
+    /// other: the program (found on PATH when the config was read) and
+    /// its arguments.
+    pub on_success: Option<Vec<String>>,
+    pub on_failure: Option<Vec<String>>,
+    /// How long a hook may run before it is killed.
+    pub hook_timeout: Duration,
+    /// How often a long cycle says how far it is; zero: never.
+    pub progress: Duration,
 }
 
 /// A configuration error: where it is and what to do about it.
@@ -275,6 +284,20 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     }
 
     let app = parse_app(&settings)?;
+    let path_var = env("PATH");
+    let hook = |o: &Origin, v: &str| -> Result<Option<Vec<String>>, ConfigError> {
+        let mut words = crate::hook::split_words(v).map_err(|e| o.err(format!("{e}; put '…' or \"…\" around a word with spaces")))?;
+        if words.is_empty() {
+            return Ok(None);
+        }
+        let program = crate::hook::find_program(&words[0], path_var.as_deref()).map_err(|e| o.err(e))?;
+        words[0] = program.display().to_string();
+        Ok(Some(words))
+    };
+    let on_success = s.value("on_success", None, hook)?;
+    let on_failure = s.value("on_failure", None, hook)?;
+    let hook_timeout = s.value("hook_timeout", Duration::from_secs(60), seconds(1))?;
+    let progress = s.value("progress", Duration::from_secs(30), period)?;
 
     Ok(Config {
         token,
@@ -295,5 +318,9 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         timeout,
         one_file_system,
         reconcile,
+        on_success,
+        on_failure,
+        hook_timeout,
+        progress,
     })
 }

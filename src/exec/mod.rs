@@ -20,6 +20,7 @@ use std::time::Duration;
 use crate::config::{Config, DeleteMode};
 use crate::digest::{Digests, hash_file};
 use crate::plan::{Action, Resolution};
+use crate::progress::Progress;
 use crate::remote::{self, DiskInfo, Error, OpStatus, Remote, RemoteFile};
 use crate::retry::Poll;
 use crate::scan::{self, Entry, Kind};
@@ -58,11 +59,13 @@ pub struct Executor<'a> {
     /// before the first large upload (`None`: not asked yet; `Some(None)`:
     /// the question failed, so uploads are not held back by it).
     room: Option<Option<DiskInfo>>,
+    /// How far the cycle is (told of each byte sent, by uploads).
+    pub progress: Progress,
 }
 
 impl<'a> Executor<'a> {
     pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Executor<'a> {
-        Executor { cfg, remote, store, room: None }
+        Executor { cfg, remote, store, room: None, progress: Progress::on_terminal(cfg.progress) }
     }
 
     pub fn store(&mut self) -> &mut Store {

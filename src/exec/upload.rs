@@ -9,6 +9,8 @@
 //! name, then move into place.
 
 use std::io::{self, Read};
+
+use crate::progress::Progress;
 use std::time::{Duration, Instant};
 
 use super::{Done, Executor, record, settle_limit};
@@ -130,7 +132,7 @@ impl Executor<'_> {
             };
             self.intent(Change::Pending { path: e.path.clone(), pending: pending.clone() })?;
             let body = Body { hashing: Hashing::new(file.take(size)), size, mark: Some((&mut *self.store, &e.path, pending)) };
-            let mut body = Meter::new(body, &e.path, size, self.cfg.bwlimit);
+            let mut body = Meter::new(body, &e.path, size, self.cfg.bwlimit).counted_in(&mut self.progress);
             let result = self.remote.put(&link, &mut body, size);
             let mut hashing = body.inner.hashing;
             if let Some(local) = hashing.local_error.take() {
@@ -314,9 +316,12 @@ impl<R: Read> Read for Body<'_, R> {
     }
 }
 
-/// Caps the upload rate (`bwlimit`) and logs progress of long uploads.
-pub(super) struct Meter<R> {
+/// Caps the upload rate (`bwlimit`) and logs progress of long uploads
+/// (unless the cycle's live line shows it).
+pub(super) struct Meter<'p, R> {
     inner: R,
+    /// The cycle's progress, told of every byte.
+    progress: Option<&'p mut Progress>,
     path: String,
     size: u64,
     done: u64,
@@ -325,14 +330,18 @@ pub(super) struct Meter<R> {
     next_report: Instant,
 }
 
-impl<R: Read> Meter<R> {
-    pub(super) fn new(inner: R, path: &str, size: u64, limit: u64) -> Meter<R> {
+impl<'p, R: Read> Meter<'p, R> {
+    pub(super) fn new(inner: R, path: &str, size: u64, limit: u64) -> Meter<'p, R> {
         let start = Instant::now();
-        Meter { inner, path: path.to_string(), size, done: 0, limit, start, next_report: start + PROGRESS_EVERY }
+        Meter { inner, progress: None, path: path.to_string(), size, done: 0, limit, start, next_report: start + PROGRESS_EVERY }
+    }
+
+    pub(super) fn counted_in(self, progress: &'p mut Progress) -> Meter<'p, R> {
+        Meter { progress: Some(progress), ..self }
     }
 }
 
-impl<R: Read> Read for Meter<R> {
+impl<R: Read> Read for Meter<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Small reads keep the pacing smooth under a bandwidth cap.
         let want = if self.limit > 0 { buf.len().min((self.limit as usize / 8).max(4096)) } else { buf.len() };
@@ -344,8 +353,12 @@ impl<R: Read> Read for Meter<R> {
                 std::thread::sleep(wait);
             }
         }
+        if let Some(p) = self.progress.as_deref_mut() {
+            p.sent(n as u64);
+        }
         let now = Instant::now();
-        if now >= self.next_report && self.size > 0 {
+        let live = self.progress.as_deref().is_some_and(Progress::is_live);
+        if now >= self.next_report && self.size > 0 && !live {
             let rate = u128::from(self.done) * 1000 / self.start.elapsed().as_millis().max(1);
             let eta = u128::from(self.size - self.done.min(self.size)) / rate.max(1);
             log::info!(

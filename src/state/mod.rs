@@ -289,9 +289,29 @@ impl Change {
 pub struct LastCycle {
     /// Seconds since the Unix epoch when it ended.
     pub ended: u64,
+    /// How it ended, in words (`Outcome`'s text).
     pub result: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed: BTreeMap<String, String>,
+    /// When it started (0 in states written before ysync 0.2).
+    #[serde(default)]
+    pub started: u64,
+    /// How it ended, in one word: `ok`, `failed`, `safety-stop`,
+    /// `token-rejected`, `state-error` (empty before 0.2).
+    #[serde(default)]
+    pub outcome: String,
+    /// The exit status it stands for.
+    #[serde(default)]
+    pub exit: u8,
+    /// Files uploaded, and their bytes; moves; deletions.
+    #[serde(default)]
+    pub uploaded: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub moved: u64,
+    #[serde(default)]
+    pub deleted: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

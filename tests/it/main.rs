@@ -17,3 +17,4 @@ mod mirror;
 mod promises;
 mod smart;
 mod stuck;
+mod watch;

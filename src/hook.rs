@@ -1,0 +1,175 @@
+//! `on_success` and `on_failure`: a command run after a cycle, so that a
+//! user can ping a health check or send a message.
+//!
+//! The command runs without a shell (its words were split by the config),
+//! with stdin closed and stdout and stderr those of ysync, and with the
+//! cycle's outcome in `YSYNC_*` environment variables ([`environment`]).
+//! It never holds ysync's lock: the lock file is opened close-on-exec, and
+//! `once` lets the lock go before the hook runs. It may take at most
+//! `hook_timeout`; then it is killed. Whatever the hook does, ysync's own
+//! outcome and exit status stay the same.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::state::LastCycle;
+
+/// How often a running hook is asked whether it has ended.
+const HOOK_POLL: Duration = Duration::from_millis(20);
+
+/// Runs the hook that fits `cycle` (`on_success` for exit status 0,
+/// `on_failure` for any other), if the config has one, and waits for it
+/// at most `hook_timeout`.
+pub fn after_cycle(cfg: &Config, config_path: &Path, cycle: &LastCycle) {
+    let (name, argv) = match cycle.exit {
+        0 => ("on_success", &cfg.on_success),
+        _ => ("on_failure", &cfg.on_failure),
+    };
+    let Some(argv) = argv.as_deref() else { return };
+    let env = environment(cfg, config_path, cycle);
+    match run(argv, &env, cfg.hook_timeout) {
+        Ok(Ended::Exited(0)) => log::debug!("{name} ({}) ran", argv[0]),
+        Ok(Ended::Exited(code)) => log::warn!("{name} ({}) exited with status {code}", argv[0]),
+        Ok(Ended::Signalled) => log::warn!("{name} ({}) was killed by a signal", argv[0]),
+        Ok(Ended::TimedOut) => {
+            log::warn!("{name} ({}) ran longer than hook_timeout ({}s) and was killed", argv[0], cfg.hook_timeout.as_secs())
+        }
+        Err(e) => log::warn!("{name} ({}) could not be started: {e}", argv[0]),
+    }
+}
+
+/// What the hook is told, besides ysync's own environment (less the token).
+pub fn environment(cfg: &Config, config_path: &Path, c: &LastCycle) -> Vec<(&'static str, String)> {
+    vec![
+        ("YSYNC_OUTCOME", c.outcome.clone()),
+        ("YSYNC_EXIT", c.exit.to_string()),
+        ("YSYNC_MESSAGE", c.result.clone()),
+        ("YSYNC_STARTED", c.started.to_string()),
+        ("YSYNC_ENDED", c.ended.to_string()),
+        ("YSYNC_UPLOADED", c.uploaded.to_string()),
+        ("YSYNC_BYTES", c.bytes.to_string()),
+        ("YSYNC_MOVED", c.moved.to_string()),
+        ("YSYNC_DELETED", c.deleted.to_string()),
+        ("YSYNC_FAILED", c.failed.len().to_string()),
+        ("YSYNC_LOCAL_DIR", cfg.local_dir.display().to_string()),
+        ("YSYNC_REMOTE_DIR", format!("disk:{}", cfg.remote_dir)),
+        ("YSYNC_CONFIG", config_path.display().to_string()),
+    ]
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Signalled,
+    TimedOut,
+}
+
+/// Runs `argv` with `env` added (and `YSYNC_TOKEN` removed), waiting at
+/// most `limit`; a hook still running then is killed.
+pub fn run(argv: &[String], env: &[(&str, String)], limit: Duration) -> std::io::Result<Ended> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("YSYNC_TOKEN")
+        .stdin(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.code().map_or(Ended::Signalled, Ended::Exited));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Ended::TimedOut);
+        }
+        std::thread::sleep(HOOK_POLL);
+    }
+}
+
+/// Splits a hook's command line into words: white space separates them,
+/// and `'…'` or `"…"` keep white space inside one. No other shell syntax:
+/// no variables, globs, pipes or redirections.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    if let Some(q) = quote {
+        return Err(format!("a {q} is not closed"));
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+/// The program a hook names: a path with a `/` as it is (it must be
+/// absolute), a bare name looked up on `PATH` now. Must be an executable file.
+pub fn find_program(name: &str, path_var: Option<&str>) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if name.contains('/') {
+        let p = Path::new(name);
+        if !p.is_absolute() {
+            return Err(format!("`{name}` is not an absolute path; give the program's full path"));
+        }
+        return if runnable(p) { Ok(p.to_path_buf()) } else { Err(format!("{name} is not an executable file")) };
+    }
+    let dirs = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    dirs.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| Path::new(d).join(name))
+        .find(|p| runnable(p))
+        .ok_or_else(|| format!("`{name}` is not found on PATH ({dirs}); give the program's full path"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        split_words(s).unwrap()
+    }
+
+    #[test]
+    fn a_hook_line_is_split_like_a_shell_would_without_running_one() {
+        assert_eq!(words("curl -fsS -m 10 https://hc-ping.com/x"), ["curl", "-fsS", "-m", "10", "https://hc-ping.com/x"]);
+        assert_eq!(words("/opt/my\\ hook 'a b' \"c  d\" e'f g'h"), ["/opt/my\\", "hook", "a b", "c  d", "ef gh"]);
+        assert_eq!(words("x '' $HOME; rm *"), ["x", "", "$HOME;", "rm", "*"]);
+        assert_eq!(split_words("x 'open").unwrap_err(), "a ' is not closed");
+    }
+
+    #[test]
+    fn a_hook_program_must_be_there_and_runnable() {
+        assert_eq!(find_program("sh", Some("/nonexistent:/bin:/usr/bin")).unwrap(), Path::new("/bin/sh"));
+        assert!(find_program("no-such-hook-xyz", Some("/bin")).unwrap_err().contains("not found on PATH (/bin)"));
+        assert!(find_program("bin/sh", None).unwrap_err().contains("not an absolute path"));
+        assert!(find_program("/proc/version", None).unwrap_err().contains("not an executable file"));
+    }
+
+    #[test]
+    fn a_hook_that_runs_too_long_is_killed_at_its_deadline() {
+        let argv = |s: &str| words(s);
+        let started = Instant::now();
+        assert_eq!(run(&argv("/bin/sleep 30"), &[], Duration::from_millis(200)).unwrap(), Ended::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(10), "killed at the deadline, not waited for");
+        assert_eq!(run(&argv("/bin/sh -c 'exit 7'"), &[], Duration::from_secs(20)).unwrap(), Ended::Exited(7));
+        let env = [("YSYNC_OUTCOME", "ok".to_string())];
+        let check = "/bin/sh -c 'test \"$YSYNC_OUTCOME\" = ok && test -z \"$YSYNC_TOKEN\"'";
+        // SAFETY: tests that read YSYNC_TOKEN do not run in this binary's unit tests.
+        unsafe { std::env::set_var("YSYNC_TOKEN", "secret") };
+        assert_eq!(run(&argv(check), &env, Duration::from_secs(20)).unwrap(), Ended::Exited(0));
+    }
+}
