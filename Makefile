@@ -17,8 +17,12 @@ ARMV7 = armv7-unknown-linux-musleabihf
 ARMV6 = arm-unknown-linux-musleabihf
 ARMV7_CFLAGS = -march=armv7-a -mfpu=vfpv3-d16 -mfloat-abi=hard
 ARMV6_CFLAGS = -march=armv6 -mfpu=vfp -mfloat-abi=hard -marm
-# No PIE for a static binary: smaller, nothing to relocate at start.
-STATIC_FLAGS = -C relocation-model=static
+# No PIE for a static binary: smaller, nothing to relocate at start. The
+# paths of this checkout, of cargo's registry and of the toolchain are
+# remapped, so a clone anywhere builds the same bytes (make dist).
+CARGO_HOME ?= $(HOME)/.cargo
+STATIC_FLAGS = -C relocation-model=static --remap-path-prefix=$(CURDIR)=/ysync \
+    --remap-path-prefix=$(CARGO_HOME)=/cargo --remap-path-prefix=$(shell rustc --print sysroot 2>/dev/null)=/rust
 # panic = "abort" unwinds nothing, so the unwind tables' search index
 # (.eh_frame_hdr, 31 KB) and ring's C unwind tables are dead weight; a panic
 # still prints its message, only its backtrace stays empty.
@@ -36,7 +40,7 @@ ARM_FLAGS = $(STATIC_FLAGS) $(LLD_FLAGS)
 NO_UNWIND_CFLAGS = -fno-asynchronous-unwind-tables -fno-unwind-tables
 
 .PHONY: bench bench-scale soak mutants build test test-native test-release test-aarch64 test-armv7 test-armv6 demo emulator \
-        static static-aarch64 static-armv7 static-armv6 static-deps size dist clients client-deps \
+        static static-aarch64 static-armv7 static-armv6 static-deps size dist deb image test-image clients client-deps \
         install install-files uninstall clean
 
 build:
@@ -58,6 +62,10 @@ test: test-native test-release
 	    $(MAKE) --no-print-directory test-armv7 test-armv6; \
 	elif [ -n "$$YSYNC_CI" ]; then echo "make test: the 32-bit ARM tools are missing on CI" >&2; exit 1; \
 	else echo "make test: 32-bit ARM tests skipped (make static-deps installs what they need)"; fi
+	@if command -v podman >/dev/null && command -v runc >/dev/null && command -v musl-gcc >/dev/null; then \
+	    $(MAKE) --no-print-directory test-image; \
+	elif [ -n "$$YSYNC_CI" ]; then echo "make test: podman, runc or musl-gcc is missing on CI" >&2; exit 1; \
+	else echo "make test: the container image test skipped (apt-get install podman runc musl-tools)"; fi
 	@if command -v rclone >/dev/null && command -v openssl >/dev/null && python3 -c "import yadisk" 2>/dev/null; then \
 	    tests/clients/run.sh; \
 	elif [ -n "$$YSYNC_CI" ]; then echo "make test: rclone, openssl or yadisk is missing on CI" >&2; exit 1; \
@@ -158,6 +166,27 @@ test-armv6: static-armv6
 	YSYNC_TEST_BIN=$(CURDIR)/target/$(ARMV6)/release/ysync YSYNC_TEST_RUNNER=qemu-arm-static QEMU_CPU=arm1176 \
 	    $(CARGO) test --locked --test it -- mirror:: smart::
 
+# The release files in dist/: a tarball per static target, .debs for amd64,
+# arm64 and armhf, and SHA256SUMS (build/dist.sh; reproducible).
+dist: static static-aarch64 static-armv7 static-armv6
+	sh build/dist.sh
+
+# The container image from scratch (contrib/container/Dockerfile), with
+# podman or else docker; IMAGE_TARGET=aarch64-unknown-linux-musl (after
+# make static-aarch64) for an arm64 image.
+IMAGE_TARGET ?= $(X86)
+image: static
+	$$(command -v podman || command -v docker) build -f contrib/container/Dockerfile \
+	    --build-arg TARGET=$(IMAGE_TARGET) -t ysync:$$(sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1) -t ysync:latest .
+
+# The image built and run by podman against the emulator (tests/it/packages.rs).
+test-image: static
+	YSYNC_TEST_IMAGE=1 $(CARGO) test --locked --test it -- packages::the_container_image
+
+# Just the .deb of this machine's static binary (build/deb.sh).
+deb: static
+	sh build/deb.sh target/$(X86)/release/ysync amd64 $$(sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -n 1) dist
+
 # Sizes of the static binaries against their budgets.
 size: static static-aarch64 static-armv7 static-armv6
 	bench/size.sh
@@ -168,13 +197,18 @@ install: build install-files
 
 install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/systemd \
-	    $(DESTDIR)$(DATADIR)/openrc $(DESTDIR)$(DATADIR)/cron $(DESTDIR)$(SYSCONFDIR)
+	    $(DESTDIR)$(DATADIR)/openrc $(DESTDIR)$(DATADIR)/cron $(DESTDIR)$(DATADIR)/openwrt \
+	    $(DESTDIR)$(DATADIR)/entware $(DESTDIR)$(SYSCONFDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ysync
 	install -m 644 ysync.1 $(DESTDIR)$(MANDIR)/man1/ysync.1
 	install -m 644 ysync.conf.example README.md $(DESTDIR)$(DATADIR)/
-	install -m 644 contrib/systemd/* $(DESTDIR)$(DATADIR)/systemd/
-	install -m 755 contrib/openrc/ysync $(DESTDIR)$(DATADIR)/openrc/ysync
-	install -m 644 contrib/cron/ysync.cron $(DESTDIR)$(DATADIR)/cron/
+	@# The service files name the binary where this install puts it.
+	for f in contrib/systemd/* contrib/cron/ysync.cron contrib/openrc/ysync; do \
+	    sed 's|/usr/local/bin/ysync|$(PREFIX)/bin/ysync|g' $$f > $(DESTDIR)$(DATADIR)/$${f#contrib/}; done
+	chmod 644 $(DESTDIR)$(DATADIR)/systemd/* $(DESTDIR)$(DATADIR)/cron/ysync.cron
+	chmod 755 $(DESTDIR)$(DATADIR)/openrc/ysync
+	install -m 755 contrib/openwrt/ysync $(DESTDIR)$(DATADIR)/openwrt/ysync
+	install -m 755 contrib/entware/S99ysync $(DESTDIR)$(DATADIR)/entware/S99ysync
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/ysync.conf ]; then \
 	    echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/ysync.conf"; \
 	else install -m 600 ysync.conf.example $(DESTDIR)$(SYSCONFDIR)/ysync.conf; \

@@ -89,58 +89,93 @@ pub fn status(cfg: &Config, json: bool) -> Exit {
 /// is renamed or removed without `format` going up. Times are Unix seconds;
 /// `null` where nothing is known (no state yet, a token without a file).
 pub fn status_json(cfg: &Config, state: Option<&State>) -> String {
-    use serde_json::{Value, json};
     let now = crate::units::now_secs();
-    let token = crate::token::Keeper::new(cfg).expiry().map(|(expires, renewed)| {
-        json!({
-            "expires": expires,
-            "days_left": expires.map(|e| (e as i64 - now as i64).div_euclid(86_400)),
-            "renewed_automatically": renewed,
-        })
+    let token = crate::token::Keeper::new(cfg).expiry().map(|(expires, renewed)| TokenJson {
+        expires,
+        days_left: expires.map(|e| (e as i64 - now as i64).div_euclid(86_400)),
+        renewed_automatically: renewed,
     });
-    let mut out = json!({
-        "format": 1,
-        "state_file": cfg.state_file.display().to_string(),
-        "local_dir": cfg.local_dir.display().to_string(),
-        "remote_dir": format!("disk:{}", cfg.remote_dir),
-        "synced": Value::Null,
-        "unsettled": 0,
-        "mounts": [],
-        "reconciled": Value::Null,
-        "reconcile_every": cfg.reconcile.as_secs(),
-        "last_cycle": Value::Null,
-        "failed": [],
-        "token": token,
-    });
-    let Some(state) = state else { return pretty(&out) };
-    out["synced"] = json!({
-        "files": state.files.len(),
-        "bytes": state.files.values().map(|r| r.stat.size).sum::<u64>(),
-        "folders": state.dirs.iter().filter(|d| !d.is_empty()).count(),
-    });
-    out["unsettled"] = json!(state.pending.len() + usize::from(state.moving.is_some()));
-    out["mounts"] = json!(state.mounts);
-    out["reconciled"] = json!((state.reconciled > 0).then_some(state.reconciled));
-    if let Some(l) = &state.last {
-        out["last_cycle"] = json!({
-            "started": (l.started > 0).then_some(l.started),
-            "ended": l.ended,
-            "outcome": if l.outcome.is_empty() { Value::Null } else { json!(l.outcome) },
-            "exit": (!l.outcome.is_empty()).then_some(l.exit),
-            "result": l.result,
-            "uploaded": l.uploaded,
-            "bytes": l.bytes,
-            "moved": l.moved,
-            "deleted": l.deleted,
-            "failed": l.failed.len(),
-        });
-        out["failed"] = l.failed.iter().map(|(path, error)| json!({ "path": path, "error": error })).collect();
-    }
-    pretty(&out)
+    let last = state.and_then(|s| s.last.as_ref());
+    let status = StatusJson {
+        format: 1,
+        state_file: cfg.state_file.display().to_string(),
+        local_dir: cfg.local_dir.display().to_string(),
+        remote_dir: format!("disk:{}", cfg.remote_dir),
+        synced: state.map(|s| SyncedJson {
+            files: s.files.len() as u64,
+            bytes: s.files.values().map(|r| r.stat.size).sum(),
+            folders: s.dirs.iter().filter(|d| !d.is_empty()).count() as u64,
+        }),
+        unsettled: state.map_or(0, |s| s.pending.len() as u64 + u64::from(s.moving.is_some())),
+        mounts: state.map(|s| s.mounts.iter().map(String::as_str).collect()).unwrap_or_default(),
+        reconciled: state.map(|s| s.reconciled).filter(|t| *t > 0),
+        reconcile_every: cfg.reconcile.as_secs(),
+        last_cycle: last.map(|l| LastJson {
+            started: Some(l.started).filter(|t| *t > 0),
+            ended: l.ended,
+            outcome: Some(l.outcome.as_str()).filter(|o| !o.is_empty()),
+            exit: Some(l.exit).filter(|_| !l.outcome.is_empty()),
+            result: &l.result,
+            uploaded: l.uploaded,
+            bytes: l.bytes,
+            moved: l.moved,
+            deleted: l.deleted,
+            failed: l.failed.len() as u64,
+        }),
+        failed: last.map(|l| l.failed.iter().map(|(path, error)| FailedJson { path, error }).collect()).unwrap_or_default(),
+        token,
+    };
+    serde_json::to_string_pretty(&status).unwrap_or_default()
 }
 
-fn pretty(v: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_default()
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    format: u32,
+    state_file: String,
+    local_dir: String,
+    remote_dir: String,
+    synced: Option<SyncedJson>,
+    unsettled: u64,
+    mounts: Vec<&'a str>,
+    reconciled: Option<u64>,
+    reconcile_every: u64,
+    last_cycle: Option<LastJson<'a>>,
+    failed: Vec<FailedJson<'a>>,
+    token: Option<TokenJson>,
+}
+
+#[derive(serde::Serialize)]
+struct SyncedJson {
+    files: u64,
+    bytes: u64,
+    folders: u64,
+}
+
+#[derive(serde::Serialize)]
+struct LastJson<'a> {
+    started: Option<u64>,
+    ended: u64,
+    outcome: Option<&'a str>,
+    exit: Option<u8>,
+    result: &'a str,
+    uploaded: u64,
+    bytes: u64,
+    moved: u64,
+    deleted: u64,
+    failed: u64,
+}
+
+#[derive(serde::Serialize)]
+struct FailedJson<'a> {
+    path: &'a str,
+    error: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct TokenJson {
+    expires: Option<u64>,
+    days_left: Option<i64>,
+    renewed_automatically: bool,
 }
 
 /// `7d`, `12h`, `30m` or seconds, as the config writes it.

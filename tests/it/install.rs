@@ -36,9 +36,27 @@ fn install_lays_out_the_files_and_never_overwrites_the_config() {
         "usr/local/share/ysync/systemd/ysync.service",
         "usr/local/share/ysync/systemd/ysync-once.service",
         "usr/local/share/ysync/systemd/ysync-once.timer",
+        "usr/local/share/ysync/systemd/ysync@.service",
         "usr/local/share/ysync/cron/ysync.cron",
+        "usr/local/share/ysync/openwrt/ysync",
+        "usr/local/share/ysync/entware/S99ysync",
     ] {
-        assert_eq!(mode(&d.join(f)), if f.contains("openrc") { 0o755 } else { 0o644 }, "{f}");
+        let script = ["openrc", "openwrt", "entware"].iter().any(|s| f.contains(s));
+        assert_eq!(mode(&d.join(f)), if script { 0o755 } else { 0o644 }, "{f}");
+    }
+    // PREFIX=/usr: the service files name /usr/bin/ysync.
+    let t2 = tempfile::tempdir().unwrap();
+    let out = Command::new("make")
+        .args(["-s", "install-files", "PREFIX=/usr"])
+        .arg(format!("DESTDIR={}", t2.path().display()))
+        .arg(format!("BIN={}", env!("CARGO_BIN_EXE_ysync")))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["systemd/ysync.service", "systemd/ysync@.service", "openrc/ysync", "cron/ysync.cron"] {
+        let text = fs::read_to_string(t2.path().join("usr/share/ysync").join(f)).unwrap();
+        assert!(text.contains("/usr/bin/ysync") && !text.contains("/usr/local/bin/ysync"), "{f}");
     }
     let v = Command::new(d.join("usr/local/bin/ysync")).arg("-V").output().unwrap();
     assert!(String::from_utf8_lossy(&v.stdout).starts_with("ysync "));
@@ -56,7 +74,7 @@ fn install_lays_out_the_files_and_never_overwrites_the_config() {
 
 /// A check whose tool is missing is skipped on a developer's machine, and
 /// fails on CI (`YSYNC_CI`, set by .ci/run, which installs the tools).
-fn missing(tool: &str) {
+pub fn missing(tool: &str) {
     assert!(std::env::var_os("YSYNC_CI").is_none(), "{tool} is missing on CI: .ci/run should have installed it");
     println!("{tool} is not installed; that check is skipped");
 }
@@ -85,8 +103,14 @@ fn service_files_pass_their_validators() {
     // Point ExecStart at this build; the man page is not installed here.
     let t = tempfile::tempdir().unwrap();
     let mut units = Vec::new();
-    for name in ["ysync.service", "ysync-once.service", "ysync-once.timer"] {
-        let text = fs::read_to_string(root.join("contrib/systemd").join(name)).unwrap();
+    // The template, as one of its instances.
+    for (name, file) in [
+        ("ysync.service", "ysync.service"),
+        ("ysync-once.service", "ysync-once.service"),
+        ("ysync-once.timer", "ysync-once.timer"),
+        ("ysync@photos.service", "ysync@.service"),
+    ] {
+        let text = fs::read_to_string(root.join("contrib/systemd").join(file)).unwrap();
         let text = text.replace("/usr/local/bin/ysync", env!("CARGO_BIN_EXE_ysync")).replace("Documentation=man:ysync(1)\n", "");
         fs::write(t.path().join(name), text).unwrap();
         units.push(t.path().join(name));

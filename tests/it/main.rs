@@ -14,6 +14,7 @@ mod emulator_quirks;
 mod install;
 mod login;
 mod mirror;
+mod packages;
 mod promises;
 mod smart;
 mod stuck;
