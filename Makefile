@@ -66,6 +66,12 @@ test: test-native test-release
 	    $(MAKE) --no-print-directory test-image; \
 	elif [ -n "$$YSYNC_CI" ]; then echo "make test: podman, runc or musl-gcc is missing on CI" >&2; exit 1; \
 	else echo "make test: the container image test skipped (apt-get install podman runc musl-tools)"; fi
+	@# After the steps above, all four static binaries are built: package them.
+	@if [ -f target/$(X86)/release/ysync ] && [ -f target/$(ARM)/release/ysync ] && [ -f target/$(ARMV7)/release/ysync ] \
+	    && [ -f target/$(ARMV6)/release/ysync ] && command -v dpkg-deb >/dev/null; then \
+	    sh tests/dist.sh; \
+	elif [ -n "$$YSYNC_CI" ]; then echo "make test: a static binary or dpkg-deb is missing on CI for the dist check" >&2; exit 1; \
+	else echo "make test: the dist check skipped (it packages the four static binaries the steps above build)"; fi
 	@if command -v rclone >/dev/null && command -v openssl >/dev/null && python3 -c "import yadisk" 2>/dev/null; then \
 	    tests/clients/run.sh; \
 	elif [ -n "$$YSYNC_CI" ]; then echo "make test: rclone, openssl or yadisk is missing on CI" >&2; exit 1; \
