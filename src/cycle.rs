@@ -15,6 +15,7 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::exec::{Done, Executor};
 use crate::exit::Exit;
+use crate::guard;
 use crate::plan::{self, Action};
 use crate::remote::{self, Error, Remote};
 use crate::scan::{self, Scan, Walk};
@@ -124,6 +125,8 @@ struct Tally {
     disk_full: bool,
     /// An action found the Disk without something the state records.
     suspect: bool,
+    /// Old versions kept in `backup_dir`.
+    versioned: u64,
 }
 
 impl Tally {
@@ -183,6 +186,8 @@ pub struct Cycle<'a> {
     part_entries: u64,
     /// The last cycle of this process, idle or not, for the hooks.
     last: LastCycle,
+    /// `--allow-mass-change`: for the first cycle only.
+    allow_mass_change: bool,
 }
 
 impl<'a> Cycle<'a> {
@@ -194,6 +199,7 @@ impl<'a> Cycle<'a> {
             too_large: HashMap::new(),
             part_entries: PART_ENTRIES,
             last: LastCycle::default(),
+            allow_mass_change: cfg.allow_mass_change,
         }
     }
 
@@ -215,6 +221,7 @@ impl<'a> Cycle<'a> {
         let mut tally = Tally::default();
         let outcome = self.cycle(dry_run, started, &mut tally);
         self.last = last_cycle(&outcome, started, &tally);
+        self.allow_mass_change = false;
         outcome
     }
 
@@ -228,7 +235,7 @@ impl<'a> Cycle<'a> {
         self.exec.new_cycle();
         self.exec.progress.reset();
         let local = self.cfg.local_dir.display();
-        let walk = match scan::walk(&self.cfg.local_dir, &self.cfg.exclude, self.cfg.one_file_system, &mut |_| {}) {
+        let walk = match scan::walk(&self.cfg.local_dir, &self.cfg.excludes(), self.cfg.one_file_system, &mut |_| {}) {
             Ok(w) => w,
             Err(e) => return Outcome::SafetyStop(format!("local_dir {local} {e}; nothing was deleted")),
         };
@@ -255,10 +262,16 @@ impl<'a> Cycle<'a> {
         if dry_run {
             return Outcome::Clean;
         }
+        self.exec.expire_versions();
+        tally.versioned = self.exec.versioned;
         let failed = tally.failed.len();
         let store = self.exec.store();
         let last_failed = store.state().last.as_ref().is_some_and(|l| !l.failed.is_empty());
-        if store.is_dirty() || failed > 0 || last_failed {
+        // A safety stop is news once (status and monitoring must see it),
+        // not at every cycle while it lasts.
+        let new_stop =
+            matches!(outcome, Outcome::SafetyStop(_)) && store.state().last.as_ref().is_none_or(|l| l.result != outcome.to_string());
+        if store.is_dirty() || failed > 0 || last_failed || new_stop {
             let _ = store.commit(vec![Change::Last(last_cycle(&outcome, started, tally))]);
         }
         let saved = store.end_cycle();
@@ -284,7 +297,7 @@ impl<'a> Cycle<'a> {
         let walked = |d: &String| d.is_empty() || walk.dirs.binary_search(d).is_ok();
         let folders: Vec<String> = changed.iter().filter(|d| walked(d)).cloned().collect();
         let cfg = self.cfg;
-        let mut scan = scan::list(&cfg.local_dir, &folders, &walk.dirs, &cfg.exclude, cfg.one_file_system);
+        let mut scan = scan::list(&cfg.local_dir, &folders, &walk.dirs, &cfg.excludes(), cfg.one_file_system);
         self.warn_skipped(&scan.skipped);
         scan.unlisted = walk.files.saturating_sub(scan.entries.len() as u64);
         scan.entries.reserve_exact(walk.dirs.len());
@@ -383,11 +396,20 @@ impl<'a> Cycle<'a> {
                     all.into_iter().collect()
                 }
             };
-            let parts = match self.parts(walk, folders, &opts, (dry_run, fresh)) {
+            let tracked: u64 = self.exec.store().counts().values().sum();
+            let mut changes = guard::Changes::default();
+            let parts = match self.parts(walk, folders, &opts, (dry_run, fresh), &mut changes) {
                 Ok(p) => p,
                 Err(e) => return (Outcome::StateError(e.to_string()), 0, actions),
             };
             let many = parts.len() > 1;
+            // Parts planned apart: their dry plans have told what they overwrite.
+            if many
+                && !dry_run
+                && let Some(stop) = self.mass_change(changes, tracked)
+            {
+                return (stop, 0, actions);
+            }
             let (mut deferred, mut unmounted) = (0, Vec::new());
             // What the parts after this one hold, for the progress's estimate.
             let files_in = |p: &Vec<String>| p.iter().map(|f| walk.counts.get(f).copied().unwrap_or(0)).sum::<u64>();
@@ -428,6 +450,13 @@ impl<'a> Cycle<'a> {
                 }
                 let bytes = plan.actions.iter().filter_map(|a| a.uploads()).map(scan::Entry::size).sum();
                 self.exec.progress.planned(plan.actions.len() as u64, bytes, rest);
+                if !many {
+                    let mut changes = guard::Changes::default();
+                    changes.add(&plan.actions, self.exec.store().state());
+                    if let Some(stop) = self.mass_change(changes, tracked) {
+                        return (stop, deferred, actions);
+                    }
+                }
                 if let Some(mounts) = plan.mounts.clone() {
                     let _ = self.exec.store().commit(vec![Change::Mounts(mounts)]);
                 }
@@ -482,6 +511,7 @@ impl<'a> Cycle<'a> {
         folders: Vec<String>,
         opts: &plan::Options,
         (dry_run, fresh): (bool, bool),
+        changes: &mut guard::Changes,
     ) -> Result<Vec<Vec<String>>, state::Error> {
         let counts = self.exec.store().counts();
         let size = |f: &str| walk.counts.get(f).copied().unwrap_or(0) + counts.get(f).copied().unwrap_or(0);
@@ -509,7 +539,11 @@ impl<'a> Cycle<'a> {
             // Without the Disk's listing: that turns uploads into adoptions
             // only, and a new file like a vanished one into an adoption
             // rather than a move, so what crosses here is a superset.
-            let independent = plan::plan_owned(&scan, view, None, opts).is_ok_and(|p| !p.actions.iter().any(Action::crosses_folders));
+            let planned = plan::plan_owned(&scan, view, None, opts);
+            let independent = planned.as_ref().is_ok_and(|p| !p.actions.iter().any(Action::crosses_folders));
+            if let Ok(p) = &planned {
+                changes.add(&p.actions, self.exec.store().state());
+            }
             drop(scan);
             self.exec.store().unload(part)?;
             if !independent {
@@ -519,6 +553,17 @@ impl<'a> Cycle<'a> {
         }
         log::debug!("{} files and records in {} folders, planned in {} parts", total, folders.len(), parts.len());
         Ok(parts)
+    }
+
+    /// The mass-change guard ([`guard`]): a safety stop when `changes`
+    /// overwrite more than `max_change` of the `tracked` files, unless
+    /// `--allow-mass-change` lets this cycle through.
+    fn mass_change(&mut self, changes: guard::Changes, tracked: u64) -> Option<Outcome> {
+        if self.allow_mass_change {
+            return None;
+        }
+        let why = changes.stop(self.cfg.max_change, tracked, &self.cfg.local_dir)?;
+        Some(Outcome::SafetyStop(format!("safety stop in {}: {why}", self.cfg.local_dir.display())))
     }
 
     /// Carries out the plan's actions in order under the error policy;
@@ -815,6 +860,7 @@ fn last_cycle(outcome: &Outcome, started: u64, t: &Tally) -> LastCycle {
         bytes: t.bytes,
         moved: t.moved,
         deleted: t.deleted,
+        versioned: t.versioned,
     }
 }
 

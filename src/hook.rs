@@ -52,6 +52,7 @@ pub fn environment(cfg: &Config, config_path: &Path, c: &LastCycle) -> Vec<(&'st
         ("YSYNC_BYTES", c.bytes.to_string()),
         ("YSYNC_MOVED", c.moved.to_string()),
         ("YSYNC_DELETED", c.deleted.to_string()),
+        ("YSYNC_VERSIONED", c.versioned.to_string()),
         ("YSYNC_FAILED", c.failed.len().to_string()),
         ("YSYNC_LOCAL_DIR", cfg.local_dir.display().to_string()),
         ("YSYNC_REMOTE_DIR", format!("disk:{}", cfg.remote_dir)),

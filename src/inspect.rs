@@ -54,6 +54,14 @@ pub fn status(cfg: &Config, json: bool) -> Exit {
     if let Some((_, life)) = crate::token::Keeper::new(cfg).summary() {
         println!("token        {life}");
     }
+    if let Some(b) = &cfg.backup_dir {
+        let keep = keep_text(cfg);
+        let expiry = match state.versions_expired {
+            0 => "not expired yet".to_string(),
+            t => format!("last expired {}, {} days kept", crate::units::utc(t), state.versions_kept),
+        };
+        println!("versions     in disk:{b}, kept {keep}; {expiry}");
+    }
     match (state.reconciled, cfg.reconcile.as_secs()) {
         (_, 0) => println!("reconciled   off (reconcile = 0)"),
         (0, every) => println!("reconciled   not yet (every {})", period(every)),
@@ -65,12 +73,13 @@ pub fn status(cfg: &Config, json: bool) -> Exit {
             println!("last change  {}: {}", crate::units::utc(l.ended), l.result);
             if !l.outcome.is_empty() {
                 println!(
-                    "             {}s: {} uploaded ({}), {} moved, {} deleted",
+                    "             {}s: {} uploaded ({}), {} moved, {} deleted, {} old versions kept",
                     l.ended.saturating_sub(l.started),
                     l.uploaded,
                     human_bytes(l.bytes),
                     l.moved,
-                    l.deleted
+                    l.deleted,
+                    l.versioned
                 );
             }
             if !l.failed.is_empty() {
@@ -120,10 +129,17 @@ pub fn status_json(cfg: &Config, state: Option<&State>) -> String {
             bytes: l.bytes,
             moved: l.moved,
             deleted: l.deleted,
+            versioned: l.versioned,
             failed: l.failed.len() as u64,
         }),
         failed: last.map(|l| l.failed.iter().map(|(path, error)| FailedJson { path, error }).collect()).unwrap_or_default(),
         token,
+        versions: cfg.backup_dir.as_ref().map(|b| VersionsJson {
+            backup_dir: format!("disk:{b}"),
+            keep_days: cfg.backup_keep.as_secs() / 86_400,
+            last_expiry: state.map(|s| s.versions_expired).filter(|t| *t > 0),
+            kept_days: state.map(|s| s.versions_kept).filter(|_| state.is_some_and(|s| s.versions_expired > 0)),
+        }),
     };
     serde_json::to_string_pretty(&status).unwrap_or_default()
 }
@@ -142,6 +158,17 @@ struct StatusJson<'a> {
     last_cycle: Option<LastJson<'a>>,
     failed: Vec<FailedJson<'a>>,
     token: Option<TokenJson>,
+    versions: Option<VersionsJson>,
+}
+
+#[derive(serde::Serialize)]
+struct VersionsJson {
+    backup_dir: String,
+    /// 0: kept for ever.
+    keep_days: u64,
+    last_expiry: Option<u64>,
+    /// Dated folders left by the last expiry.
+    kept_days: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -162,6 +189,7 @@ struct LastJson<'a> {
     bytes: u64,
     moved: u64,
     deleted: u64,
+    versioned: u64,
     failed: u64,
 }
 
@@ -176,6 +204,14 @@ struct TokenJson {
     expires: Option<u64>,
     days_left: Option<i64>,
     renewed_automatically: bool,
+}
+
+/// `for 30d`, `for ever`.
+fn keep_text(cfg: &Config) -> String {
+    match cfg.backup_keep.as_secs() {
+        0 => "for ever".into(),
+        k => format!("for {}", period(k)),
+    }
 }
 
 /// `7d`, `12h`, `30m` or seconds, as the config writes it.
@@ -254,6 +290,13 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
             Err(e) => break row("remote_dir", false, e.to_string()),
         }
     }
+    if let Some(b) = &cfg.backup_dir {
+        match disk.exists(b) {
+            Ok(true) => row("backup_dir", true, format!("disk:{b} exists; versions kept {}", keep_text(cfg))),
+            Ok(false) => row("backup_dir", true, format!("disk:{b} will be created with the first old version; kept {}", keep_text(cfg))),
+            Err(e) => row("backup_dir", false, format!("disk:{b}: {e}")),
+        }
+    }
     let mut dir = cfg.state_file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     while !dir.exists() && dir.pop() {}
     match crate::fsutil::can_write_in(&dir) {
@@ -277,7 +320,7 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
 /// difference. Exit status: 0 when they agree, 1 when they do not, 3 for a
 /// rejected token, 4 when local_dir is missing.
 pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> Exit {
-    let scan = match scan::scan(&cfg.local_dir, &cfg.exclude, cfg.one_file_system) {
+    let scan = match scan::scan(&cfg.local_dir, &cfg.excludes(), cfg.one_file_system) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ysync: local_dir {} {e}", cfg.local_dir.display());

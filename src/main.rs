@@ -8,6 +8,8 @@ mod exec;
 mod exit;
 mod fsutil;
 mod glob;
+mod guard;
+mod history;
 mod hook;
 mod inspect;
 mod logging;
@@ -51,6 +53,9 @@ commands:
   login    get a token by the device flow: shows a code to enter at
            ya.ru/device from any phone or computer, then writes token_file
            (mode 0600); --print writes the token to stdout instead
+  versions list the old versions of a file kept in backup_dir
+  restore  bring one back: ysync restore PATH [--date D] [--to LOCAL]
+           [--force]; to a new name beside it unless --to says otherwise
   help     help on one command: ysync help COMMAND (or COMMAND --help)
 
 options:
@@ -59,6 +64,8 @@ options:
       --bwlimit RATE  cap uploads at RATE bytes/s (500K, 2M; 0 = none), overriding the config
       --print         (login) print the token instead of writing token_file
       --json          (status) one JSON object, for scripts and monitoring
+      --allow-mass-change  let the first cycle upload over more than
+                      max_change of the synced files (you changed them)
   -v, --verbose       more logging (-vv for trace); RUST_LOG overrides
   -q, --quiet         warnings and errors only
   -h, --help          this text
@@ -75,6 +82,12 @@ struct Args {
     bwlimit: Option<u64>,
     print: bool,
     json: bool,
+    allow_mass_change: bool,
+    /// `versions PATH`, `restore PATH [--date D] [--to LOCAL] [--force]`.
+    path: Option<String>,
+    date: Option<String>,
+    to: Option<PathBuf>,
+    force: bool,
     help: bool,
     command: String,
     /// `help COMMAND`.
@@ -156,6 +169,32 @@ exit: 0 done, 1 the code expired or access was denied (run it again),
 2 config error (client_id, client_secret, token_file), 3 the Disk refuses
 the token (missing permissions)."
         }
+        "versions" => {
+            "\
+usage: ysync [-c FILE] versions PATH
+
+Lists the old versions of PATH (a file's path inside local_dir, relative
+or absolute) that backup_dir keeps: the day, the size, the sha256 and
+where each is on the Disk, oldest first. A day's first version has the
+file's name; later ones the same day carry the time they were replaced.
+exit: 0 listed, 1 none kept, 2 no backup_dir or a bad PATH, 3 token
+rejected."
+        }
+        "restore" => {
+            "\
+usage: ysync [-c FILE] restore PATH [--date YYYY-MM-DD] [--to LOCAL] [--force]
+
+Brings back the newest kept version of PATH (of that day with --date):
+downloaded through the Disk's download link, streamed to a temporary file
+beside the destination, its sha256 checked, then renamed into place. By
+default to a new name beside the file, `NAME (restored DAY).EXT`; --to
+writes to LOCAL instead (relative to local_dir when relative). An existing
+file is never overwritten without --force. The only command that writes
+into local_dir; the next cycle uploads what it wrote like any new file.
+exit: 0 restored, 1 no such version or the download failed (nothing
+written), 2 no backup_dir, a bad PATH or a file in the way, 3 token
+rejected."
+        }
         _ => return None,
     })
 }
@@ -168,6 +207,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         bwlimit: None,
         print: false,
         json: false,
+        allow_mass_change: false,
+        path: None,
+        date: None,
+        to: None,
+        force: false,
         help: false,
         command: String::new(),
         topic: None,
@@ -186,6 +230,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "-vv" => a.verbosity += 2,
             "--print" => a.print = true,
             "--json" => a.json = true,
+            "--allow-mass-change" => a.allow_mass_change = true,
+            "--date" => a.date = Some(it.next().ok_or("--date needs a day, YYYY-MM-DD")?),
+            "--to" => a.to = Some(it.next().ok_or("--to needs a LOCAL path")?.into()),
+            "--force" => a.force = true,
             "-h" | "--help" => a.help = true,
             "-V" | "--version" => {
                 println!("ysync {}", env!("CARGO_PKG_VERSION"));
@@ -194,6 +242,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
             s if a.command.is_empty() => a.command = s.to_string(),
             s if a.command == "help" && a.topic.is_none() => a.topic = Some(s.to_string()),
+            s if matches!(a.command.as_str(), "versions" | "restore") && a.path.is_none() => a.path = Some(s.to_string()),
             s => return Err(format!("unexpected argument `{s}` after the command `{}`", a.command)),
         }
     }
@@ -205,6 +254,12 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if a.json && a.command != "status" {
         return Err("--json belongs to `status`".into());
+    }
+    if (a.date.is_some() || a.to.is_some() || a.force) && a.command != "restore" {
+        return Err("--date, --to and --force belong to `restore`".into());
+    }
+    if matches!(a.command.as_str(), "versions" | "restore") && a.path.is_none() && !a.help {
+        return Err(format!("`{}` needs a PATH: a file's path inside local_dir", a.command));
     }
     if a.command.is_empty() && !a.help {
         a.command = "run".into();
@@ -230,7 +285,7 @@ fn main() {
     }
     logging::init(args.verbosity);
     match args.command.as_str() {
-        "run" | "once" | "status" | "verify" | "check" | "login" => {}
+        "run" | "once" | "status" | "verify" | "check" | "login" | "versions" | "restore" => {}
         other => {
             eprintln!("ysync: unknown command `{other}`\n\n{USAGE}");
             Exit::Usage.now()
@@ -254,12 +309,24 @@ fn main() {
     if let Some(rate) = args.bwlimit {
         cfg.bwlimit = rate;
     }
+    cfg.allow_mass_change = args.allow_mass_change;
     log::debug!("config: {cfg:?}");
 
     match args.command.as_str() {
         "status" => inspect::status(&cfg, args.json).now(),
         "verify" => inspect::verify(&cfg, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout)).now(),
         "check" => inspect::check(&cfg, &path, &mut yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout)).now(),
+        "versions" | "restore" => {
+            let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
+            let p = args.path.as_deref().unwrap_or_default();
+            match args.command.as_str() {
+                "versions" => history::versions(&cfg, &mut disk, p).now(),
+                _ => {
+                    let r = history::Restore { path: p, date: args.date.as_deref(), to: args.to.as_deref(), force: args.force };
+                    history::restore(&cfg, &mut disk, &r).now()
+                }
+            }
+        }
         _ => {}
     }
 
@@ -345,7 +412,7 @@ mod tests {
         }
         let a = parse("help").unwrap();
         assert!(a.help && a.command.is_empty());
-        for c in ["run", "once", "status", "verify", "check", "login"] {
+        for c in ["run", "once", "status", "verify", "check", "login", "versions", "restore"] {
             assert!(USAGE.contains(&format!("\n  {c} ")), "{c} is in the usage");
             assert!(command_help(c).unwrap().starts_with("usage: ysync "), "{c} has its own help");
         }

@@ -95,6 +95,12 @@ pub trait Remote {
     /// Moves (renames) a file or a whole folder on the server.
     fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error>;
 
+    /// Streams the file at `path` into `to`; the bytes written. Only
+    /// `ysync restore` downloads.
+    fn download(&mut self, path: &str, _to: &mut dyn std::io::Write) -> Result<u64, Error> {
+        Err(Error::Protocol(format!("downloading {path} is not supported by this Disk")))
+    }
+
     /// The file at `path`, or `None` when there is none (or a folder is there).
     fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error>;
 

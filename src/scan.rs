@@ -202,7 +202,7 @@ pub struct Walk {
 
 /// With `one_file_system`, folders on another filesystem than `root` are
 /// not entered: they are kept, like excluded ones.
-pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan, RootError> {
+pub fn scan(root: &Path, exclude: &Exclude, one_file_system: bool) -> Result<Scan, RootError> {
     let mut entries = Vec::new();
     let w = walk(root, exclude, one_file_system, &mut |files| entries.extend(files))?;
     entries.extend(w.dirs.iter().map(|d| Entry::dir(d)));
@@ -214,7 +214,7 @@ pub fn scan(root: &Path, exclude: &[Glob], one_file_system: bool) -> Result<Scan
 /// files (sorted by name) to `files` and keeping only what [`Walk`] holds.
 /// A folder's sub-folders wait as paths, not as open handles: a folder
 /// with 10 000 sub-folders does not need 10 000 descriptors.
-pub fn walk(root: &Path, exclude: &[Glob], one_file_system: bool, files: &mut dyn FnMut(Vec<Entry>)) -> Result<Walk, RootError> {
+pub fn walk(root: &Path, exclude: &Exclude, one_file_system: bool, files: &mut dyn FnMut(Vec<Entry>)) -> Result<Walk, RootError> {
     let (root_dev, root_ino) = match fs::metadata(root) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RootError::Missing),
         Err(e) => return Err(RootError::Unreadable(e)),
@@ -259,7 +259,7 @@ pub fn walk(root: &Path, exclude: &[Glob], one_file_system: bool, files: &mut dy
 /// was excluded. Their sub-folders are the walk's (`dirs`, sorted): a name
 /// that is a folder there is not taken as a file. A folder that cannot be
 /// read now is `unreadable`: everything in it is kept this cycle.
-pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &[Glob], one_file_system: bool) -> Scan {
+pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &Exclude, one_file_system: bool) -> Scan {
     let mut r = Reader { root, exclude, one_file_system, folders: HashSet::new(), out: Walk::default() };
     let mut entries = Vec::new();
     for f in folders {
@@ -284,9 +284,22 @@ struct Folder {
     dirs: Vec<(String, u64)>,
 }
 
+/// What the walk leaves out: paths matching `globs` (`exclude`), and
+/// folders holding a file named one of `markers` (`exclude_if_present`).
+#[derive(Clone, Copy)]
+pub struct Exclude<'a> {
+    pub globs: &'a [Glob],
+    pub markers: &'a [String],
+}
+
+impl Exclude<'_> {
+    #[cfg(test)]
+    pub const NOTHING: Exclude<'static> = Exclude { globs: &[], markers: &[] };
+}
+
 struct Reader<'a> {
     root: &'a Path,
-    exclude: &'a [Glob],
+    exclude: &'a Exclude<'a>,
     one_file_system: bool,
     /// Folders entered, by device and inode: one met again is a bind mount.
     folders: HashSet<(u64, u64)>,
@@ -340,7 +353,7 @@ impl Reader<'_> {
             if files_only && ft.is_dir() {
                 continue;
             }
-            if self.exclude.iter().any(|g| g.matches(&rel, ft.is_dir())) {
+            if self.exclude.globs.iter().any(|g| g.matches(&rel, ft.is_dir())) {
                 log::debug!("excluded {rel}");
                 self.out.excluded.push(rel);
                 continue;
@@ -352,6 +365,12 @@ impl Reader<'_> {
                 let (sub_dev, ino) = item.metadata().map_or((dev, 0), |m| (m.dev(), m.ino()));
                 if sub_dev != dev && self.one_file_system {
                     log::debug!("{rel} is on another filesystem; not entered (one_file_system = yes)");
+                    self.out.excluded.push(rel);
+                    continue;
+                }
+                // A marker file (`exclude_if_present`): one look per name.
+                if let Some(m) = self.exclude.markers.iter().find(|m| fs::symlink_metadata(item.path().join(m)).is_ok()) {
+                    log::debug!("{rel} holds {m}; not entered (exclude_if_present)");
                     self.out.excluded.push(rel);
                     continue;
                 }
@@ -462,7 +481,7 @@ mod tests {
     #[test]
     fn sorted_with_parents_first_and_stat_recorded() {
         let t = tree(&["b.txt", "a/x/y.txt", "a b.txt", "empty/"]);
-        let s = scan(t.path(), &[], false).unwrap();
+        let s = scan(t.path(), &Exclude::NOTHING, false).unwrap();
         assert_eq!(paths(&s), ["a", "a b.txt", "a/x", "a/x/y.txt", "b.txt", "empty"]);
         let f = s.entries.iter().find(|e| e.path == "b.txt").unwrap();
         assert_eq!(f.stat.size, 5);
@@ -476,14 +495,16 @@ mod tests {
         // by component (`a b` < `a/x` < `a0`).
         let t = tree(&["a/x/1", "a/y/2", "a/z/", "a b", "a0/3", "b.txt", "c/"]);
         let mut handed = Vec::new();
-        let w = walk(t.path(), &[], false, &mut |files| handed.push(files.iter().map(|e| e.path.clone()).collect::<Vec<_>>())).unwrap();
-        let s = scan(t.path(), &[], false).unwrap();
+        let w =
+            walk(t.path(), &Exclude::NOTHING, false, &mut |files| handed.push(files.iter().map(|e| e.path.clone()).collect::<Vec<_>>()))
+                .unwrap();
+        let s = scan(t.path(), &Exclude::NOTHING, false).unwrap();
         assert_eq!(w.prints, crate::state::prints_of(&s));
         assert_eq!(w.dirs, ["a", "a/x", "a/y", "a/z", "a0", "c"]);
         assert_eq!(w.files, 5);
         assert!(handed.contains(&vec!["a b".to_string(), "b.txt".to_string()]), "a folder's files together, in name order: {handed:?}");
         // Read again, a folder's files are the walk's.
-        let again = list(t.path(), &["a/x".into(), String::new()], &w.dirs, &[], false);
+        let again = list(t.path(), &["a/x".into(), String::new()], &w.dirs, &Exclude::NOTHING, false);
         assert_eq!(paths(&again), ["a b", "a/x/1", "b.txt"]);
     }
 
@@ -496,7 +517,7 @@ mod tests {
         let fifo = t.path().join("pipe");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         let _sock = std::os::unix::net::UnixListener::bind(t.path().join("sock")).unwrap();
-        let s = scan(t.path(), &[], false).unwrap();
+        let s = scan(t.path(), &Exclude::NOTHING, false).unwrap();
         assert_eq!(paths(&s), ["d", "ok.txt"]);
         let mut reasons: Vec<_> = s.skipped.iter().map(|k| (k.path.file_name().unwrap().to_str().unwrap(), k.reason.as_str())).collect();
         reasons.sort();
@@ -512,7 +533,7 @@ mod tests {
         let t = tree(&["ok.txt"]);
         fs::write(t.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
         fs::write(t.path().join("bell\u{7}.txt"), b"x").unwrap();
-        let s = scan(t.path(), &[], false).unwrap();
+        let s = scan(t.path(), &Exclude::NOTHING, false).unwrap();
         assert_eq!(paths(&s), ["ok.txt"]);
         assert_eq!(s.skipped.len(), 2);
     }
@@ -532,15 +553,25 @@ mod tests {
     fn excluded_and_unreadable_are_kept() {
         let t = tree(&["a.tmp", "cache/x", "keep.txt"]);
         let g = vec![Glob::new("*.tmp").unwrap(), Glob::new("cache/").unwrap()];
-        let s = scan(t.path(), &g, false).unwrap();
+        let s = scan(t.path(), &Exclude { globs: &g, markers: &[] }, false).unwrap();
         assert_eq!(paths(&s), ["keep.txt"]);
         assert_eq!(s.excluded, ["a.tmp", "cache"]);
     }
 
     #[test]
+    fn a_folder_holding_a_marker_is_left_out_whole() {
+        let t = tree(&["a/.nosync", "a/big.iso", "a/sub/x", "b/.nosync/inside", "c/y", ".nosync"]);
+        let markers = [".nosync".to_string()];
+        let s = scan(t.path(), &Exclude { globs: &[], markers: &markers }, false).unwrap();
+        // b's marker is a folder: still a marker. local_dir's own is a file like any.
+        assert_eq!(paths(&s), [".nosync", "c", "c/y"]);
+        assert_eq!(s.excluded, ["a", "b"]);
+    }
+
+    #[test]
     fn root_problems() {
         let t = tree(&["f"]);
-        assert!(matches!(scan(&t.path().join("nope"), &[], false), Err(RootError::Missing)));
-        assert!(matches!(scan(&t.path().join("f"), &[], false), Err(RootError::NotADir)));
+        assert!(matches!(scan(&t.path().join("nope"), &Exclude::NOTHING, false), Err(RootError::Missing)));
+        assert!(matches!(scan(&t.path().join("f"), &Exclude::NOTHING, false), Err(RootError::NotADir)));
     }
 }

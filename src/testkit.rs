@@ -242,6 +242,13 @@ impl Remote for MemDisk {
         self.dirs.retain(|p| !inside(p));
         self.after(Ok(()))
     }
+    fn download(&mut self, path: &str, to: &mut dyn std::io::Write) -> Result<u64, Error> {
+        self.before(format!("download {path}"))?;
+        let bytes = self.files.get(path).cloned().ok_or(Error::NotFound)?;
+        to.write_all(&bytes).map_err(Error::Local)?;
+        Ok(bytes.len() as u64)
+    }
+
     fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
         self.before(format!("move {from} {to}"))?;
         let parent = to.rfind('/').map_or("", |i| &to[..i]);

@@ -22,6 +22,8 @@ use crate::retry::{Pacer, Poll, retry};
 /// on it for this cycle (deleting a huge folder can take minutes).
 const OPERATION_LIMIT: Duration = Duration::from_secs(600);
 const USER_AGENT: &str = concat!("ysync/", env!("CARGO_PKG_VERSION"));
+/// Redirects a download link may take to its bytes.
+const DOWNLOAD_REDIRECTS: usize = 5;
 
 pub struct Yandex {
     agent: Agent,
@@ -313,6 +315,27 @@ impl Remote for Yandex {
     fn move_to(&mut self, from: &str, to: &str, overwrite: bool) -> Result<(), Error> {
         let extra = format!("&from={}&overwrite={overwrite}", encode(&format!("disk:{from}")));
         self.operation_call(Method::Post, &self.resource_url("resources/move", to, &extra))
+    }
+
+    /// `GET /resources/download` gives a link on the downloader host, which
+    /// answers with the bytes or redirects (API notes 3.11: "302 redirects
+    /// are possible, follow them"); followed here, at most
+    /// `DOWNLOAD_REDIRECTS` times, and without the token, as for uploads.
+    fn download(&mut self, path: &str, to: &mut dyn std::io::Write) -> Result<u64, Error> {
+        let link: LinkJson = json(&self.api_call(Method::Get, &self.resource_url("resources/download", path, ""))?.1)?;
+        let mut href = link.href;
+        for _ in 0..=DOWNLOAD_REDIRECTS {
+            let resp = self.agent.get(&href).config().timeout_per_read(Some(self.timeout)).build().call().map_err(transport)?;
+            if resp.status().is_redirection() {
+                let next = resp.headers().get("location").and_then(|v| v.to_str().ok());
+                href = next.ok_or_else(|| Error::Protocol("a download redirect without a Location".into()))?.to_string();
+                continue;
+            }
+            let resp = check(resp)?;
+            let mut body = resp.into_body().into_reader();
+            return std::io::copy(&mut body, to).map_err(|e| Error::Network(format!("downloading {path}: {e}")));
+        }
+        Err(Error::Protocol(format!("the download of {path} was redirected more than {DOWNLOAD_REDIRECTS} times")))
     }
 
     fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {

@@ -42,6 +42,10 @@ pub const KEYS: &[&str] = &[
     "on_failure",
     "hook_timeout",
     "progress",
+    "backup_dir",
+    "backup_keep",
+    "max_change",
+    "exclude_if_present",
     "client_id",
     "client_secret",
     "oauth_url",
@@ -114,6 +118,8 @@ pub struct Settings {
     single: Vec<(Origin, String)>,
     pub excludes: Vec<(Origin, String)>,
     pub throttled_ext: Vec<String>,
+    /// `exclude_if_present`: marker file names.
+    pub exclude_if_present: Vec<String>,
 }
 
 impl Settings {
@@ -125,6 +131,7 @@ impl Settings {
         let mut single: Vec<(Origin, String)> = Vec::new();
         let mut excludes: Vec<(Origin, String)> = Vec::new();
         let mut throttled_ext: Vec<String> = Vec::new();
+        let mut exclude_if_present: Vec<String> = Vec::new();
         for l in &lines {
             let origin = Origin { place: format!("{file}:{}", l.number), key: l.key.clone() };
             if !KEYS.contains(&l.key.as_str()) {
@@ -143,6 +150,13 @@ impl Settings {
                 excludes.push((origin, l.value.clone()));
                 continue;
             }
+            if l.key == "exclude_if_present" {
+                if l.value.is_empty() || l.value.contains('/') || l.value == "." || l.value == ".." {
+                    return Err(origin.err(format!("`{}` is not a file name such as .nosync", l.value)));
+                }
+                exclude_if_present.push(l.value.clone());
+                continue;
+            }
             if let Some((first, _)) = single.iter().find(|(o, _)| o.key == l.key) {
                 return Err(origin.err(format!("given twice (first at {}); keep one", first.place)));
             }
@@ -154,7 +168,7 @@ impl Settings {
                 single.push((Origin { place: format!("environment variable {var}"), key: key.into() }, v));
             }
         }
-        Ok(Settings { file, single, excludes, throttled_ext })
+        Ok(Settings { file, single, excludes, throttled_ext, exclude_if_present })
     }
 
     pub fn get(&self, key: &str) -> Option<(Origin, String)> {

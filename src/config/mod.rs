@@ -131,6 +131,24 @@ pub struct Config {
     pub hook_timeout: Duration,
     /// How often a long cycle says how far it is; zero: never.
     pub progress: Duration,
+    /// Where replaced and deleted files are kept (`/a/b`, outside
+    /// `remote_dir`), in a folder per day; `None`: not kept.
+    pub backup_dir: Option<String>,
+    /// How long the dated folders of `backup_dir` are kept; zero: for ever.
+    pub backup_keep: Duration,
+    /// A cycle that would upload new content over more tracked files than
+    /// this stops first (`--allow-mass-change` lets one cycle through).
+    pub max_change: MaxDelete,
+    pub allow_mass_change: bool,
+    /// A folder holding a file of one of these names is skipped whole.
+    pub exclude_if_present: Vec<String>,
+}
+
+impl Config {
+    /// What the walk leaves out.
+    pub fn excludes(&self) -> crate::scan::Exclude<'_> {
+        crate::scan::Exclude { globs: &self.exclude, markers: &self.exclude_if_present }
+    }
 }
 
 /// A configuration error: where it is and what to do about it.
@@ -298,6 +316,19 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let on_failure = s.value("on_failure", None, hook)?;
     let hook_timeout = s.value("hook_timeout", Duration::from_secs(60), seconds(1))?;
     let progress = s.value("progress", Duration::from_secs(30), period)?;
+    let backup_dir = s.value("backup_dir", None, |o, v| {
+        let b = normalize_remote_dir(o, v)?;
+        let under = |a: &str, b: &str| a == b || b == "/" || a.starts_with(&format!("{b}/"));
+        if under(&b, &remote_dir) || under(&remote_dir, &b) {
+            return Err(o.err(format!(
+                "disk:{b} overlaps remote_dir disk:{remote_dir}; the versions must be kept outside the mirror (e.g. disk:/Versions/…), \
+                 or the next cycle would see them as the Disk's own files"
+            )));
+        }
+        Ok(Some(b))
+    })?;
+    let backup_keep = s.value("backup_keep", Duration::from_secs(30 * 86400), period)?;
+    let max_change = s.value("max_change", MaxDelete::Percent(50), parse_max_delete)?;
 
     Ok(Config {
         token,
@@ -322,5 +353,10 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         on_failure,
         hook_timeout,
         progress,
+        backup_dir,
+        backup_keep,
+        max_change,
+        allow_mass_change: false,
+        exclude_if_present: settings.exclude_if_present.clone(),
     })
 }

@@ -84,7 +84,7 @@ fn remote_dir_forms() {
 fn errors_name_file_line_and_key() {
     assert_eq!(
         parse_err(&format!("{BASE}colour = red\n")),
-        "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout, one_file_system, reconcile, on_success, on_failure, hook_timeout, progress, client_id, client_secret, oauth_url)"
+        "/etc/y.conf:4: colour: unknown key (known keys: token, token_file, local_dir, remote_dir, interval, state_file, delete, exclude, throttle_workaround, throttled_ext, max_delete, min_age, bwlimit, api_url, timeout, one_file_system, reconcile, on_success, on_failure, hook_timeout, progress, backup_dir, backup_keep, max_change, exclude_if_present, client_id, client_secret, oauth_url)"
     );
     assert_eq!(parse_err(&format!("{BASE}interval = 5m\n")), "/etc/y.conf:4: interval: `5m` is not a whole number of seconds");
     assert_eq!(parse_err(&format!("{BASE}interval = 0\n")), "/etc/y.conf:4: interval: must be at least 1");

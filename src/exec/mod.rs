@@ -11,6 +11,9 @@ mod moves;
 #[cfg(test)]
 mod tests;
 mod upload;
+mod versions;
+
+pub use versions::{is_day, stem_ext};
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -61,11 +64,13 @@ pub struct Executor<'a> {
     room: Option<Option<DiskInfo>>,
     /// How far the cycle is (told of each byte sent, by uploads).
     pub progress: Progress,
+    /// Old versions kept in `backup_dir` in this cycle.
+    pub versioned: u64,
 }
 
 impl<'a> Executor<'a> {
     pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Executor<'a> {
-        Executor { cfg, remote, store, room: None, progress: Progress::on_terminal(cfg.progress) }
+        Executor { cfg, remote, store, room: None, progress: Progress::on_terminal(cfg.progress), versioned: 0 }
     }
 
     pub fn store(&mut self) -> &mut Store {
@@ -79,6 +84,7 @@ impl<'a> Executor<'a> {
     /// A new cycle: what was known of the account may have changed.
     pub fn new_cycle(&mut self) {
         self.room = None;
+        self.versioned = 0;
     }
 
     /// Carries out one action.
@@ -115,7 +121,11 @@ impl<'a> Executor<'a> {
                 self.carry_out(action, e, &remote_path, resolution)
             }
             Action::Delete { path, kind, files } => {
-                let to = if self.cfg.delete == DeleteMode::Permanent { "permanently" } else { "to the trash" };
+                let to = match &self.cfg.backup_dir {
+                    Some(b) => format!("(kept in disk:{b}/{})", versions::day(now_secs())),
+                    None if self.cfg.delete == DeleteMode::Permanent => "permanently".into(),
+                    None => "to the trash".into(),
+                };
                 let result = match kind {
                     Kind::Dir => self.delete_folder_noted(path, &remote_path),
                     Kind::File => self.delete_file(path, &remote_path),
@@ -211,7 +221,6 @@ impl<'a> Executor<'a> {
         // An earlier upload the Disk says succeeded is there, even while a
         // look does not show it yet (R1): missing is then not final.
         let landed = self.settle_pending(path)?;
-        let permanently = self.cfg.delete == DeleteMode::Permanent;
         let pending = self.store.state().pending.get(path).cloned();
         let recorded = self.store.state().files.get(path).cloned();
         let sizes = [recorded.as_ref().map(|r| r.stat.size), pending.as_ref().map(|p| p.size)];
@@ -248,7 +257,7 @@ impl<'a> Executor<'a> {
             let noted = Pending { mark: Some(Mark::Sha256(r.sha256)), ..Pending::new(r.stat.size, None, None, now_secs()) };
             self.intent(Change::Pending { path: path.to_string(), pending: noted })?;
         }
-        self.remote.delete(remote_path, permanently, f.md5)
+        self.discard(path, remote_path, f.md5)
     }
 
     /// A folder's deletion makes its fate unknown until it is answered (a
@@ -277,7 +286,6 @@ impl<'a> Executor<'a> {
     /// go one by one, and its sub-folders with nobody else's content under
     /// them with one request each; the rest stays, with one warning.
     fn delete_folder(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
-        let permanently = self.cfg.delete == DeleteMode::Permanent;
         let Some(tree) = self.remote.tree(remote_path)? else { return Ok(()) }; // gone already
         let state = self.store.state();
         let full = |rel: &str| format!("{path}/{rel}");
@@ -296,7 +304,7 @@ impl<'a> Executor<'a> {
         };
         let foreign: Vec<&String> = tree.iter().filter(|(rel, item)| !ours(rel, item)).map(|(rel, _)| rel).collect();
         if foreign.is_empty() {
-            return self.remote.delete(remote_path, permanently, None);
+            return self.discard(path, remote_path, None);
         }
         let has_foreign = |dir: &str| foreign.iter().any(|f| scan::is_under(f, dir));
         let is_foreign = |rel: &str| foreign.iter().any(|f| *f == rel || scan::is_under(rel, f));
@@ -310,7 +318,7 @@ impl<'a> Executor<'a> {
             }
             let target = remote::join(remote_path, rel);
             let md5 = if item.dir { None } else { item.file.md5 };
-            match self.remote.delete(&target, permanently, md5) {
+            match self.discard(&full(rel), &target, md5) {
                 Ok(()) | Err(Error::Md5Differs) => {}
                 Err(e) => return Err(e),
             }

@@ -60,6 +60,10 @@ impl Executor<'_> {
             return Ok(done);
         }
         self.check_room(e.size())?;
+        // With backup_dir, the copy this replaces is kept (one move).
+        if !fresh {
+            self.keep_version(&e.path, remote_path)?;
+        }
         let temp =
             (self.cfg.throttle_workaround && media::is_throttled(&e.path, &self.cfg.throttled_ext)).then(|| media::temp_name(&e.path));
         let target = temp.as_ref().map_or_else(|| remote_path.to_string(), |t| remote::join(&self.cfg.remote_dir, t));

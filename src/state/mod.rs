@@ -269,6 +269,12 @@ pub enum Change {
     Mounts(BTreeSet<String>),
     /// A full listing was compared with the state at this time.
     Reconciled(u64),
+    /// Old versions in `backup_dir` were expired at this time, leaving
+    /// `kept` dated folders.
+    Expired {
+        at: u64,
+        kept: u64,
+    },
     /// What an older version's probe found of the Disk's `md5=` guard; read
     /// from old journals and ignored (deletions no longer rest on the guard).
     #[serde(rename = "md5_guard")]
@@ -312,6 +318,9 @@ pub struct LastCycle {
     pub moved: u64,
     #[serde(default)]
     pub deleted: u64,
+    /// Old versions kept in `backup_dir`.
+    #[serde(default)]
+    pub versioned: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +349,12 @@ pub struct State {
     /// the Unix epoch; 0: never).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reconciled: u64,
+    /// When the versions in `backup_dir` were last expired (0: never), and
+    /// how many dated folders were kept then.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub versions_expired: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub versions_kept: u64,
     /// In a partial view of the state ([`Store::view`]): the tracked files
     /// that are not in `files`, because the scan agrees with them. 0 when
     /// `files` holds them all.
@@ -360,6 +375,8 @@ impl State {
             last: None,
             mounts: BTreeSet::new(),
             reconciled: 0,
+            versions_expired: 0,
+            versions_kept: 0,
             elsewhere: 0,
         }
     }
@@ -402,6 +419,7 @@ impl State {
             Change::Last(l) => self.last = Some(l.clone()),
             Change::Mounts(m) => self.mounts = m.clone(),
             Change::Reconciled(t) => self.reconciled = *t,
+            Change::Expired { at, kept } => (self.versions_expired, self.versions_kept) = (*at, *kept),
             Change::Md5Guard(_) | Change::Seal(_) => {}
         }
     }
@@ -485,6 +503,8 @@ impl State {
             last: self.last.clone(),
             mounts: self.mounts.clone(),
             reconciled: self.reconciled,
+            versions_expired: self.versions_expired,
+            versions_kept: self.versions_kept,
             elsewhere,
         }
     }

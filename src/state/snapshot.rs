@@ -38,6 +38,10 @@ pub fn write_head(w: &mut dyn Write, state: &State, file_count: usize, seal: Opt
         mounts: &'a BTreeSet<String>,
         #[serde(skip_serializing_if = "is_zero")]
         reconciled: &'a u64,
+        #[serde(skip_serializing_if = "is_zero")]
+        versions_expired: &'a u64,
+        #[serde(skip_serializing_if = "is_zero")]
+        versions_kept: &'a u64,
         file_count: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         seal: Option<Hex<16>>,
@@ -52,6 +56,8 @@ pub fn write_head(w: &mut dyn Write, state: &State, file_count: usize, seal: Opt
         last: &state.last,
         mounts: &state.mounts,
         reconciled: &state.reconciled,
+        versions_expired: &state.versions_expired,
+        versions_kept: &state.versions_kept,
         file_count,
         seal,
     };

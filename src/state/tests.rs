@@ -390,7 +390,7 @@ fn memory_grows_with_the_changed_folders_not_the_tree() {
     }
     let mut s = State::new("/r");
     s.dirs.insert(String::new());
-    for e in scan(&root, &[], false).unwrap().entries {
+    for e in scan(&root, &crate::scan::Exclude::NOTHING, false).unwrap().entries {
         match e.kind {
             crate::scan::Kind::Dir => s.dirs.insert(e.path),
             crate::scan::Kind::File => s.files.insert(e.path, FileRec::sent(e.stat, Hex([1; 32]))).is_none(),
@@ -404,7 +404,7 @@ fn memory_grows_with_the_changed_folders_not_the_tree() {
     fs::rename(root.join("d02/0002/f000"), root.join("d02/0002/renamed")).unwrap();
     fs::remove_dir_all(root.join("d03/0003")).unwrap();
     let mut largest = 0;
-    let w = walk(&root, &[], false, &mut |files| largest = largest.max(files.len())).unwrap();
+    let w = walk(&root, &crate::scan::Exclude::NOTHING, false, &mut |files| largest = largest.max(files.len())).unwrap();
     assert_eq!(largest, PER_FOLDER, "one folder at a time");
     let mut store = Store::open(&p).unwrap();
     let changed = store.load_partial("/r", &w.prints, 10_000).unwrap().expect("partial");

@@ -135,7 +135,7 @@ fn help_man_page_and_readme_agree() {
         String::from_utf8(out.stdout).unwrap()
     };
     let usage = help(&["--help"]);
-    let commands = ["run", "once", "status", "verify", "check", "login", "help"];
+    let commands = ["run", "once", "status", "verify", "check", "login", "versions", "restore", "help"];
     for c in commands {
         assert!(usage.contains(&format!("\n  {c} ")), "{c} in --help");
         assert!(cli.contains(&format!("\n  {c} ")), "{c} in the README's command line");
@@ -160,7 +160,9 @@ fn help_man_page_and_readme_agree() {
         let tag = |l: &str| (l.starts_with(".B ") || l.starts_with(".BR ")) && l.split_whitespace().any(|w| w == k);
         assert!(man.lines().any(tag), "{k} in the man page");
     }
-    for option in ["--config", "--dry-run", "--bwlimit", "--print", "--verbose", "--quiet", "--help", "--version"] {
+    for option in
+        ["--config", "--dry-run", "--bwlimit", "--print", "--json", "--allow-mass-change", "--verbose", "--quiet", "--help", "--version"]
+    {
         let roff = option.replace('-', "\\-");
         assert!(usage.contains(option), "{option} in --help");
         assert!(cli.contains(option), "{option} in the README");

@@ -18,4 +18,5 @@ mod packages;
 mod promises;
 mod smart;
 mod stuck;
+mod versions;
 mod watch;

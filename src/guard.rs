@@ -1,0 +1,138 @@
+//! The mass-change guard (`max_change`): a cycle that would upload new
+//! content over more synced files than the limit stops before it uploads
+//! anything, and says what it saw. Ransomware rewrites every file it can
+//! reach; a mirror must not carry that over the good copies.
+//!
+//! Counted: uploads over a synced file (its size changed), and files of the
+//! same size whose sha256 differs (hashed only when the sure ones alone do
+//! not decide). Not counted: new files, renames and moves, deletions
+//! (those are `max_delete`'s).
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::config::MaxDelete;
+use crate::digest::Hex;
+use crate::plan::Action;
+use crate::scan::Entry;
+use crate::state::State;
+
+/// A percentage never stops fewer files than this.
+pub const CHANGE_FLOOR: u64 = 20;
+/// Files whose first bytes are sampled for the report, and how many bytes.
+const SAMPLES: usize = 5;
+const SAMPLE_BYTES: usize = 1024;
+/// Bits per byte above which a sample looks random (a KiB of random bytes
+/// measures about 7.8; text about 4–5).
+const RANDOM_BITS_X10: u32 = 75;
+
+/// What a plan would overwrite.
+#[derive(Default)]
+pub struct Changes {
+    /// Synced files to be uploaded with another size.
+    pub sure: Vec<String>,
+    /// Synced files of the same size, maybe changed: entry, sha256 synced.
+    pub maybe: Vec<(Entry, Hex<32>)>,
+}
+
+impl Changes {
+    /// Adds what `actions` would overwrite of what `state` tracks.
+    pub fn add(&mut self, actions: &[Action], state: &State) {
+        for a in actions {
+            match a {
+                Action::Upload(e) if state.files.contains_key(&e.path) => self.sure.push(e.path.clone()),
+                Action::Check { entry, old_sha256 } => self.maybe.push((entry.clone(), *old_sha256)),
+                _ => {}
+            }
+        }
+    }
+
+    /// `Some(why)` when the changes are over `limit` of `tracked` files:
+    /// the message of the safety stop. Same-size files are hashed only
+    /// while the count is still undecided.
+    pub fn stop(mut self, limit: MaxDelete, tracked: u64, local_dir: &Path) -> Option<String> {
+        let allowed = limit.limit(tracked);
+        let over = |n: u64| n > allowed && !(matches!(limit, MaxDelete::Percent(_)) && n < CHANGE_FLOOR);
+        if !over((self.sure.len() + self.maybe.len()) as u64) {
+            return None;
+        }
+        for (e, old) in std::mem::take(&mut self.maybe) {
+            if over(self.sure.len() as u64) {
+                break;
+            }
+            let differs =
+                std::fs::File::open(local_dir.join(&e.path)).and_then(|f| crate::digest::sha256_of(&f)).is_ok_and(|now| now != old);
+            if differs {
+                self.sure.push(e.path);
+            }
+        }
+        let n = self.sure.len() as u64;
+        if !over(n) {
+            return None;
+        }
+        self.sure.sort();
+        let examples: Vec<&str> = self.sure.iter().take(3).map(String::as_str).collect();
+        let sampled: Vec<u32> = self.sure.iter().take(SAMPLES).filter_map(|p| entropy_x10(&local_dir.join(p))).collect();
+        let random = sampled.iter().filter(|b| **b >= RANDOM_BITS_X10).count();
+        Some(format!(
+            "this cycle would upload new content over {n} of {tracked} synced files, more than max_change = {limit}; nothing was \
+             uploaded (e.g. {}). {random} of {} sampled look random in their first KiB, as encrypted files do (and compressed \
+             ones: photos, videos, archives). If you changed them, run once with --allow-mass-change (or raise max_change); if \
+             you did not, stop here: their old versions are still on the Disk (ysync versions PATH, ysync restore PATH)",
+            examples.join(", "),
+            sampled.len(),
+        ))
+    }
+}
+
+/// Shannon entropy of the first KiB of `path`, in tenths of a bit per byte.
+fn entropy_x10(path: &Path) -> Option<u32> {
+    let mut buf = [0u8; SAMPLE_BYTES];
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    (n > 0).then(|| bits_x10(&buf[..n]))
+}
+
+fn bits_x10(data: &[u8]) -> u32 {
+    let mut counts = [0u32; 256];
+    data.iter().for_each(|b| counts[*b as usize] += 1);
+    let len = data.len() as f64;
+    let bits: f64 = counts.iter().filter(|c| **c > 0).map(|c| f64::from(*c) / len).map(|p| -p * p.log2()).sum();
+    (bits * 10.0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_bytes_measure_high_and_text_low() {
+        let mut x: u64 = 7;
+        let random: Vec<u8> = (0..1024)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        assert!(bits_x10(&random) >= RANDOM_BITS_X10, "{}", bits_x10(&random));
+        let text = "The quarterly report: revenue grew, costs fell, and the team shipped on time. ".repeat(14);
+        assert!(bits_x10(&text.as_bytes()[..1024]) < 50, "{}", bits_x10(text.as_bytes()));
+    }
+
+    #[test]
+    fn the_floor_and_the_limit() {
+        let t = tempfile::tempdir().unwrap();
+        let changes = |n: usize| Changes { sure: (0..n).map(|i| format!("f{i}")).collect(), maybe: Vec::new() };
+        // 19 of 20 is 95%, but under the floor of 20 files.
+        assert!(changes(19).stop(MaxDelete::Percent(50), 20, t.path()).is_none());
+        assert!(changes(20).stop(MaxDelete::Percent(50), 30, t.path()).unwrap().contains("over 20 of 30 synced files"));
+        assert!(changes(5).stop(MaxDelete::Count(4), 100, t.path()).is_some(), "a count has no floor");
+        assert!(changes(100).stop(MaxDelete::Percent(100), 100, t.path()).is_none(), "100% is off");
+    }
+}
