@@ -60,14 +60,10 @@ impl Executor<'_> {
             return Ok(done);
         }
         self.check_room(e.size())?;
-        // With backup_dir, the copy this replaces is kept (one move).
-        if !fresh {
-            self.keep_version(&e.path, remote_path)?;
-        }
         let temp =
             (self.cfg.throttle_workaround && media::is_throttled(&e.path, &self.cfg.throttled_ext)).then(|| media::temp_name(&e.path));
         let target = temp.as_ref().map_or_else(|| remote_path.to_string(), |t| remote::join(&self.cfg.remote_dir, t));
-        let sent = match self.send(e, &target, temp.as_deref(), temp.is_some() || !fresh) {
+        let sent = match self.send(e, &target, temp.as_deref(), temp.is_some() || !fresh, !fresh) {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(Done::Vanished),
             // Sent without overwrite and refused: look first.
@@ -123,8 +119,14 @@ impl Executor<'_> {
     /// a new link per try, and after a failure a look whether it landed.
     /// Without `overwrite` a file already at `target` is not replaced:
     /// `AlreadyExists` comes back before any byte is sent.
-    fn send(&mut self, e: &Entry, target: &str, temp: Option<&str>, overwrite: bool) -> Result<Option<Digests>, Error> {
+    ///
+    /// With `keep_old` (and `backup_dir`), the copy at the file's path is
+    /// moved into `backup_dir` once, after the upload's intent is journalled:
+    /// a crash right after the move leaves an upload of unknown fate, which
+    /// the next cycle sends again, never a record of a copy that is gone.
+    fn send(&mut self, e: &Entry, target: &str, temp: Option<&str>, overwrite: bool, keep_old: bool) -> Result<Option<Digests>, Error> {
         let mut backoff = Backoff::new();
+        let mut keep_old = keep_old && self.cfg.backup_dir.is_some();
         loop {
             let Some(file) = self.open(e)? else { return Ok(None) };
             let link = self.remote.upload_link(target, overwrite)?;
@@ -135,6 +137,9 @@ impl Executor<'_> {
                 None => Pending::new(size, link.operation.clone(), temp, now),
             };
             self.intent(Change::Pending { path: e.path.clone(), pending: pending.clone() })?;
+            if std::mem::take(&mut keep_old) {
+                self.keep_version(&e.path, &remote::join(&self.cfg.remote_dir, &e.path))?;
+            }
             let body = Body { hashing: Hashing::new(file.take(size)), size, mark: Some((&mut *self.store, &e.path, pending)) };
             let mut body = Meter::new(body, &e.path, size, self.cfg.bwlimit).counted_in(&mut self.progress);
             let result = self.remote.put(&link, &mut body, size);

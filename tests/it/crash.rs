@@ -18,6 +18,11 @@ const LARGEST: u64 = 1_200_000;
 
 /// A synced tree, then the edits that the reference cycle mirrors.
 fn prepared() -> Fixture {
+    prepared_with("")
+}
+
+/// The same, with more config lines.
+fn prepared_with(extra: &str) -> Fixture {
     // Links live 30 minutes, as on the real Disk: nothing here may rely on
     // an unused link's operation ending early. No finalisation lag: its
     // retries would make the count of requests depend on timing, and every
@@ -25,7 +30,7 @@ fn prepared() -> Fixture {
     let fx = Fixture::with(
         FakeDisk::with(Options { op_delay: Duration::from_millis(20), lag_ms_per_mib: 0, ..Options::default() }),
         "/Backup",
-        "max_delete = 100%",
+        &format!("max_delete = 100%\n{extra}"),
     );
     fx.write("anchor.txt", "never deleted");
     fx.write("a.txt", "touched only");
@@ -55,7 +60,11 @@ fn prepared() -> Fixture {
 
 /// What the reference cycle costs when nothing goes wrong.
 fn reference() -> (u64, u64) {
-    let fx = prepared();
+    reference_with("")
+}
+
+fn reference_with(extra: &str) -> (u64, u64) {
+    let fx = prepared_with(extra);
     fx.emu.reset_counts();
     fx.sync();
     fx.assert_mirror();
@@ -77,16 +86,43 @@ fn converges(fx: &Fixture, what: &str, reference_bytes: u64) {
 }
 
 fn kill_at_every_request(after: bool) {
-    let (requests, reference_bytes) = reference();
+    kill_at_every_request_with(after, "", |_, _| {});
+}
+
+fn kill_at_every_request_with(after: bool, extra: &str, check: impl Fn(&Fixture, &str)) {
+    let (requests, reference_bytes) = reference_with(extra);
     assert!(requests >= 15, "the reference cycle makes {requests} requests");
     for request in 1..=requests {
         let what = format!("killed at request {request} of {requests}, {} the work", if after { "after" } else { "before" });
-        let fx = prepared();
+        let fx = prepared_with(extra);
         fx.emu.reset_counts();
         fx.once_killed_at(request, after);
         converges(&fx, &what, reference_bytes);
+        check(&fx, &what);
     }
     println!("{} kill points converged", requests);
+}
+
+/// With `backup_dir`, every old content the reference cycle replaces or
+/// deletes is kept under /Versions, whichever request the kill hit.
+fn versions_kept(fx: &Fixture, what: &str) {
+    let kept: Vec<Vec<u8>> = fx.emu.tree("/Versions").into_values().flatten().collect();
+    for (name, old) in [
+        ("d/b.txt", b"changes size".to_vec()),
+        ("d/same.bin", bytes(70_000, 1)),
+        ("big.bin", bytes(LARGEST as usize, 5)),
+        ("old/x.txt", b"x".to_vec()),
+        ("old/y.txt", b"y".to_vec()),
+    ] {
+        assert!(kept.contains(&old), "{what}: the old {name} is not kept");
+    }
+}
+
+#[test]
+fn a_kill_at_any_request_with_versions_kept_converges_and_keeps_every_old_version() {
+    for after in [false, true] {
+        kill_at_every_request_with(after, "backup_dir = disk:/Versions", versions_kept);
+    }
 }
 
 #[test]

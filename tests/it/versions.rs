@@ -282,3 +282,31 @@ fn check_shows_backup_dir_and_status_the_versions() {
     assert!(status.contains("versions     in disk:/Versions, kept for ever"), "{status}");
     assert!(status.contains("1 old versions kept"), "{status}");
 }
+
+/// Killed at each request of a versioned change (the old copy moved away,
+/// the new one not sent yet), then the file put back as it was synced: the
+/// next cycle still finds the Disk without it and sends it again.
+#[test]
+fn a_kill_between_keeping_the_old_version_and_sending_the_new_one_never_leaves_a_gap() {
+    let requests = {
+        let fx = versioned("");
+        fx.write("a.txt", "one");
+        fx.sync();
+        fx.write("a.txt", "two, longer");
+        fx.emu.reset_counts();
+        fx.sync();
+        fx.emu.total_requests()
+    };
+    for request in 1..=requests {
+        let fx = versioned("");
+        fx.write("a.txt", "one");
+        fx.sync();
+        fx.write("a.txt", "two, longer");
+        fx.emu.reset_counts();
+        fx.once_killed_at(request, true);
+        fx.write("a.txt", "one"); // put back as synced
+        let out = fx.ysync_within(&["once"], 60);
+        assert_eq!(out.status.code(), Some(0), "killed after request {request}: {}", stderr(&out));
+        fx.assert_mirror();
+    }
+}
