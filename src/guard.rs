@@ -76,9 +76,8 @@ impl Changes {
         let random = sampled.iter().filter(|b| **b >= RANDOM_BITS_X10).count();
         Some(format!(
             "this cycle would upload new content over {n} of {tracked} synced files, more than max_change = {limit}; nothing was \
-             uploaded (e.g. {}). {random} of {} sampled look random in their first KiB, as encrypted files do (and compressed \
-             ones: photos, videos, archives). If you changed them, run once with --allow-mass-change (or raise max_change); if \
-             you did not, stop here: their old versions are still on the Disk (ysync versions PATH, ysync restore PATH)",
+             uploaded (e.g. {}). {random} of {} sampled look random in their first KiB, as encrypted (or compressed) files do. \
+             If you changed them, run once with --allow-mass-change; if not, restore them (ysync versions, ysync restore)",
             examples.join(", "),
             sampled.len(),
         ))
@@ -99,12 +98,32 @@ fn entropy_x10(path: &Path) -> Option<u32> {
     (n > 0).then(|| bits_x10(&buf[..n]))
 }
 
+/// H = log2(n) − Σ c·log2(c) / n over the byte counts c, in integers (no
+/// floating point in the binary: it costs size on a router).
 fn bits_x10(data: &[u8]) -> u32 {
-    let mut counts = [0u32; 256];
+    let mut counts = [0u64; 256];
     data.iter().for_each(|b| counts[*b as usize] += 1);
-    let len = data.len() as f64;
-    let bits: f64 = counts.iter().filter(|c| **c > 0).map(|c| f64::from(*c) / len).map(|p| -p * p.log2()).sum();
-    (bits * 10.0) as u32
+    let n = data.len() as u64;
+    let sum: u64 = counts.iter().filter(|c| **c > 0).map(|c| c * log2_fixed(*c)).sum();
+    let bits = log2_fixed(n) - sum / n; // in 1/2^16 bits
+    ((bits * 10) >> 16) as u32
+}
+
+/// log2(x) for x ≥ 1, in 1/2^16 units: the integer part from the highest
+/// bit, the fraction bit by bit by squaring.
+fn log2_fixed(x: u64) -> u64 {
+    let int = 63 - u64::from(x.leading_zeros());
+    // x / 2^int in 1.32 fixed point.
+    let mut m = (u128::from(x) << 32 >> int) as u64;
+    let mut frac = 0;
+    for bit in (0..16).rev() {
+        m = ((u128::from(m) * u128::from(m)) >> 32) as u64;
+        if m >= 2 << 32 {
+            m >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    (int << 16) | frac
 }
 
 #[cfg(test)]
@@ -123,6 +142,16 @@ mod tests {
         assert!(bits_x10(&random) >= RANDOM_BITS_X10, "{}", bits_x10(&random));
         let text = "The quarterly report: revenue grew, costs fell, and the team shipped on time. ".repeat(14);
         assert!(bits_x10(&text.as_bytes()[..1024]) < 50, "{}", bits_x10(text.as_bytes()));
+    }
+
+    #[test]
+    fn log2_in_integers() {
+        assert_eq!(log2_fixed(1), 0);
+        assert_eq!(log2_fixed(1024), 10 << 16);
+        let l3 = log2_fixed(3) as f64 / 65536.0;
+        assert!((l3 - 3f64.log2()).abs() < 0.001, "{l3}");
+        assert_eq!(bits_x10(&[7u8; 100]), 0, "one symbol: no entropy");
+        assert_eq!(bits_x10(&(0..=255u8).collect::<Vec<_>>()), 80, "all symbols once: 8 bits");
     }
 
     #[test]

@@ -29,15 +29,14 @@ pub fn after_cycle(cfg: &Config, config_path: &Path, cycle: &LastCycle) {
     };
     let Some(argv) = argv.as_deref() else { return };
     let env = environment(cfg, config_path, cycle);
-    match run(argv, &env, cfg.hook_timeout) {
-        Ok(Ended::Exited(0)) => log::debug!("{name} ({}) ran", argv[0]),
-        Ok(Ended::Exited(code)) => log::warn!("{name} ({}) exited with status {code}", argv[0]),
-        Ok(Ended::Signalled) => log::warn!("{name} ({}) was killed by a signal", argv[0]),
-        Ok(Ended::TimedOut) => {
-            log::warn!("{name} ({}) ran longer than hook_timeout ({}s) and was killed", argv[0], cfg.hook_timeout.as_secs())
-        }
-        Err(e) => log::warn!("{name} ({}) could not be started: {e}", argv[0]),
-    }
+    let what = match run(argv, &env, cfg.hook_timeout) {
+        Ok(Ended::Exited(0)) => return log::debug!("{name} ({}) ran", argv[0]),
+        Ok(Ended::Exited(code)) => format!("exited with status {code}"),
+        Ok(Ended::Signalled) => "was killed by a signal".into(),
+        Ok(Ended::TimedOut) => format!("ran longer than hook_timeout ({}s) and was killed", cfg.hook_timeout.as_secs()),
+        Err(e) => format!("could not be started: {e}"),
+    };
+    log::warn!("{name} ({}) {what}", argv[0]);
 }
 
 /// What the hook is told, besides ysync's own environment (less the token).
@@ -70,12 +69,17 @@ pub enum Ended {
 /// Runs `argv` with `env` added (and `YSYNC_TOKEN` removed), waiting at
 /// most `limit`; a hook still running then is killed.
 pub fn run(argv: &[String], env: &[(&str, String)], limit: Duration) -> std::io::Result<Ended> {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env_remove("YSYNC_TOKEN")
-        .stdin(Stdio::null())
-        .spawn()?;
+    // The variables go into this process's own environment, which the
+    // child inherits: ysync is single-threaded, so nothing reads the
+    // environment meanwhile, and std's per-command environment map (a few
+    // KB of code on a router) is not needed.
+    for (k, v) in env {
+        // SAFETY: no other thread exists to read the environment.
+        unsafe { std::env::set_var(k, v) };
+    }
+    // SAFETY: as above. The token never reaches a hook.
+    unsafe { std::env::remove_var("YSYNC_TOKEN") };
+    let mut child = Command::new(&argv[0]).args(&argv[1..]).stdin(Stdio::null()).spawn()?;
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait()? {

@@ -141,7 +141,7 @@ pub fn status_json(cfg: &Config, state: Option<&State>) -> String {
             kept_days: state.map(|s| s.versions_kept).filter(|_| state.is_some_and(|s| s.versions_expired > 0)),
         }),
     };
-    serde_json::to_string_pretty(&status).unwrap_or_default()
+    serde_json::to_string(&status).unwrap_or_default()
 }
 
 #[derive(serde::Serialize)]

@@ -173,24 +173,19 @@ the token (missing permissions)."
             "\
 usage: ysync [-c FILE] versions PATH
 
-Lists the old versions of PATH (a file's path inside local_dir, relative
-or absolute) that backup_dir keeps: the day, the size, the sha256 and
-where each is on the Disk, oldest first. A day's first version has the
-file's name; later ones the same day carry the time they were replaced.
-exit: 0 listed, 1 none kept, 2 no backup_dir or a bad PATH, 3 token
-rejected."
+Lists the old versions of PATH (inside local_dir) kept in backup_dir: day,
+size, sha256, place on the Disk, oldest first. Later ones of a day carry
+the time they were replaced.
+exit: 0 listed, 1 none, 2 no backup_dir or a bad PATH, 3 token rejected."
         }
         "restore" => {
             "\
 usage: ysync [-c FILE] restore PATH [--date YYYY-MM-DD] [--to LOCAL] [--force]
 
-Brings back the newest kept version of PATH (of that day with --date):
-downloaded through the Disk's download link, streamed to a temporary file
-beside the destination, its sha256 checked, then renamed into place. By
-default to a new name beside the file, `NAME (restored DAY).EXT`; --to
-writes to LOCAL instead (relative to local_dir when relative). An existing
-file is never overwritten without --force. The only command that writes
-into local_dir; the next cycle uploads what it wrote like any new file.
+Brings back the newest kept version of PATH (of that day with --date),
+streamed to a temporary file, its sha256 checked, then renamed: to
+`NAME (restored DAY).EXT` beside the file, or to LOCAL (relative to
+local_dir). Never over an existing file without --force.
 exit: 0 restored, 1 no such version or the download failed (nothing
 written), 2 no backup_dir, a bad PATH or a file in the way, 3 token
 rejected."
