@@ -262,7 +262,11 @@ impl<'a> Cycle<'a> {
         if dry_run {
             return Outcome::Clean;
         }
-        self.exec.expire_versions();
+        // Not in a cycle that stopped: while something looks wrong (a
+        // share being encrypted, a token refused), old versions stay.
+        if matches!(outcome, Outcome::Clean | Outcome::Failed(_)) {
+            self.exec.expire_versions();
+        }
         tally.versioned = self.exec.versioned;
         let failed = tally.failed.len();
         let store = self.exec.store();

@@ -310,3 +310,24 @@ fn a_kill_between_keeping_the_old_version_and_sending_the_new_one_never_leaves_a
         fx.assert_mirror();
     }
 }
+
+/// A cycle stopped by the guard expires nothing: while the share is being
+/// encrypted, no old version goes, however old.
+#[test]
+fn a_stopped_cycle_expires_no_old_version() {
+    let fx = Fixture::new("");
+    for i in 0..40 {
+        fx.write(&format!("f{i:02}.txt"), format!("plain text number {i} ").repeat(30));
+    }
+    fx.sync();
+    fx.configure("backup_dir = disk:/Versions\nbackup_keep = 1d");
+    fx.emu.put_file("/Versions/2020-01-01/f00.txt", b"a good old copy");
+    for i in 0..30 {
+        fx.write(&format!("f{i:02}.txt"), bytes(700 + i, i as u64));
+    }
+    fx.emu.reset_counts();
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(fx.emu.exists("/Versions/2020-01-01/f00.txt"), "expired during a stop");
+    assert_eq!(fx.emu.total_requests(), 0, "{:?}", fx.emu.counts());
+}
