@@ -26,13 +26,24 @@ const SAMPLE_BYTES: usize = 1024;
 /// measures about 7.8; text about 4–5).
 const RANDOM_BITS_X10: u32 = 75;
 
-/// What a plan would overwrite.
+/// Same-size files kept to hash, at most: a change planned in parts (over
+/// `PART_ENTRIES` files) is not held whole here either. Past it, the
+/// others count only when the first ones do not decide.
+const MAYBE_MAX: usize = 20_000;
+
+/// What a plan would overwrite: counted, with the first few paths for the
+/// report, so a million rewritten files cost no more memory
+/// than a hundred.
 #[derive(Default)]
 pub struct Changes {
-    /// Synced files to be uploaded with another size.
-    pub sure: Vec<String>,
+    /// Synced files to be uploaded with another size (or found changed).
+    sure: u64,
+    /// The first of them, in the plan's order, at most `SAMPLES`.
+    first: Vec<String>,
     /// Synced files of the same size, maybe changed: entry, sha256 synced.
-    pub maybe: Vec<(Entry, Hex<32>)>,
+    maybe: Vec<(Entry, Hex<32>)>,
+    /// Same-size files past `MAYBE_MAX`, not kept.
+    unheld: u64,
 }
 
 impl Changes {
@@ -40,10 +51,18 @@ impl Changes {
     pub fn add(&mut self, actions: &[Action], state: &State) {
         for a in actions {
             match a {
-                Action::Upload(e) if state.files.contains_key(&e.path) => self.sure.push(e.path.clone()),
+                Action::Upload(e) if state.files.contains_key(&e.path) => self.changed(&e.path),
+                Action::Check { .. } if self.maybe.len() >= MAYBE_MAX => self.unheld += 1,
                 Action::Check { entry, old_sha256 } => self.maybe.push((entry.clone(), *old_sha256)),
                 _ => {}
             }
+        }
+    }
+
+    fn changed(&mut self, path: &str) {
+        self.sure += 1;
+        if self.first.len() < SAMPLES {
+            self.first.push(path.to_string());
         }
     }
 
@@ -53,26 +72,25 @@ impl Changes {
     pub fn stop(mut self, limit: MaxDelete, tracked: u64, local_dir: &Path) -> Option<String> {
         let allowed = limit.limit(tracked);
         let over = |n: u64| n > allowed && !(matches!(limit, MaxDelete::Percent(_)) && n < CHANGE_FLOOR);
-        if !over((self.sure.len() + self.maybe.len()) as u64) {
+        if !over(self.sure + self.maybe.len() as u64 + self.unheld) {
             return None;
         }
         for (e, old) in std::mem::take(&mut self.maybe) {
-            if over(self.sure.len() as u64) {
+            if over(self.sure) {
                 break;
             }
             let differs =
                 std::fs::File::open(local_dir.join(&e.path)).and_then(|f| crate::digest::sha256_of(&f)).is_ok_and(|now| now != old);
             if differs {
-                self.sure.push(e.path);
+                self.changed(&e.path);
             }
         }
-        let n = self.sure.len() as u64;
+        let n = self.sure;
         if !over(n) {
             return None;
         }
-        self.sure.sort();
-        let examples: Vec<&str> = self.sure.iter().take(3).map(String::as_str).collect();
-        let sampled: Vec<u32> = self.sure.iter().take(SAMPLES).filter_map(|p| entropy_x10(&local_dir.join(p))).collect();
+        let examples: Vec<&str> = self.first.iter().take(3).map(String::as_str).collect();
+        let sampled: Vec<u32> = self.first.iter().filter_map(|p| entropy_x10(&local_dir.join(p))).collect();
         let random = sampled.iter().filter(|b| **b >= RANDOM_BITS_X10).count();
         Some(format!(
             "this cycle would upload new content over {n} of {tracked} synced files, more than max_change = {limit}; nothing was \
@@ -157,7 +175,13 @@ mod tests {
     #[test]
     fn the_floor_and_the_limit() {
         let t = tempfile::tempdir().unwrap();
-        let changes = |n: usize| Changes { sure: (0..n).map(|i| format!("f{i}")).collect(), maybe: Vec::new() };
+        let changes = |n: usize| {
+            let mut c = Changes::default();
+            (0..n).for_each(|i| c.changed(&format!("f{i:03}")));
+            c
+        };
+        let c = changes(100);
+        assert_eq!((c.sure, c.first.iter().map(String::as_str).collect::<Vec<_>>()), (100, vec!["f000", "f001", "f002", "f003", "f004"]));
         // 19 of 20 is 95%, but under the floor of 20 files.
         assert!(changes(19).stop(MaxDelete::Percent(50), 20, t.path()).is_none());
         assert!(changes(20).stop(MaxDelete::Percent(50), 30, t.path()).unwrap().contains("over 20 of 30 synced files"));

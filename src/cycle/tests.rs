@@ -363,3 +363,35 @@ fn the_same_seed_gives_the_same_trace() {
         assert_eq!(one_seed(seed, Story::Throttled), one_seed(seed, Story::Throttled), "seed {seed}");
     }
 }
+
+/// The mass-change guard over a change planned in parts: the dry plans of
+/// the parts count what they overwrite, and the cycle stops before the
+/// first part acts (no call to the Disk, no byte received).
+#[test]
+fn a_mass_rewrite_planned_in_parts_stops_before_any_part_acts() {
+    clock::warp();
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("local");
+    let file = |d: usize, f: usize| root.join(format!("d{d}/f{f}.txt"));
+    for d in 0..5 {
+        fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
+        for f in 0..10 {
+            fs::write(file(d, f), format!("plain text {d} {f} ").repeat(20)).unwrap();
+        }
+    }
+    let text = format!("token = t\nlocal_dir = {}\nremote_dir = /r\nstate_file = {}/state.json\n", root.display(), base.path().display());
+    let cfg = crate::config::parse(Path::new("/etc/y.conf"), &text, &|_| None).unwrap();
+    let mut disk = MemDisk::with_folder("/r");
+    let mut store = Store::open(&cfg.state_file).unwrap();
+    assert_eq!(Cycle::new(&cfg, &mut disk, &mut store).in_parts_of(12).run(false), Outcome::Clean);
+    for d in 0..4 {
+        for f in 0..10 {
+            fs::write(file(d, f), vec![d as u8 ^ f as u8; 301 + f]).unwrap();
+        }
+    }
+    let (received, calls) = (disk.received, disk.calls.len());
+    let outcome = Cycle::new(&cfg, &mut disk, &mut store).in_parts_of(12).run(false);
+    let Outcome::SafetyStop(why) = &outcome else { panic!("{outcome:?}") };
+    assert!(why.contains("over 40 of 50 synced files") && why.contains("e.g. d0/f0.txt, d0/f1.txt, d0/f2.txt"), "{why}");
+    assert_eq!((disk.received, &disk.calls[calls..]), (received, &[][..]), "nothing reached the Disk");
+}
