@@ -11,7 +11,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::state::LastCycle;
@@ -80,17 +80,16 @@ pub fn run(argv: &[String], env: &[(&str, String)], limit: Duration) -> std::io:
     // SAFETY: as above. The token never reaches a hook.
     unsafe { std::env::remove_var("YSYNC_TOKEN") };
     let mut child = Command::new(&argv[0]).args(&argv[1..]).stdin(Stdio::null()).spawn()?;
-    let deadline = Instant::now() + limit;
+    let mut poll = crate::retry::Poll::with(HOOK_POLL, HOOK_POLL, limit);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status.code().map_or(Ended::Signalled, Ended::Exited));
         }
-        if Instant::now() >= deadline {
+        if !poll.again() {
             let _ = child.kill();
             let _ = child.wait();
             return Ok(Ended::TimedOut);
         }
-        std::thread::sleep(HOOK_POLL);
     }
 }
 
@@ -167,7 +166,7 @@ mod tests {
     #[test]
     fn a_hook_that_runs_too_long_is_killed_at_its_deadline() {
         let argv = |s: &str| words(s);
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         assert_eq!(run(&argv("/bin/sleep 30"), &[], Duration::from_millis(200)).unwrap(), Ended::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(10), "killed at the deadline, not waited for");
         assert_eq!(run(&argv("/bin/sh -c 'exit 7'"), &[], Duration::from_secs(20)).unwrap(), Ended::Exited(7));

@@ -318,7 +318,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let progress = s.value("progress", Duration::from_secs(30), period)?;
     let backup_dir = s.value("backup_dir", None, |o, v| {
         let b = normalize_remote_dir(o, v)?;
-        let under = |a: &str, b: &str| a == b || b == "/" || a.starts_with(&format!("{b}/"));
+        let under = |a: &str, b: &str| a == b || b == "/" || crate::scan::is_under(a, b);
         if under(&b, &remote_dir) || under(&remote_dir, &b) {
             return Err(o.err(format!(
                 "disk:{b} overlaps remote_dir disk:{remote_dir}; the versions must be kept outside the mirror (e.g. disk:/Versions/…), \
