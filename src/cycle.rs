@@ -889,5 +889,8 @@ fn summary(t: &Tally, failed: usize, actions: usize, deferred: usize, start: Ins
 }
 
 #[cfg(test)]
+#[path = "cycle/swaps.rs"]
+mod swaps;
+#[cfg(test)]
 #[path = "cycle/tests.rs"]
 mod tests;

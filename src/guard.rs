@@ -13,8 +13,9 @@ use std::path::Path;
 
 use crate::config::MaxDelete;
 use crate::digest::Hex;
+use crate::fsutil::Dir;
 use crate::plan::Action;
-use crate::scan::Entry;
+use crate::scan::{self, Entry};
 use crate::state::State;
 
 /// A percentage never stops fewer files than this.
@@ -39,7 +40,7 @@ pub struct Changes {
     /// Synced files to be uploaded with another size (or found changed).
     sure: u64,
     /// The first of them, in the plan's order, at most `SAMPLES`.
-    first: Vec<String>,
+    first: Vec<Entry>,
     /// Synced files of the same size, maybe changed: entry, sha256 synced.
     maybe: Vec<(Entry, Hex<32>)>,
     /// Same-size files past `MAYBE_MAX`, not kept.
@@ -51,7 +52,7 @@ impl Changes {
     pub fn add(&mut self, actions: &[Action], state: &State) {
         for a in actions {
             match a {
-                Action::Upload(e) if state.files.contains_key(&e.path) => self.changed(&e.path),
+                Action::Upload(e) if state.files.contains_key(&e.path) => self.changed(e),
                 Action::Check { .. } if self.maybe.len() >= MAYBE_MAX => self.unheld += 1,
                 Action::Check { entry, old_sha256 } => self.maybe.push((entry.clone(), *old_sha256)),
                 _ => {}
@@ -59,38 +60,44 @@ impl Changes {
         }
     }
 
-    fn changed(&mut self, path: &str) {
+    fn changed(&mut self, e: &Entry) {
         self.sure += 1;
         if self.first.len() < SAMPLES {
-            self.first.push(path.to_string());
+            self.first.push(e.clone());
         }
     }
 
     /// `Some(why)` when the changes are over `limit` of `tracked` files:
     /// the message of the safety stop. Same-size files are hashed only
-    /// while the count is still undecided.
+    /// while the count is still undecided. Files are opened as the
+    /// executor opens them ([`scan::open`]): only the regular file the scan
+    /// saw, never a FIFO or a link swapped in since, so nothing here waits.
     pub fn stop(mut self, limit: MaxDelete, tracked: u64, local_dir: &Path) -> Option<String> {
         let allowed = limit.limit(tracked);
         let over = |n: u64| n > allowed && !(matches!(limit, MaxDelete::Percent(_)) && n < CHANGE_FLOOR);
         if !over(self.sure + self.maybe.len() as u64 + self.unheld) {
             return None;
         }
+        let root = Dir::open(local_dir).ok();
+        let open = |e: &Entry| match root.as_ref().map(|r| scan::open(r, e)) {
+            Some(Ok(scan::Opened::File(f))) => Some(f),
+            _ => None,
+        };
         for (e, old) in std::mem::take(&mut self.maybe) {
             if over(self.sure) {
                 break;
             }
-            let differs =
-                std::fs::File::open(local_dir.join(&e.path)).and_then(|f| crate::digest::sha256_of(&f)).is_ok_and(|now| now != old);
+            let differs = open(&e).and_then(|f| crate::digest::sha256_of(&f).ok()).is_some_and(|now| now != old);
             if differs {
-                self.changed(&e.path);
+                self.changed(&e);
             }
         }
         let n = self.sure;
         if !over(n) {
             return None;
         }
-        let examples: Vec<&str> = self.first.iter().take(3).map(String::as_str).collect();
-        let sampled: Vec<u32> = self.first.iter().filter_map(|p| entropy_x10(&local_dir.join(p))).collect();
+        let examples: Vec<&str> = self.first.iter().take(3).map(|e| e.path.as_str()).collect();
+        let sampled: Vec<u32> = self.first.iter().filter_map(|e| entropy_x10(open(e)?)).collect();
         let random = sampled.iter().filter(|b| **b >= RANDOM_BITS_X10).count();
         Some(format!(
             "this cycle would upload new content over {n} of {tracked} synced files, more than max_change = {limit}; nothing was \
@@ -102,10 +109,9 @@ impl Changes {
     }
 }
 
-/// Shannon entropy of the first KiB of `path`, in tenths of a bit per byte.
-fn entropy_x10(path: &Path) -> Option<u32> {
+/// Shannon entropy of the first KiB of `f`, in tenths of a bit per byte.
+fn entropy_x10(mut f: std::fs::File) -> Option<u32> {
     let mut buf = [0u8; SAMPLE_BYTES];
-    let mut f = std::fs::File::open(path).ok()?;
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -177,15 +183,44 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let changes = |n: usize| {
             let mut c = Changes::default();
-            (0..n).for_each(|i| c.changed(&format!("f{i:03}")));
+            (0..n).for_each(|i| c.changed(&Entry { path: format!("f{i:03}"), ..Entry::dir("") }));
             c
         };
         let c = changes(100);
-        assert_eq!((c.sure, c.first.iter().map(String::as_str).collect::<Vec<_>>()), (100, vec!["f000", "f001", "f002", "f003", "f004"]));
+        assert_eq!(
+            (c.sure, c.first.iter().map(|e| e.path.as_str()).collect::<Vec<_>>()),
+            (100, vec!["f000", "f001", "f002", "f003", "f004"])
+        );
         // 19 of 20 is 95%, but under the floor of 20 files.
         assert!(changes(19).stop(MaxDelete::Percent(50), 20, t.path()).is_none());
         assert!(changes(20).stop(MaxDelete::Percent(50), 30, t.path()).unwrap().contains("over 20 of 30 synced files"));
         assert!(changes(5).stop(MaxDelete::Count(4), 100, t.path()).is_some(), "a count has no floor");
         assert!(changes(100).stop(MaxDelete::Percent(100), 100, t.path()).is_none(), "100% is off");
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_fifo_while_the_guard_hashes_never_hangs_it() {
+        // The review's finding 9: a blocking open of a FIFO with no writer
+        // held the cycle (and its lock) for ever.
+        let t = tempfile::tempdir().unwrap();
+        let mut c = Changes::default();
+        for i in 0..30 {
+            let p = t.path().join(format!("f{i:02}.bin"));
+            std::fs::write(&p, [i as u8; 64]).unwrap();
+            let m = crate::fsutil::Meta::from(&std::fs::symlink_metadata(&p).unwrap());
+            c.maybe.push((scan::file_entry(format!("f{i:02}.bin"), &m), Hex([0; 32])));
+        }
+        c.changed(&c.maybe[0].0.clone());
+        for i in [0, 1, 20] {
+            let p = t.path().join(format!("f{i:02}.bin"));
+            std::fs::remove_file(&p).unwrap();
+            crate::fsutil::sys::make_fifo(&p).unwrap();
+        }
+        let root = t.path().to_path_buf();
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || drop(done.send(c.stop(MaxDelete::Percent(50), 30, &root))));
+        let why = wait.recv_timeout(std::time::Duration::from_secs(30)).expect("the guard ended (no FIFO was opened to be read)");
+        let why = why.expect("a stop");
+        assert!(why.contains("over 20 of 30 synced files"), "{why}");
     }
 }

@@ -18,6 +18,9 @@ use crate::state::LastCycle;
 
 /// How often a running hook is asked whether it has ended.
 const HOOK_POLL: Duration = Duration::from_millis(20);
+/// After `hook_timeout`, how long the hook's processes have to end after
+/// SIGTERM before SIGKILL.
+const HOOK_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs the hook that fits `cycle` (`on_success` for exit status 0,
 /// `on_failure` for any other), if the config has one, and waits for it
@@ -27,7 +30,7 @@ pub fn after_cycle(cfg: &Config, config_path: &Path, cycle: &LastCycle) {
         0 => ("on_success", &cfg.on_success),
         _ => ("on_failure", &cfg.on_failure),
     };
-    let Some(argv) = argv.as_deref() else { return };
+    let Some(argv) = argv.as_ref().map(|c| c.0.as_slice()) else { return };
     let env = environment(cfg, config_path, cycle);
     let what = match run(argv, &env, cfg.hook_timeout) {
         Ok(Ended::Exited(0)) => return log::debug!("{name} ({}) ran", argv[0]),
@@ -67,7 +70,10 @@ pub enum Ended {
 }
 
 /// Runs `argv` with `env` added (and `YSYNC_TOKEN` removed), waiting at
-/// most `limit`; a hook still running then is killed.
+/// most `limit`. The hook is the leader of a process group of its own, so
+/// that what it started (a shell's `curl`, a `sleep`) goes with it: a hook
+/// still running at `limit` gets SIGTERM for the whole group, and SIGKILL
+/// after `HOOK_GRACE`. Nothing it left behind holds ysync's output.
 pub fn run(argv: &[String], env: &[(&str, String)], limit: Duration) -> std::io::Result<Ended> {
     // The variables go into this process's own environment, which the
     // child inherits: ysync is single-threaded, so nothing reads the
@@ -79,18 +85,26 @@ pub fn run(argv: &[String], env: &[(&str, String)], limit: Duration) -> std::io:
     }
     // SAFETY: as above. The token never reaches a hook.
     unsafe { std::env::remove_var("YSYNC_TOKEN") };
-    let mut child = Command::new(&argv[0]).args(&argv[1..]).stdin(Stdio::null()).spawn()?;
+    use crate::fsutil::sys::{SIGKILL, SIGTERM, kill_group};
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(&argv[0]).args(&argv[1..]).stdin(Stdio::null()).process_group(0).spawn()?;
+    let group = child.id();
     let mut poll = crate::retry::Poll::with(HOOK_POLL, HOOK_POLL, limit);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status.code().map_or(Ended::Signalled, Ended::Exited));
         }
         if !poll.again() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(Ended::TimedOut);
+            break;
         }
     }
+    let _ = kill_group(group, SIGTERM);
+    let mut grace = crate::retry::Poll::with(HOOK_POLL, HOOK_POLL, HOOK_GRACE);
+    while child.try_wait()?.is_none() && grace.again() {}
+    // Whatever of the group is left, the hook itself included.
+    let _ = kill_group(group, SIGKILL);
+    let _ = child.wait();
+    Ok(Ended::TimedOut)
 }
 
 /// Splits a hook's command line into words: white space separates them,
@@ -169,6 +183,17 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(run(&argv("/bin/sleep 30"), &[], Duration::from_millis(200)).unwrap(), Ended::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(10), "killed at the deadline, not waited for");
+        // A shell's children go with it (they would hold ysync's output).
+        let t = tempfile::tempdir().unwrap();
+        let pid_file = t.path().join("pid");
+        let line = format!("/bin/sh -c 'sleep 30 & echo $! > {}; wait'", pid_file.display());
+        assert_eq!(run(&argv(&line), &[], Duration::from_millis(300)).unwrap(), Ended::TimedOut);
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        let gone = crate::retry::Poll::with(HOOK_POLL, HOOK_POLL, Duration::from_secs(5));
+        let mut gone = gone;
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) && gone.again() {}
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(state.is_empty() || state.contains(") Z "), "the hook's child {pid} still runs: {state}");
         assert_eq!(run(&argv("/bin/sh -c 'exit 7'"), &[], Duration::from_secs(20)).unwrap(), Ended::Exited(7));
         let env = [("YSYNC_OUTCOME", "ok".to_string())];
         let check = "/bin/sh -c 'test \"$YSYNC_OUTCOME\" = ok && test -z \"$YSYNC_TOKEN\"'";

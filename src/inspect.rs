@@ -1,11 +1,11 @@
 //! The three commands that look without syncing: `ysync status` (what the
 //! state knows, no network), `ysync verify` (the Disk against the local
 //! folder and the state) and `ysync check` (is everything ready). None of
-//! them changes the state or the Disk (`check` writes and removes one probe
-//! file next to the state), and all work while `ysync run` holds the lock.
+//! them writes anything (whether the state's folder is writable is asked,
+//! not tried), and all work while `ysync run` holds the lock. Text from
+//! the Disk is printed escaped (`logging::one_line`).
 
 use std::collections::BTreeSet;
-use std::fs::File;
 
 use crate::config::Config;
 use crate::exit::Exit;
@@ -240,7 +240,16 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     if let Some((ok, life)) = keeper.summary() {
         row("token life", ok, life);
     }
-    println!("   api_url      {}", cfg.api_url);
+    if let Some(why) = &cfg.untrusted {
+        row("config", false, format!("{why}; `run`, `once` and `restore` refuse it"));
+    }
+    // Plain http is taken only for this machine (config/values.rs): said
+    // all the same, since nothing of it may be the real Disk.
+    let plain = |url: &str| if url.starts_with("http://") { " (plain http, not encrypted: for a test on this machine only)" } else { "" };
+    println!("   api_url      {}{}", cfg.api_url, plain(&cfg.api_url));
+    if let Some(app) = &cfg.app {
+        println!("   oauth_url    {}{}", app.oauth_url, plain(&app.oauth_url));
+    }
     println!(
         "   settings     interval {}s, delete = {:?}, max_delete = {}, min_age {}s, bwlimit {}, throttle_workaround {}, {} exclude patterns, \
          one_file_system {}, reconcile {}",
@@ -264,7 +273,7 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
             true,
             format!(
                 "{}: {} used of {}, {} free; files up to {}",
-                if d.login.is_empty() { "(no login shown)" } else { &d.login },
+                if d.login.is_empty() { "(no login shown)".into() } else { crate::logging::one_line(&d.login) },
                 human_bytes(d.used),
                 human_bytes(d.total),
                 human_bytes(d.free),
@@ -299,8 +308,10 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
     }
     let mut dir = cfg.state_file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     while !dir.exists() && dir.pop() {}
-    match crate::fsutil::can_write_in(&dir) {
-        Ok(()) => row("state_file", true, format!("{} (writable)", cfg.state_file.display())),
+    let unsafe_dir = crate::fsutil::Dir::open(&dir).ok().and_then(|d| crate::fsutil::untrusted(&d.meta().ok()?, &dir, false));
+    match crate::fsutil::may_write_in(&dir) {
+        Ok(()) if unsafe_dir.is_none() => row("state_file", true, format!("{} (writable)", cfg.state_file.display())),
+        Ok(()) => row("state_file", false, format!("{}: {}", cfg.state_file.display(), unsafe_dir.unwrap_or_default())),
         Err(e) => row(
             "state_file",
             false,
@@ -349,6 +360,7 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> Exit {
             return Exit::Failed;
         }
     };
+    let root = crate::fsutil::Dir::open(&cfg.local_dir).ok();
     let mut differences = 0;
     let mut say = |line: String| {
         differences += 1;
@@ -368,10 +380,25 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> Exit {
                 let rec = state.files.get(&e.path).filter(|r| r.stat == e.stat);
                 let sha = match rec {
                     Some(rec) => rec.sha256,
-                    None => match File::open(cfg.local_dir.join(&e.path)).and_then(|f| crate::digest::sha256_of(&f)) {
-                        Ok(s) => s,
-                        Err(err) => {
+                    None => match root.as_ref().map(|r| scan::open(r, e)) {
+                        Some(Ok(scan::Opened::File(f))) => match crate::digest::sha256_of(&f) {
+                            Ok(s) => s,
+                            Err(err) => {
+                                say(format!("cannot read {}: {err}", e.path));
+                                continue;
+                            }
+                        },
+                        Some(Ok(scan::Opened::Gone)) => continue, // gone since the scan
+                        Some(Ok(scan::Opened::Changed(why))) => {
+                            say(format!("cannot read {}: it {why}", e.path));
+                            continue;
+                        }
+                        Some(Err(err)) => {
                             say(format!("cannot read {}: {err}", e.path));
+                            continue;
+                        }
+                        None => {
+                            say(format!("cannot read {}: local_dir cannot be opened", e.path));
                             continue;
                         }
                     },
@@ -393,16 +420,19 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> Exit {
         }
     }
     let mut foreign = 0;
+    let temps = state.temp_names("");
     for (path, item) in &tree {
-        if local.contains(path.as_str()) || scan.keeps(path) || path.rsplit('/').next().is_some_and(crate::media::is_temp_name) {
+        if local.contains(path.as_str()) || scan.keeps(path) || temps.contains(path) {
             continue;
         }
         let ours = if item.dir { state.dirs.contains(path) } else { state.files.contains_key(path) };
+        // Names from the Disk are printed escaped (a hostile server's too).
+        let shown = crate::logging::one_line(path);
         if ours {
-            say(format!("deleted here, still on the Disk: {path}"));
+            say(format!("deleted here, still on the Disk: {shown}"));
         } else if !tree_parent_is_foreign(path, &state, &local) {
             foreign += 1;
-            println!("not ysync's (left alone): {path}");
+            println!("not ysync's (left alone): {shown}");
         }
     }
     let files = scan.entries.iter().filter(|e| e.kind == Kind::File).count();

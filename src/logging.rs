@@ -74,9 +74,14 @@ pub fn init(verbosity: i32) {
 }
 
 /// `text` with control characters written as escapes (`\n`, `\t`,
-/// `\u{7}`), so that no file name can break a log line or forge one.
+/// `\u{7}`), so that no file name, and nothing a server sends, can break a
+/// line, forge one or send the terminal an escape sequence. The Unicode
+/// controls of text direction are escaped too: they would make a line read
+/// backwards.
 pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{61c}');
+    if !text.chars().any(hidden) {
         return text.into();
     }
     text.chars()
@@ -84,7 +89,7 @@ pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
             '\n' => "\\n".to_string(),
             '\r' => "\\r".to_string(),
             '\t' => "\\t".to_string(),
-            c if c.is_control() => format!("\\u{{{:x}}}", u32::from(c)),
+            c if hidden(c) => format!("\\u{{{:x}}}", u32::from(c)),
             c => c.to_string(),
         })
         .collect::<String>()
@@ -103,5 +108,7 @@ mod tests {
     fn a_log_record_is_one_line_whatever_a_name_holds() {
         assert_eq!(super::one_line("plain Фото+1.jpg"), "plain Фото+1.jpg");
         assert_eq!(super::one_line("a\nINFO forged\tb\r\u{7}"), "a\\nINFO forged\\tb\\r\\u{7}");
+        assert_eq!(super::one_line("\u{1b}]0;owned\u{7}\u{1b}[2J"), "\\u{1b}]0;owned\\u{7}\\u{1b}[2J");
+        assert_eq!(super::one_line("invoice\u{202e}fdp.exe"), "invoice\\u{202e}fdp.exe", "no line reads backwards");
     }
 }

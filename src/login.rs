@@ -136,13 +136,16 @@ fn obtain(login: &Login) -> Result<Issued, Failure> {
     }
     let code: DeviceCode = serde_json::from_str(&body)
         .map_err(|e| Failure::Again(format!("{url} answered something unexpected ({e}): {}", excerpt(&body))))?;
-    let link = if code.verification_url.is_empty() { "https://ya.ru/device" } else { &code.verification_url };
+    // What the server sent goes to the terminal escaped: no sequence of it
+    // can clear the screen or forge a line.
+    let link =
+        if code.verification_url.is_empty() { "https://ya.ru/device".into() } else { crate::logging::one_line(&code.verification_url) };
     // Yandex says 300 s; whatever it says, the wait ends within an hour.
     let lifetime = Duration::from_secs(code.expires_in.unwrap_or(600).clamp(1, 3600));
     eprintln!(
         "To let ysync use your Yandex Disk, open\n\n    {link}\n\non any phone or computer, sign in, and enter the code\n\n    {}\n\n\
          The code is valid for {} minutes. Waiting for your answer (Ctrl-C to give up)...",
-        code.user_code,
+        crate::logging::one_line(&code.user_code),
         lifetime.as_secs().div_ceil(60)
     );
 
@@ -189,7 +192,7 @@ fn obtain(login: &Login) -> Result<Issued, Failure> {
             {
                 return Err(Failure::Again(format!(
                     "the code {} expired before it was entered; run `ysync login` again (you have {} minutes each time)",
-                    code.user_code,
+                    crate::logging::one_line(&code.user_code),
                     lifetime.as_secs().div_ceil(60)
                 )));
             }
@@ -240,16 +243,18 @@ fn refusal(app: &App, url: &str, status: u16, body: &str) -> Failure {
     }
 }
 
+/// The server's error, escaped for the terminal.
 fn describe(error: &str, description: &str) -> String {
-    match (error.is_empty(), description.is_empty()) {
+    let text = match (error.is_empty(), description.is_empty()) {
         (_, true) => error.to_string(),
         (true, false) => description.to_string(),
         (false, false) => format!("{error}: {description}"),
-    }
+    };
+    crate::logging::one_line(&text).into_owned()
 }
 
 fn excerpt(body: &str) -> String {
-    body.chars().take(200).collect()
+    crate::logging::one_line(&body.chars().take(200).collect::<String>()).into_owned()
 }
 
 /// A stable id for this box (Yandex lists tokens per device, and a new id
@@ -266,11 +271,12 @@ fn device() -> (String, String) {
     (id, name)
 }
 
-/// The folder for `target` exists or can be made, and can be written.
-fn writable_folder(target: &Path) -> std::io::Result<()> {
+/// The folder for `target` exists or can be made (0700), and can be
+/// written safely ([`token::writable_folder`]).
+fn writable_folder(target: &Path) -> Result<(), String> {
     let dir = target.parent().unwrap_or(Path::new("/"));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    crate::fsutil::can_write_in(dir)
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    token::writable_folder(target)
 }
 
 /// Uses the new token once, so that a token without the Disk permissions
@@ -280,7 +286,7 @@ fn verify(app: &Login, token: &str) -> Exit {
         Ok(d) => {
             eprintln!(
                 "The Disk accepts it: logged in as {}, {} free of {}. Next: `ysync check`, then `ysync once`.",
-                if d.login.is_empty() { "(no login shown)" } else { &d.login },
+                if d.login.is_empty() { "(no login shown)".into() } else { crate::logging::one_line(&d.login) },
                 human_bytes(d.free),
                 human_bytes(d.total)
             );

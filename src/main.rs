@@ -278,6 +278,9 @@ fn main() {
         }
         Exit::Ok.now()
     }
+    // The token is in this process's memory: no core dump holds it, and no
+    // other process of this user (a hook) may read it with ptrace.
+    fsutil::sys::not_dumpable();
     logging::init(args.verbosity);
     match args.command.as_str() {
         "run" | "once" | "status" | "verify" | "check" | "login" | "versions" | "restore" => {}
@@ -295,6 +298,10 @@ fn main() {
             log::error!("{e}");
             Exit::Usage.now()
         });
+        if let Some(why) = &app.untrusted {
+            log::error!("{why}; ysync writes where this file says only when nobody else can change it");
+            Exit::Usage.now()
+        }
         login::login(&app, &path, args.print).now()
     }
     let mut cfg = config::load(&path, &env).unwrap_or_else(|e| {
@@ -306,6 +313,12 @@ fn main() {
     }
     cfg.allow_mass_change = args.allow_mass_change;
     log::debug!("config: {cfg:?}");
+    // A config someone else can change would choose what this process
+    // writes and runs (its hooks): refused for every command that does.
+    if let Some(why) = cfg.untrusted.as_ref().filter(|_| matches!(args.command.as_str(), "run" | "once" | "restore")) {
+        log::error!("{why}; ysync writes where this file says and runs its hooks only when nobody else can change it");
+        Exit::Usage.now()
+    }
 
     match args.command.as_str() {
         "status" => inspect::status(&cfg, args.json).now(),

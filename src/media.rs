@@ -60,13 +60,11 @@ pub fn is_throttled(path: &str, extra: &[String]) -> bool {
 }
 
 /// Every name ysync gives a file of its own on the Disk (a temporary
-/// upload, an older version's md5 probe) or locally (a write probe) starts so.
+/// upload) or locally (a restore's partial download) starts so. A name
+/// that merely starts so is not taken for ysync's: on the Disk only the
+/// exact temporary name of an upload it made ([`crate::state::State::temp_names`]),
+/// locally only [`crate::scan::is_own_temporary`].
 pub const TEMP_PREFIX: &str = ".ysync-";
-
-/// Is `name` (one path component) one of ysync's own temporary names?
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with(TEMP_PREFIX)
-}
 
 /// The temporary name for `path` (relative): a hidden `.txt` file (a
 /// `document`, never throttled) in the same folder, the same for every try,

@@ -35,6 +35,11 @@ pub struct Item {
 /// A remote tree: relative path → entry.
 pub type Tree = std::collections::BTreeMap<String, Item>;
 
+/// Folders deeper than this below a listed root are not listed: the
+/// Disk's paths end at 32 760 characters, and no local tree ysync can
+/// walk is that deep (Linux paths end at 4 096 bytes).
+pub const MAX_DEPTH: usize = 1024;
+
 /// What ysync needs of the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskInfo {
@@ -112,12 +117,16 @@ pub trait Remote {
     fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error>;
 
     /// The whole tree below `root`, one listing per folder; `None` when
-    /// `root` is not a folder on the Disk.
+    /// `root` is not a folder on the Disk. At most `MAX_DEPTH` folders deep:
+    /// deeper is a server that does not end, not a tree.
     fn tree(&mut self, root: &str) -> Result<Option<Tree>, Error> {
         let Some(top) = self.list(root)? else { return Ok(None) };
         let mut tree = Tree::new();
         let mut todo = vec![(String::new(), top)];
         while let Some((prefix, items)) = todo.pop() {
+            if prefix.matches('/').count() >= MAX_DEPTH {
+                return Err(Error::Protocol(format!("the tree below disk:{root} is deeper than {MAX_DEPTH} folders")));
+            }
             for item in items {
                 let rel = if prefix.is_empty() { item.name.clone() } else { format!("{prefix}/{}", item.name) };
                 if item.dir
@@ -274,6 +283,22 @@ mod tests {
     fn an_error_stays_small() {
         let size = std::mem::size_of::<Error>();
         assert!(size <= 56, "remote::Error grew to {size} bytes");
+    }
+
+    #[test]
+    fn a_tree_deeper_than_any_path_is_refused_not_walked() {
+        // Finding 21: a server that nests folders without end.
+        let mut disk = crate::testkit::MemDisk::with_folder("/r");
+        let mut p = String::from("/r");
+        for _ in 0..MAX_DEPTH + 2 {
+            p.push_str("/a");
+            disk.dirs.insert(p.clone());
+        }
+        let e = disk.tree("/r").unwrap_err();
+        assert!(e.to_string().contains("deeper than 1024 folders"), "{e}");
+        let mut shallow = crate::testkit::MemDisk::with_folder("/r");
+        shallow.dirs.insert("/r/a".into());
+        assert_eq!(shallow.tree("/r").unwrap().unwrap().len(), 1);
     }
 
     #[test]

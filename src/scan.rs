@@ -20,15 +20,21 @@
 //! - A folder met a second time (a bind mount, perhaps of its own ancestor,
 //!   which would otherwise nest until paths grow too long) is skipped with a
 //!   warning and kept.
-//! - No file is opened or hashed here; that is the executor's job.
+//! - Folders are opened a component at a time below `local_dir`'s own
+//!   descriptor, never through a link: a folder swapped for a link while
+//!   the walk runs is skipped, not followed. Names are `stat`ed relative to
+//!   their open folder.
+//! - ysync's own temporary names (a restore's partial file) are left out.
+//! - No file is opened or hashed here; [`open`] is how the executor, the
+//!   guard and `verify` open what the scan saw.
 
-use std::fs;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use std::collections::HashSet;
 
+use crate::fsutil::{Dir, Kind as FsKind, Meta};
 use crate::glob::Glob;
 use crate::state::{PrintBuilder, Prints};
 
@@ -56,11 +62,14 @@ pub struct Entry {
     pub path: String,
     pub kind: Kind,
     pub stat: Stat,
+    /// The file's device: with `stat.ino`, what [`open`] must find again
+    /// before a byte is read. Not part of the state.
+    pub dev: u64,
 }
 
 impl Entry {
     pub fn dir(path: &str) -> Entry {
-        Entry { path: path.into(), kind: Kind::Dir, stat: Stat::default() }
+        Entry { path: path.into(), kind: Kind::Dir, stat: Stat::default(), dev: 0 }
     }
 
     pub fn size(&self) -> u64 {
@@ -213,18 +222,16 @@ pub fn scan(root: &Path, exclude: &Exclude, one_file_system: bool) -> Result<Sca
 /// Walks `root` one folder at a time (depth first), handing each folder's
 /// files (sorted by name) to `files` and keeping only what [`Walk`] holds.
 /// A folder's sub-folders wait as paths, not as open handles: a folder
-/// with 10 000 sub-folders does not need 10 000 descriptors.
+/// with 10 000 sub-folders does not need 10 000 descriptors; the open ones
+/// are those from `root` down to the folder being read.
 pub fn walk(root: &Path, exclude: &Exclude, one_file_system: bool, files: &mut dyn FnMut(Vec<Entry>)) -> Result<Walk, RootError> {
-    let (root_dev, root_ino) = match fs::metadata(root) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RootError::Missing),
-        Err(e) => return Err(RootError::Unreadable(e)),
-        Ok(m) if !m.is_dir() => return Err(RootError::NotADir),
-        Ok(m) => (m.dev(), m.ino()),
-    };
+    let top = open_root(root)?;
+    let (root_dev, root_ino) = top.meta().map(|m| (m.dev, m.ino)).map_err(RootError::Unreadable)?;
     // Read the root before anything else: an unreadable root is a root error,
     // not an empty tree.
-    fs::read_dir(root).map_err(RootError::Unreadable)?;
-    let mut r = Reader { root, exclude, one_file_system, folders: HashSet::from([(root_dev, root_ino)]), out: Walk::default() };
+    top.names().map_err(RootError::Unreadable)?;
+    let mut r = Reader::new(root, top, exclude, one_file_system);
+    r.folders.insert((root_dev, root_ino));
     let mut prints = PrintBuilder::default();
     prints.folder("");
     let mut pending = vec![(String::new(), root_dev)];
@@ -254,13 +261,31 @@ pub fn walk(root: &Path, exclude: &Exclude, one_file_system: bool, files: &mut d
     Ok(out)
 }
 
+/// `local_dir` itself, opened by its path (a link there is the admin's).
+pub fn open_root(root: &Path) -> Result<Dir, RootError> {
+    match Dir::open(root) {
+        Ok(d) => Ok(d),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(RootError::Missing),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => Err(RootError::NotADir),
+        Err(e) => Err(RootError::Unreadable(e)),
+    }
+}
+
 /// The files of these folders (sorted by path), read again after a walk
 /// found their prints changed, with what among them could not be read or
 /// was excluded. Their sub-folders are the walk's (`dirs`, sorted): a name
 /// that is a folder there is not taken as a file. A folder that cannot be
 /// read now is `unreadable`: everything in it is kept this cycle.
 pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &Exclude, one_file_system: bool) -> Scan {
-    let mut r = Reader { root, exclude, one_file_system, folders: HashSet::new(), out: Walk::default() };
+    let unreadable = |e: RootError| {
+        let skipped = vec![Skipped { path: root.to_path_buf(), reason: format!("folder cannot be read: {e}") }];
+        Scan { skipped, unreadable: vec![String::new()], listed: Some(folders.to_vec()), ..Scan::default() }
+    };
+    let top = match open_root(root) {
+        Ok(d) => d,
+        Err(e) => return unreadable(e),
+    };
+    let mut r = Reader::new(root, top, exclude, one_file_system);
     let mut entries = Vec::new();
     for f in folders {
         if let Some(mut found) = r.read(f, 0, true) {
@@ -275,6 +300,42 @@ pub fn list(root: &Path, folders: &[String], dirs: &[String], exclude: &Exclude,
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     let Walk { skipped, unreadable, excluded, .. } = r.out;
     Scan { entries, skipped, unreadable, excluded, mounts: Vec::new(), unlisted: 0, listed: Some(folders.to_vec()) }
+}
+
+/// What [`open`] found where the scan saw a file.
+#[derive(Debug)]
+pub enum Opened {
+    /// The regular file the scan saw, open to read.
+    File(File),
+    /// Nothing there any more (or a folder on the way is gone).
+    Gone,
+    /// Something else is there now: why, for the log.
+    Changed(&'static str),
+}
+
+/// Opens the file `e` that the scan saw below `root` (`local_dir`, open):
+/// its folders a component at a time and the file itself without following
+/// a link, without blocking, and only when what opened is still the regular
+/// file the scan saw, with its device and inode. A link, a FIFO, a device
+/// or another file put there since is never read: it is looked at again by
+/// the next scan. Other errors (permissions) are the caller's.
+pub fn open(root: &Dir, e: &Entry) -> io::Result<Opened> {
+    use crate::fsutil::sys::is_link_error;
+    let (folder, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+    let found = root.beneath(folder).and_then(|d| d.read(name));
+    let file = match found {
+        Ok(f) => f,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Opened::Gone),
+        Err(err) if is_link_error(&err) => return Ok(Opened::Changed("is a symbolic link now (links are not followed)")),
+        Err(err) => return Err(err),
+    };
+    let now = crate::fsutil::meta_of(&file)?;
+    Ok(match now.kind() {
+        FsKind::File if (now.dev, now.ino) == (e.dev, e.stat.ino) => Opened::File(file),
+        FsKind::File => Opened::Changed("is another file now (replaced since the scan)"),
+        FsKind::Dir => Opened::Changed("is a folder now"),
+        _ => Opened::Changed("is no longer a regular file"),
+    })
 }
 
 /// One folder's readable content: files sorted by name, sub-folders
@@ -303,110 +364,155 @@ struct Reader<'a> {
     one_file_system: bool,
     /// Folders entered, by device and inode: one met again is a bind mount.
     folders: HashSet<(u64, u64)>,
+    /// The open folders from `root` (first, as `""`) down to the last one
+    /// read: each folder is opened in its parent without following a link,
+    /// and a depth-first walk mostly reads a child or a sibling next.
+    chain: Vec<(String, Dir)>,
     out: Walk,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(root: &'a Path, top: Dir, exclude: &'a Exclude<'a>, one_file_system: bool) -> Reader<'a> {
+        Reader { root, exclude, one_file_system, folders: HashSet::new(), chain: vec![(String::new(), top)], out: Walk::default() }
+    }
+
+    /// The folder `prefix`, open: from the deepest open folder above it,
+    /// a component at a time, none of them a link.
+    fn enter(chain: &mut Vec<(String, Dir)>, prefix: &str) -> io::Result<()> {
+        while chain.len() > 1 && chain.last().is_some_and(|(p, _)| p != prefix && !is_under(prefix, p)) {
+            chain.pop();
+        }
+        loop {
+            let (at, dir) = chain.last().expect("the root stays");
+            if at == prefix {
+                return Ok(());
+            }
+            let rest = if at.is_empty() { prefix } else { &prefix[at.len() + 1..] };
+            let name = rest.split('/').next().unwrap_or(rest);
+            let sub = dir.sub(name)?;
+            let path = if at.is_empty() { name.to_string() } else { format!("{at}/{name}") };
+            chain.push((path, sub));
+        }
+    }
+
     /// Reads the folder `prefix` (relative; `dev` its device). With
     /// `files_only`, sub-folders are passed over (a second look at a
     /// folder the walk entered). `None` when it cannot be listed.
     fn read(&mut self, prefix: &str, dev: u64, files_only: bool) -> Option<Folder> {
-        let root = self.root;
-        let here = if prefix.is_empty() { root.to_path_buf() } else { root.join(prefix) };
-        let listing = match fs::read_dir(&here) {
+        #[cfg(test)]
+        tests::before_read(self.root, prefix);
+        let here = if prefix.is_empty() { self.root.to_path_buf() } else { self.root.join(prefix) };
+        let listing = Reader::enter(&mut self.chain, prefix).and_then(|()| self.chain.last().expect("entered").1.names());
+        let listing = match listing {
             Ok(l) => l,
             Err(e) => {
-                self.skip(here, format!("folder cannot be read: {e}"));
+                self.skip(here, folder_error(&e));
                 self.out.unreadable.push(prefix.to_string());
                 return None;
             }
         };
+        let dir = &self.chain.last().expect("entered").1;
         let mut out = Folder { files: Vec::new(), dirs: Vec::new() };
-        for item in listing {
-            let item = match item {
-                Ok(i) => i,
-                Err(e) => {
-                    self.skip(here.clone(), format!("folder listing failed: {e}"));
-                    self.out.unreadable.push(prefix.to_string());
-                    break;
-                }
-            };
-            let Some(name) = item.file_name().to_str().map(str::to_string) else {
-                self.skip(item.path(), "name is not valid UTF-8".into());
-                continue;
-            };
-            let bad = bad_name(&name);
-            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-            if let Some(why) = bad {
-                self.skip(item.path(), why);
-                self.out.unreadable.push(rel);
-                continue;
-            }
-            let ft = match item.file_type() {
-                Ok(ft) => ft,
-                Err(e) => {
-                    self.skip(item.path(), format!("cannot read its type: {e}"));
-                    self.out.unreadable.push(rel);
+        for (name, kind) in listing {
+            let name = match String::from_utf8(name) {
+                Ok(n) => n,
+                Err(raw) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    let path = here.join(std::ffi::OsStr::from_bytes(raw.as_bytes()));
+                    self.out.skipped.push(Skipped { path, reason: "name is not valid UTF-8".into() });
                     continue;
                 }
             };
-            if files_only && ft.is_dir() {
+            let bad = bad_name(&name);
+            let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+            let path = || here.join(&name);
+            if let Some(why) = bad {
+                self.out.skipped.push(Skipped { path: path(), reason: why });
+                self.out.unreadable.push(rel);
                 continue;
             }
-            if self.exclude.globs.iter().any(|g| g.matches(&rel, ft.is_dir())) {
+            // The kind from the folder listing, or from one `stat`.
+            let mut meta = None;
+            let kind = match kind {
+                Some(k) => k,
+                None => match dir.stat(&name) {
+                    Ok(m) => {
+                        meta = Some(m);
+                        m.kind()
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // vanished
+                    Err(e) => {
+                        self.out.skipped.push(Skipped { path: path(), reason: format!("cannot read its type: {e}") });
+                        self.out.unreadable.push(rel);
+                        continue;
+                    }
+                },
+            };
+            let is_dir = kind == FsKind::Dir;
+            if files_only && is_dir {
+                continue;
+            }
+            if is_own_temporary(&name) {
+                log::debug!("{rel} is a temporary file of ysync's own; not mirrored");
+                self.out.excluded.push(rel);
+                continue;
+            }
+            if self.exclude.globs.iter().any(|g| g.matches(&rel, is_dir)) {
                 log::debug!("excluded {rel}");
                 self.out.excluded.push(rel);
                 continue;
             }
-            if ft.is_dir() {
-                // One fstatat per folder: a mount point's device differs,
+            if is_dir {
+                // One stat per folder: a mount point's device differs,
                 // and a folder seen before is a bind mount (maybe of its
                 // own ancestor: a loop that would nest without end).
-                let (sub_dev, ino) = item.metadata().map_or((dev, 0), |m| (m.dev(), m.ino()));
+                let (sub_dev, ino) = meta.or_else(|| dir.stat(&name).ok()).map_or((dev, 0), |m| (m.dev, m.ino));
                 if sub_dev != dev && self.one_file_system {
                     log::debug!("{rel} is on another filesystem; not entered (one_file_system = yes)");
                     self.out.excluded.push(rel);
                     continue;
                 }
+                // Opened now, not through a link, and closed again: only a
+                // folder that can be read is an entry (its parent's print
+                // lists it).
+                let sub = match dir.sub(&name) {
+                    Ok(sub) => sub,
+                    Err(e) => {
+                        self.out.skipped.push(Skipped { path: path(), reason: folder_error(&e) });
+                        self.out.unreadable.push(rel);
+                        continue;
+                    }
+                };
                 // A marker file (`exclude_if_present`): one look per name.
-                if let Some(m) = self.exclude.markers.iter().find(|m| fs::symlink_metadata(item.path().join(m)).is_ok()) {
+                if let Some(m) = self.exclude.markers.iter().find(|m| sub.has(m).unwrap_or(false)) {
                     log::debug!("{rel} holds {m}; not entered (exclude_if_present)");
                     self.out.excluded.push(rel);
                     continue;
                 }
                 if ino != 0 && !self.folders.insert((sub_dev, ino)) {
-                    self.skip(item.path(), "the same folder as one seen before (a bind mount); not entered again".into());
+                    let why = "the same folder as one seen before (a bind mount); not entered again".into();
+                    self.out.skipped.push(Skipped { path: path(), reason: why });
                     self.out.unreadable.push(rel);
                     continue;
                 }
-                // Opened now and closed again: only a folder that can be
-                // read is an entry (its parent's print lists it).
-                match fs::read_dir(item.path()) {
-                    Ok(_) => {
-                        if sub_dev != dev {
-                            self.out.mounts.push(rel.clone());
-                        }
-                        out.dirs.push((rel, sub_dev));
-                    }
-                    Err(e) => {
-                        self.skip(item.path(), format!("folder cannot be read: {e}"));
-                        self.out.unreadable.push(rel);
-                    }
+                if sub_dev != dev {
+                    self.out.mounts.push(rel.clone());
                 }
-            } else if ft.is_file() {
-                // fstatat relative to the open folder (no symlink following),
+                out.dirs.push((rel, sub_dev));
+            } else if kind == FsKind::File {
+                // One stat relative to the open folder (no link followed),
                 // like find: no walk of the whole path per file.
-                match item.metadata() {
+                match meta.map_or_else(|| dir.stat(&name), Ok) {
                     Ok(m) if m.is_file() => out.files.push(file_entry(rel, &m)),
-                    Ok(_) => self.skip(item.path(), "changed type during the scan".into()),
+                    Ok(_) => self.out.skipped.push(Skipped { path: path(), reason: "changed type during the scan".into() }),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {} // vanished: gone next cycle
                     Err(e) => {
-                        self.skip(item.path(), format!("cannot be read: {e}"));
+                        self.out.skipped.push(Skipped { path: path(), reason: format!("cannot be read: {e}") });
                         self.out.unreadable.push(rel);
                     }
                 }
             } else {
-                self.skip(item.path(), special_kind(&ft).into());
+                self.out.skipped.push(Skipped { path: path(), reason: special_kind(kind).into() });
             }
         }
         out.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
@@ -419,14 +525,26 @@ impl Reader<'_> {
     }
 }
 
-pub fn file_entry(path: String, m: &fs::Metadata) -> Entry {
-    let stat = Stat {
-        size: m.len(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        ino: m.ino(),
-    };
-    Entry { path, kind: Kind::File, stat }
+/// Why a folder could not be entered: a link put there since the walk saw
+/// a folder (never followed), or an error.
+fn folder_error(e: &io::Error) -> String {
+    if crate::fsutil::sys::is_link_error(e) {
+        "a symbolic link now (links are not followed)".into()
+    } else {
+        format!("folder cannot be read: {e}")
+    }
+}
+
+/// ysync's own temporary files in `local_dir`: a restore's partial
+/// download (`.ysync-restore-*`) and an older version's write probe
+/// (`.ysync-probe-*`). Never mirrored, and kept like excluded names.
+pub fn is_own_temporary(name: &str) -> bool {
+    name.strip_prefix(crate::media::TEMP_PREFIX).is_some_and(|rest| rest.starts_with("restore-") || rest.starts_with("probe-"))
+}
+
+pub fn file_entry(path: String, m: &Meta) -> Entry {
+    let stat = Stat { size: m.size, mtime_ns: m.mtime_ns, ctime_ns: m.ctime_ns, ino: m.ino };
+    Entry { path, kind: Kind::File, stat, dev: m.dev }
 }
 
 fn bad_name(name: &str) -> Option<String> {
@@ -441,24 +559,53 @@ fn bad_name(name: &str) -> Option<String> {
     None
 }
 
-fn special_kind(ft: &fs::FileType) -> &'static str {
-    if ft.is_symlink() {
-        "symbolic link (links are not followed)"
-    } else if ft.is_fifo() {
-        "named pipe (FIFO)"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device file"
-    } else {
-        "not a regular file or folder"
+fn special_kind(kind: FsKind) -> &'static str {
+    match kind {
+        FsKind::Link => "symbolic link (links are not followed)",
+        FsKind::Fifo => "named pipe (FIFO)",
+        FsKind::Socket => "socket",
+        FsKind::Device => "device file",
+        _ => "not a regular file or folder",
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
+    use std::cell::RefCell;
+    use std::fs;
     use std::os::unix::fs::symlink;
+
+    type Hook = Box<dyn FnMut(&Path, &str)>;
+
+    thread_local! {
+        /// Tests only: called with `local_dir` and a folder's path just
+        /// before the walk opens that folder (to swap it for a link).
+        static BEFORE_READ: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Calls `f` before each folder the walks of this thread read, until
+    /// [`no_hook`].
+    pub fn on_read(f: impl FnMut(&Path, &str) + 'static) {
+        BEFORE_READ.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+    }
+
+    pub fn no_hook() {
+        BEFORE_READ.with(|h| *h.borrow_mut() = None);
+    }
+
+    pub(super) fn before_read(root: &Path, prefix: &str) {
+        let hook = BEFORE_READ.with(|h| h.borrow_mut().take());
+        if let Some(mut f) = hook {
+            f(root, prefix);
+            BEFORE_READ.with(|h| {
+                let mut slot = h.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(f); // not replaced by the hook itself
+                }
+            });
+        }
+    }
 
     fn tree(files: &[&str]) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
@@ -515,7 +662,7 @@ mod tests {
         symlink("missing", t.path().join("dangling")).unwrap();
         symlink(".", t.path().join("d/loop")).unwrap();
         let fifo = t.path().join("pipe");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        crate::fsutil::sys::make_fifo(&fifo).unwrap();
         let _sock = std::os::unix::net::UnixListener::bind(t.path().join("sock")).unwrap();
         let s = scan(t.path(), &Exclude::NOTHING, false).unwrap();
         assert_eq!(paths(&s), ["d", "ok.txt"]);

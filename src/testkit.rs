@@ -19,6 +19,9 @@ pub struct Crash(pub String);
 
 /// The Disk in memory: files (path → bytes), folders, operations, and a
 /// log of every call, in the order made.
+/// A test's action before each call ([`MemDisk::before_call`]).
+pub type OnCall = Box<dyn FnMut(&str)>;
+
 #[derive(Default)]
 pub struct MemDisk {
     pub files: BTreeMap<String, Vec<u8>>,
@@ -60,6 +63,9 @@ pub struct MemDisk {
     pub in_progress: u64,
     /// The next upload answers 202 and stays hidden for this many looks.
     pub lag_next: Option<u64>,
+    /// Called with each call's name before the Disk works on it: a test
+    /// changes the local folder there (after the scan, between actions).
+    pub before_call: Option<OnCall>,
 }
 
 pub fn sha(b: &[u8]) -> Hex<32> {
@@ -95,6 +101,9 @@ impl MemDisk {
 
     /// A step of a call: maybe the crash, maybe a fault instead of the work.
     fn before(&mut self, call: String) -> Result<(), Error> {
+        if let Some(f) = self.before_call.as_mut() {
+            f(&call);
+        }
         if let Some(i) = self.fail_next.iter().position(|(kind, _)| call.starts_with(kind)) {
             self.calls.push(call);
             return Err(self.fail_next.remove(i).1);
@@ -318,7 +327,13 @@ impl Remote for MemDisk {
         let mut items: Vec<Item> = self.dirs.iter().filter_map(child).map(|name| Item { name, dir: true, file: none.clone() }).collect();
         for (p, b) in &self.files {
             if let Some(name) = child(p) {
-                items.push(Item { name, dir: false, file: file_of(b) });
+                // Not hashed yet (`slow_hash`): listed without hashes too.
+                let file = if self.slow_hash.get(p).is_some_and(|n| *n > 0) {
+                    RemoteFile { size: b.len() as u64, sha256: None, md5: None }
+                } else {
+                    file_of(b)
+                };
+                items.push(Item { name, dir: false, file });
             }
         }
         self.after(Ok(Some(items)))

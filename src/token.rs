@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::config::{App, Token};
+use crate::fsutil::Dir;
 use crate::units::now_secs;
 
 /// Renew when less than this is left (or less than half the life).
@@ -168,20 +169,37 @@ impl Issued {
 }
 
 /// Writes a token file atomically, through a temporary file that never
-/// has wider permissions: with `mode`, or with the mode the file had
-/// (0600 for a new one). When root writes, the file keeps the owner it had,
-/// or gets the owner of its folder (`/var/lib/ysync`, owned by the service
-/// user), or the service could not read it. Returns a note on the owner.
+/// has wider permissions: with `mode`, or with exactly the mode the file
+/// had (0600 for a new one). When root writes, the file keeps the owner it
+/// had, or gets the owner of its folder (`/var/lib/ysync`, owned by the
+/// service user), or the service could not read it. Everything happens
+/// relative to the folder, opened once, and nothing there is followed as
+/// a link; a folder others can write is refused ([`writable_folder`]).
+/// Returns a note on the owner.
 pub fn write(target: &Path, t: &TokenFile, mode: Option<u32>) -> std::io::Result<String> {
-    let dir = target.parent().unwrap_or(Path::new("/"));
-    let before = std::fs::metadata(target).ok();
-    let owner = match &before {
-        Some(m) => (m.uid(), m.gid()),
-        None => std::fs::metadata(dir).map(|m| (m.uid(), m.gid()))?,
+    use std::io::{Error, ErrorKind};
+    let bad = || Error::new(ErrorKind::InvalidInput, "token_file needs a folder and a UTF-8 name");
+    let dir = Dir::open(target.parent().ok_or_else(bad)?)?;
+    let name = target.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
+    if let Some(why) = crate::fsutil::untrusted(&dir.meta()?, dir.path(), true) {
+        return Err(Error::other(why));
+    }
+    let before = match dir.stat(name) {
+        Ok(m) if m.kind() == crate::fsutil::Kind::Link => {
+            return Err(Error::other(format!(
+                "{} is a symbolic link; ysync writes a token only into a regular file (point token_file at the file itself)",
+                target.display()
+            )));
+        }
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
     };
-    let mode = mode.unwrap_or(before.as_ref().map_or(0o600, |m| m.mode() & 0o777));
+    let folder = dir.meta()?;
+    let owner = before.as_ref().map_or((folder.uid, folder.gid), |m| (m.uid, m.gid));
+    let mode = mode.unwrap_or(before.as_ref().map_or(0o600, |m| m.perm() & 0o777));
     let mut note = String::new();
-    crate::fsutil::write_atomically(target, mode, |f| {
+    crate::fsutil::write_atomically(&dir, name, mode, |f| {
         use std::io::Write;
         f.write_all(t.render().as_bytes())?;
         let file = f.get_ref();
@@ -258,15 +276,12 @@ impl Keeper {
         if self.app.is_none() {
             return Some("client_id and client_secret are not in the config".into());
         }
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        if let Err(e) = crate::fsutil::can_write_in(dir) {
-            return Some(format!("its folder {} cannot be written ({e})", dir.display()));
+        if let Err(why) = writable_folder(path) {
+            return Some(why);
         }
-        let me = my_uid();
-        match std::fs::metadata(path) {
-            Ok(m) if me != Some(0) && me != Some(m.uid()) => {
-                Some(format!("it belongs to uid {}, and ysync runs as uid {}", m.uid(), me.unwrap_or(u32::MAX)))
-            }
+        let me = crate::fsutil::sys::euid();
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if me != 0 && me != m.uid() => Some(format!("it belongs to uid {}, and ysync runs as uid {me}", m.uid())),
             _ => None,
         }
     }
@@ -367,14 +382,19 @@ impl Keeper {
     }
 }
 
-fn renew_window(t: &TokenFile) -> u64 {
-    RENEW_BEFORE.min(t.lifetime.map_or(RENEW_BEFORE, |l| l / 2))
+/// Whether the folder of the token file `path` can be written, and safely
+/// (nothing is created to find out): `Err` says why not.
+pub fn writable_folder(path: &Path) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let meta = Dir::open(dir).and_then(|d| d.meta()).map_err(|e| format!("its folder {} cannot be opened ({e})", dir.display()))?;
+    if let Some(why) = crate::fsutil::untrusted(&meta, dir, true) {
+        return Err(why);
+    }
+    crate::fsutil::may_write_in(dir).map_err(|e| format!("its folder {} cannot be written ({e})", dir.display()))
 }
 
-/// The uid this process runs as (Linux: `/proc/self/status`).
-fn my_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().nth(1)?.parse().ok()
+fn renew_window(t: &TokenFile) -> u64 {
+    RENEW_BEFORE.min(t.lifetime.map_or(RENEW_BEFORE, |l| l / 2))
 }
 
 #[cfg(test)]

@@ -105,9 +105,10 @@ struct Embedded {
 /// Entries per listing page (the Disk's default is 20).
 const PAGE: usize = 1000;
 
-/// A folder listing longer than this (10 million entries) is a server that
-/// ignores `offset`, not a folder: the loop over pages must end.
-const MAX_PAGES: usize = 10_000;
+/// A folder listing longer than this (2 million entries, twice the
+/// largest folder ysync is measured with) is a server that does not end,
+/// not a folder: the loop over pages ends there, and memory with it.
+const MAX_PAGES: usize = 2_000;
 
 #[derive(Deserialize)]
 struct Disk {
@@ -265,6 +266,40 @@ impl Yandex {
     }
 }
 
+impl Yandex {
+    /// A folder's listing, page by page, at most `max_pages` of them.
+    fn list_pages(&mut self, path: &str, max_pages: usize) -> Result<Option<Vec<Item>>, Error> {
+        const FIELDS: &str = "type,_embedded.total,_embedded.items.name,_embedded.items.type,\
+                              _embedded.items.size,_embedded.items.sha256,_embedded.items.md5";
+        let mut items: Vec<Item> = Vec::new();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            if pages > max_pages {
+                return Err(Error::Protocol(format!("the listing of {path} did not end after {max_pages} pages of {PAGE}")));
+            }
+            let extra = format!("&limit={PAGE}&offset={}&fields={FIELDS}", items.len());
+            let page: Listing = match self.api_call(Method::Get, &self.resource_url("resources", path, &extra)) {
+                Ok((_, body)) => json(&body)?,
+                Err(Error::NotFound) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some(embedded) = page.embedded.filter(|_| page.kind == "dir") else { return Ok(None) };
+            let got = embedded.items.len();
+            // A server that ignores `offset` sends the first page again.
+            let before = &items[items.len().saturating_sub(got)..];
+            if got > 0 && before.len() == got && before.iter().zip(&embedded.items).all(|(a, b)| a.name == b.name) {
+                return Err(Error::Protocol(format!("the listing of {path} sent the same page twice (is `offset` ignored?)")));
+            }
+            items.extend(embedded.items.into_iter().map(|i| Item { dir: i.kind == "dir", file: i.file(), name: i.name }));
+            // The listing is not a snapshot; stop on a short page or at the total.
+            if got < PAGE || embedded.total.is_some_and(|t| items.len() as u64 >= t) {
+                return Ok(Some(items));
+            }
+        }
+    }
+}
+
 impl Remote for Yandex {
     fn mkdir(&mut self, path: &str) -> Result<(), Error> {
         match self.api_call(Method::Put, &self.resource_url("resources", path, "")) {
@@ -320,15 +355,29 @@ impl Remote for Yandex {
     /// `GET /resources/download` gives a link on the downloader host, which
     /// answers with the bytes or redirects (API notes 3.11: "302 redirects
     /// are possible, follow them"); followed here, at most
-    /// `DOWNLOAD_REDIRECTS` times, and without the token, as for uploads.
+    /// `DOWNLOAD_REDIRECTS` times, a relative `Location` against the link it
+    /// came from, never from `https` down to plain `http`, and without the
+    /// token, as for uploads. The body has no total time limit (a version
+    /// of 10 GB takes as long as it takes), only `timeout` per read: a
+    /// stalled download ends, a slow one does not. The writer bounds what
+    /// it takes (`history::fetch`: the listed size).
     fn download(&mut self, path: &str, to: &mut dyn std::io::Write) -> Result<u64, Error> {
         let link: LinkJson = json(&self.api_call(Method::Get, &self.resource_url("resources/download", path, ""))?.1)?;
         let mut href = link.href;
         for _ in 0..=DOWNLOAD_REDIRECTS {
-            let resp = self.agent.get(&href).config().timeout_per_read(Some(self.timeout)).build().call().map_err(transport)?;
+            let resp = self
+                .agent
+                .get(&href)
+                .config()
+                .timeout_recv_body(None)
+                .timeout_per_read(Some(self.timeout))
+                .build()
+                .call()
+                .map_err(transport)?;
             if resp.status().is_redirection() {
                 let next = resp.headers().get("location").and_then(|v| v.to_str().ok());
-                href = next.ok_or_else(|| Error::Protocol("a download redirect without a Location".into()))?.to_string();
+                let next = next.ok_or_else(|| Error::Protocol("a download redirect without a Location".into()))?;
+                href = redirect(&href, next)?;
                 continue;
             }
             let resp = check(resp)?;
@@ -339,29 +388,7 @@ impl Remote for Yandex {
     }
 
     fn list(&mut self, path: &str) -> Result<Option<Vec<Item>>, Error> {
-        const FIELDS: &str = "type,_embedded.total,_embedded.items.name,_embedded.items.type,\
-                              _embedded.items.size,_embedded.items.sha256,_embedded.items.md5";
-        let mut items = Vec::new();
-        let mut pages = 0;
-        loop {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(Error::Protocol(format!("the listing of {path} did not end after {MAX_PAGES} pages")));
-            }
-            let extra = format!("&limit={PAGE}&offset={}&fields={FIELDS}", items.len());
-            let page: Listing = match self.api_call(Method::Get, &self.resource_url("resources", path, &extra)) {
-                Ok((_, body)) => json(&body)?,
-                Err(Error::NotFound) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let Some(embedded) = page.embedded.filter(|_| page.kind == "dir") else { return Ok(None) };
-            let got = embedded.items.len();
-            items.extend(embedded.items.into_iter().map(|i| Item { dir: i.kind == "dir", file: i.file(), name: i.name }));
-            // The listing is not a snapshot; stop on a short page or at the total.
-            if got < PAGE || embedded.total.is_some_and(|t| items.len() as u64 >= t) {
-                return Ok(Some(items));
-            }
-        }
+        self.list_pages(path, MAX_PAGES)
     }
 
     fn exists(&mut self, path: &str) -> Result<bool, Error> {
@@ -371,7 +398,6 @@ impl Remote for Yandex {
             Err(e) => Err(e),
         }
     }
-
     fn stat(&mut self, path: &str) -> Result<Option<RemoteFile>, Error> {
         let url = self.resource_url("resources", path, "&fields=type,size,sha256,md5");
         match self.api_call(Method::Get, &url) {
@@ -422,6 +448,31 @@ pub fn agent(timeout: Duration) -> Agent {
         .max_redirects(0)
         .build()
         .into()
+}
+
+/// Where a redirect from `from` to `location` leads: an absolute URL as
+/// it is, a path (`/dl/2`) on the same host, a relative one beside
+/// `from`'s path (RFC 3986 §5.2, without dot segments, which no
+/// downloader sends). From `https` only to `https`, unless the host is
+/// this machine (the emulator).
+fn redirect(from: &str, location: &str) -> Result<String, Error> {
+    let (scheme, rest) = from.split_once("://").ok_or_else(|| Error::Protocol(format!("not a URL: {from}")))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let next = if location.contains("://") {
+        location.to_string()
+    } else if let Some(path) = location.strip_prefix("//") {
+        format!("{scheme}://{path}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = rest[authority.len()..].split(['?', '#']).next().unwrap_or("");
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        format!("{scheme}://{authority}{dir}/{location}")
+    };
+    if scheme == "https" && !next.starts_with("https://") && !crate::config::is_loopback_url(&next) {
+        return Err(Error::Protocol(format!("a download redirect from https to {}; not followed", next.split("://").next().unwrap_or(""))));
+    }
+    Ok(next)
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters.
@@ -494,6 +545,69 @@ mod tests {
         assert_eq!(encode("Фото"), "%D0%A4%D0%BE%D1%82%D0%BE");
         assert_eq!(encode("A-z_0.9~"), "A-z_0.9~");
         assert_eq!(encode("\"'"), "%22%27");
+    }
+
+    /// A server on this machine that answers every request with `page(n)`
+    /// (n counting from 0), as a hostile or broken API host would.
+    fn serve(page: impl Fn(usize) -> String + Send + 'static) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/disk", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut w = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line != "\r\n" {
+                        continue;
+                    }
+                    let body = page(n);
+                    n += 1;
+                    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+                    if w.write_all(head.as_bytes()).and_then(|()| w.write_all(body.as_bytes())).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        url
+    }
+
+    fn page_of(names: impl Iterator<Item = String>) -> String {
+        let items: Vec<String> = names.map(|n| format!(r#"{{"name":"{n}","type":"file","size":1}}"#)).collect();
+        format!(r#"{{"type":"dir","_embedded":{{"items":[{}]}}}}"#, items.join(","))
+    }
+
+    #[test]
+    fn a_listing_that_never_ends_is_cut_off_not_held() {
+        // Finding 21: pages without `total`, the offset ignored, or fresh
+        // names for ever; memory grew until MAX_PAGES pages of 1000.
+        let same = serve(|_| page_of((0..PAGE).map(|i| format!("f{i}"))));
+        let e = Yandex::new(&same, "t", Duration::from_secs(5)).list("/x").unwrap_err();
+        assert!(e.to_string().contains("sent the same page twice"), "{e}");
+        let fresh = serve(|n| page_of((0..PAGE).map(move |i| format!("p{n}-{i}"))));
+        let e = Yandex::new(&fresh, "t", Duration::from_secs(5)).list_pages("/x", 5).unwrap_err();
+        assert!(e.to_string().contains("did not end after 5 pages"), "{e}");
+        // An honest short page ends it.
+        let short = serve(|_| page_of((0..3).map(|i| format!("f{i}"))));
+        assert_eq!(Yandex::new(&short, "t", Duration::from_secs(5)).list("/x").unwrap().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn download_redirects_resolve_relative_locations_and_never_downgrade() {
+        let from = "https://downloader.disk.yandex.ru/disk/abc/file?x=1";
+        assert_eq!(redirect(from, "https://other.example/dl").unwrap(), "https://other.example/dl");
+        assert_eq!(redirect(from, "/dl/2").unwrap(), "https://downloader.disk.yandex.ru/dl/2");
+        assert_eq!(redirect(from, "next?y=2").unwrap(), "https://downloader.disk.yandex.ru/disk/abc/next?y=2");
+        assert_eq!(redirect(from, "//cdn.example/f").unwrap(), "https://cdn.example/f");
+        assert!(redirect(from, "http://downloader.disk.yandex.ru/dl").is_err(), "no https -> http");
+        assert_eq!(redirect("http://127.0.0.1:8765/d/1", "/d/2").unwrap(), "http://127.0.0.1:8765/d/2");
+        assert!(redirect(from, "http://127.0.0.1:9/d").is_ok(), "the emulator on this machine");
     }
 
     #[test]

@@ -51,12 +51,30 @@ pub const KEYS: &[&str] = &[
     "oauth_url",
 ];
 
-pub fn read_config(path: &Path) -> Result<String, ConfigError> {
-    fs::read_to_string(path).map_err(|e| ConfigError {
+/// The config file's text, and what the file read is (its owner and mode,
+/// from the open file: what was checked is what was read).
+pub fn read_config(path: &Path) -> Result<(String, crate::fsutil::Meta), ConfigError> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| ConfigError {
         place: path.display().to_string(),
         key: String::new(),
         message: format!("cannot read the config file: {e} (pass another one with -c FILE, or copy ysync.conf.example)"),
-    })
+    };
+    let mut file = fs::File::open(path).map_err(cannot)?;
+    let meta = crate::fsutil::meta_of(&file).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(cannot)?;
+    // A byte-order mark (Windows editors) is not part of the first key.
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let line = bytes[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError {
+            place: format!("{}:{line}", path.display()),
+            key: String::new(),
+            message: "this line is not UTF-8 text; save the file as UTF-8".into(),
+        }
+    })?;
+    Ok((text, meta))
 }
 
 /// One `key = value` line of the file.
@@ -75,11 +93,7 @@ fn split_lines(file: &str, text: &str) -> Result<Vec<Line>, ConfigError> {
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
-            return Err(ConfigError {
-                place: format!("{file}:{number}"),
-                key: String::new(),
-                message: format!("expected `key = value`, found `{line}`"),
-            });
+            return Err(ConfigError { place: format!("{file}:{number}"), key: String::new(), message: not_a_setting(line) });
         };
         let key = key.trim().to_string();
         // A hook's command line keeps its quotes: they group its words.
@@ -87,6 +101,22 @@ fn split_lines(file: &str, text: &str) -> Result<Vec<Line>, ConfigError> {
         lines.push(Line { number, key, value });
     }
     Ok(lines)
+}
+
+/// What is wrong with a line without `=`, never echoing it: such a line
+/// is often a secret (a token pasted on a line of its own, `token: …`).
+fn not_a_setting(line: &str) -> String {
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    match line.split_once([':', ' ', '\t']) {
+        Some((k, _)) if word(k.trim()) && KEYS.contains(&k.trim()) => {
+            format!("expected `key = value`; write `{} = …` (with `=`)", k.trim())
+        }
+        _ => format!(
+            "expected `key = value`, found a line of {} characters without `=` (not shown: it may hold a secret). \
+             A value belongs on the line of its key, after `=`",
+            line.chars().count()
+        ),
+    }
 }
 
 /// `#` starts a comment at the start of a line or after white space, so

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::glob::Glob;
 use file::{Origin, Settings, read_config};
-pub use values::default_state_file;
 use values::*;
+pub use values::{default_state_file, is_loopback_url};
 
 pub const DEFAULT_CONFIG: &str = "/etc/ysync.conf";
 pub const DEFAULT_API_URL: &str = "https://cloud-api.yandex.net/v1/disk";
@@ -58,7 +58,8 @@ impl fmt::Display for MaxDelete {
     }
 }
 
-/// The OAuth token. Its `Debug` and `Display` never show it.
+/// The OAuth token (or the client secret). Its `Debug` never shows any of
+/// it, not even a tail: only how long it is.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
 
@@ -74,12 +75,22 @@ impl Token {
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let n = self.0.chars().count();
-        if n > 8 {
-            let tail: String = self.0.chars().skip(n - 4).collect();
-            write!(f, "\"***{tail}\"")
-        } else {
-            write!(f, "\"***\"")
+        write!(f, "*** ({} characters)", self.0.chars().count())
+    }
+}
+
+/// A hook's command line: the program (found on PATH when the config was
+/// read) and its arguments. Its `Debug` shows the program only: arguments
+/// carry health-check UUIDs and bot tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Command(pub Vec<String>);
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0.split_first() {
+            Some((program, [])) => write!(f, "{program}"),
+            Some((program, args)) => write!(f, "{program} (and {} arguments, not shown)", args.len()),
+            None => write!(f, "(none)"),
         }
     }
 }
@@ -125,8 +136,8 @@ pub struct Config {
     /// Commands run after a cycle that ended with status 0, or with any
     /// other: the program (found on PATH when the config was read) and
     /// its arguments.
-    pub on_success: Option<Vec<String>>,
-    pub on_failure: Option<Vec<String>>,
+    pub on_success: Option<Command>,
+    pub on_failure: Option<Command>,
     /// How long a hook may run before it is killed.
     pub hook_timeout: Duration,
     /// How often a long cycle says how far it is; zero: never.
@@ -142,6 +153,11 @@ pub struct Config {
     pub allow_mass_change: bool,
     /// A folder holding a file of one of these names is skipped whole.
     pub exclude_if_present: Vec<String>,
+    /// Why the config file itself should not be obeyed by a process that
+    /// writes where it says or runs its hooks: someone other than this
+    /// process's user and root can change it ([`crate::fsutil::untrusted`]).
+    /// `main` refuses such a file for `run`, `once`, `restore` and `login`.
+    pub untrusted: Option<String>,
 }
 
 impl Config {
@@ -182,9 +198,10 @@ pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
 
 /// Reads and validates `path`; `env` looks up environment variables.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = read_config(path)?;
-    let config = parse(path, &text, env)?;
-    warn_if_token_readable(path, &text);
+    let (text, meta) = read_config(path)?;
+    let mut config = parse(path, &text, env)?;
+    warn_if_token_readable(path, &text, &meta);
+    config.untrusted = crate::fsutil::untrusted(&meta, path, false);
     Ok(config)
 }
 
@@ -199,13 +216,17 @@ pub struct Login {
     pub inline_token: Option<String>,
     pub api_url: String,
     pub timeout: Duration,
+    /// Why the config file should not be obeyed by a process that writes
+    /// where it says ([`Config::untrusted`]).
+    pub untrusted: Option<String>,
 }
 
 /// Reads the settings `ysync login` needs from `path`.
 pub fn load_login(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Login, ConfigError> {
-    let text = read_config(path)?;
-    let login = parse_login(path, &text, env)?;
-    warn_if_token_readable(path, &text);
+    let (text, meta) = read_config(path)?;
+    let mut login = parse_login(path, &text, env)?;
+    warn_if_token_readable(path, &text, &meta);
+    login.untrusted = crate::fsutil::untrusted(&meta, path, false);
     Ok(login)
 }
 
@@ -218,7 +239,7 @@ pub fn parse_login(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>
     let token_file = s.value("token_file", None, |o, v| absolute_path(o, v).map(Some))?;
     let inline_token = s.get("token").map(|(o, _)| o.place);
     let timeout = s.value("timeout", DEFAULT_TIMEOUT, seconds(1))?;
-    Ok(Login { app, token_file, inline_token, api_url, timeout })
+    Ok(Login { app, token_file, inline_token, api_url, timeout, untrusted: None })
 }
 
 /// `client_id`, `client_secret` and `oauth_url`; `None` when neither of
@@ -303,14 +324,14 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
 
     let app = parse_app(&settings)?;
     let path_var = env("PATH");
-    let hook = |o: &Origin, v: &str| -> Result<Option<Vec<String>>, ConfigError> {
+    let hook = |o: &Origin, v: &str| -> Result<Option<Command>, ConfigError> {
         let mut words = crate::hook::split_words(v).map_err(|e| o.err(format!("{e}; put '…' or \"…\" around a word with spaces")))?;
         if words.is_empty() {
             return Ok(None);
         }
         let program = crate::hook::find_program(&words[0], path_var.as_deref()).map_err(|e| o.err(e))?;
         words[0] = program.display().to_string();
-        Ok(Some(words))
+        Ok(Some(Command(words)))
     };
     let on_success = s.value("on_success", None, hook)?;
     let on_failure = s.value("on_failure", None, hook)?;
@@ -357,6 +378,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         backup_keep,
         max_change,
         allow_mass_change: false,
+        untrusted: None,
         exclude_if_present: settings.exclude_if_present.clone(),
     })
 }

@@ -37,15 +37,12 @@ pub fn read_token_file(o: &Origin, v: &str) -> Result<Token, ConfigError> {
     Ok(Token(file.token))
 }
 
-pub fn warn_if_token_readable(path: &Path, text: &str) {
+pub fn warn_if_token_readable(path: &Path, text: &str, meta: &crate::fsutil::Meta) {
     let holds_token = text.lines().any(|l| {
         let l = strip_comment(l).trim_start();
         (l.starts_with("token") && !l.starts_with("token_file")) || l.starts_with("client_secret")
     });
-    if let Ok(meta) = fs::metadata(path)
-        && holds_token
-        && meta.permissions().mode() & 0o077 != 0
-    {
+    if holds_token && meta.perm() & 0o077 != 0 {
         log::warn!(
             "{} holds a secret (token or client_secret) and can be read by other users; run: chmod 600 {}",
             path.display(),
@@ -102,10 +99,19 @@ pub fn normalize_remote_dir(o: &Origin, v: &str) -> Result<String, ConfigError> 
     Ok(format!("/{}", parts.join("/")))
 }
 
+/// The longest any time setting may be: ten years. Past it a time would
+/// no longer add to a clock (a panic, not an error), and no wait of
+/// ysync's is meant to be longer.
+pub const MAX_SECONDS: u64 = 10 * 365 * 86_400;
+
 pub fn number(o: &Origin, v: &str, min: u64) -> Result<u64, ConfigError> {
     match v.parse::<u64>() {
+        Ok(n) if n > MAX_SECONDS => Err(o.err(format!("`{v}` is more than ten years ({MAX_SECONDS} seconds); give a shorter time"))),
         Ok(n) if n >= min => Ok(n),
         Ok(_) => Err(o.err(format!("must be at least {min}"))),
+        Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(o.err(format!("`{v}` is more than ten years ({MAX_SECONDS} seconds); give a shorter time")))
+        }
         Err(_) => Err(o.err(format!("`{v}` is not a whole number of seconds"))),
     }
 }
@@ -120,8 +126,11 @@ pub fn period(o: &Origin, v: &str) -> Result<Duration, ConfigError> {
         "d" => 86400,
         _ => 0,
     };
+    let long = || o.err(format!("`{v}` is more than ten years; give a shorter period, such as 30d"));
     match digits.parse::<u64>() {
-        Ok(n) if scale > 0 => Ok(Duration::from_secs(n.saturating_mul(scale))),
+        Ok(n) if scale > 0 && n.saturating_mul(scale) > MAX_SECONDS => Err(long()),
+        Ok(n) if scale > 0 => Ok(Duration::from_secs(n * scale)),
+        Err(_) if scale > 0 && !digits.is_empty() => Err(long()),
         _ => Err(o.err(format!("`{v}` is not a period such as 7d, 12h, 30m or 0 (off)"))),
     }
 }
@@ -156,12 +165,36 @@ pub fn parse_bytes(o: &Origin, v: &str) -> Result<u64, ConfigError> {
     crate::units::parse_size(v).ok_or_else(|| o.err(format!("`{v}` is not a byte rate such as 500K, 2M or 0")))
 }
 
+/// An `https://` URL; plain `http://` only to this machine (the
+/// emulator, a local test): the token, the refresh token and the client
+/// secret go to these URLs.
 pub fn parse_api_url(o: &Origin, v: &str) -> Result<String, ConfigError> {
-    let v = v.trim_end_matches('/');
-    if !(v.starts_with("https://") || v.starts_with("http://")) {
+    let Some(rest) = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://")) else {
         return Err(o.err(format!("`{v}` must start with https://")));
+    };
+    let v = v.trim_end_matches('/');
+    if rest.is_empty() || rest.starts_with(['/', ':', '?', '#']) {
+        return Err(o.err(format!("`{v}` names no host; for example https://cloud-api.yandex.net/v1/disk")));
+    }
+    if v.starts_with("http://") && !is_loopback_url(v) {
+        return Err(o.err(format!(
+            "`{v}` is plain http: the token (and client_secret) would cross the network unencrypted. Use https://; \
+             plain http is taken only for this machine (127.0.0.1, [::1], localhost), as for the emulator"
+        )));
     }
     Ok(v.to_string())
+}
+
+/// Does `url` point at this machine (`127.0.0.0/8`, `[::1]`, `localhost`)?
+pub fn is_loopback_url(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `$STATE_DIRECTORY` (systemd), else `$XDG_STATE_HOME/ysync`, else

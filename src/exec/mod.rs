@@ -15,9 +15,8 @@ mod versions;
 
 pub use versions::{is_day, stem_ext};
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use crate::config::{Config, DeleteMode};
@@ -66,11 +65,14 @@ pub struct Executor<'a> {
     pub progress: Progress,
     /// Old versions kept in `backup_dir` in this cycle.
     pub versioned: u64,
+    /// `local_dir`, opened once a cycle: what the scan saw is opened
+    /// below it ([`scan::open`]).
+    root: Option<crate::fsutil::Dir>,
 }
 
 impl<'a> Executor<'a> {
     pub fn new(cfg: &'a Config, remote: &'a mut dyn Remote, store: &'a mut Store) -> Executor<'a> {
-        Executor { cfg, remote, store, room: None, progress: Progress::on_terminal(cfg.progress), versioned: 0 }
+        Executor { cfg, remote, store, room: None, progress: Progress::on_terminal(cfg.progress), versioned: 0, root: None }
     }
 
     pub fn store(&mut self) -> &mut Store {
@@ -85,6 +87,8 @@ impl<'a> Executor<'a> {
     pub fn new_cycle(&mut self) {
         self.room = None;
         self.versioned = 0;
+        // Remounted since, maybe.
+        self.root = None;
     }
 
     /// Carries out one action.
@@ -288,12 +292,12 @@ impl<'a> Executor<'a> {
     fn delete_folder(&mut self, path: &str, remote_path: &str) -> Result<(), Error> {
         let Some(tree) = self.remote.tree(remote_path)? else { return Ok(()) }; // gone already
         let state = self.store.state();
+        let temps = state.temp_names(path);
         let full = |rel: &str| format!("{path}/{rel}");
         let ours = |rel: &str, item: &remote::Item| {
             let p = full(rel);
-            let name = rel.rsplit('/').next().unwrap_or(rel);
-            if crate::media::is_temp_name(name) {
-                return true; // a temporary name (or an older version's md5 probe)
+            if !item.dir && temps.contains(&p) {
+                return true; // the temporary name of an upload of ysync's
             }
             if item.dir {
                 return state.tracks(&p, true);
@@ -409,30 +413,34 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Opens without blocking (in case the path became a FIFO since the scan)
-    /// and makes sure it is still a regular file. `None`: it vanished since
-    /// the scan (or cannot be read), which is not an error of this cycle.
-    fn open(&self, e: &Entry) -> Result<Option<File>, Error> {
-        const O_NONBLOCK: i32 = if cfg!(any(target_arch = "mips", target_arch = "mips64")) { 0x80 } else { 0o4000 };
-        let path = self.cfg.local_dir.join(&e.path);
-        let f = match OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open(&path) {
-            Ok(f) => f,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+    /// Opens the file the scan saw, only if it still is that regular file
+    /// ([`scan::open`]: no link followed anywhere below `local_dir`, the
+    /// same device and inode, without blocking). `None`: it vanished or
+    /// changed since the scan, or cannot be read, which is not an error of
+    /// this cycle: the next scan looks again.
+    fn open(&mut self, e: &Entry) -> Result<Option<File>, Error> {
+        if self.root.is_none() {
+            self.root = Some(crate::fsutil::Dir::open(&self.cfg.local_dir).map_err(Error::Local)?);
+        }
+        let root = self.root.as_ref().expect("opened above");
+        match scan::open(root, e) {
+            Ok(scan::Opened::File(f)) => Ok(Some(f)),
+            Ok(scan::Opened::Gone) => {
                 log::info!("{} vanished before it could be uploaded", e.path);
-                return Ok(None);
+                Ok(None)
+            }
+            Ok(scan::Opened::Changed(why)) => {
+                log::info!("{} {why}; not read, looked at again next cycle", e.path);
+                Ok(None)
             }
             // Like an unreadable folder: a warning, the remote copy and the
             // state stay as they are until the permissions are fixed.
             Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
-                log::warn!("skipped {}: cannot be read: {err}", path.display());
-                return Ok(None);
+                log::warn!("skipped {}: cannot be read: {err}", self.cfg.local_dir.join(&e.path).display());
+                Ok(None)
             }
-            Err(err) => return Err(Error::Local(err)),
-        };
-        if !f.metadata().map_err(Error::Local)?.is_file() {
-            return Err(Error::Local(io::Error::other("is no longer a regular file")));
+            Err(err) => Err(Error::Local(err)),
         }
-        Ok(Some(f))
     }
 
     /// The account as last asked in this cycle, or asked now.

@@ -55,7 +55,7 @@ impl World {
     fn file(&self, path: &str, bytes: &[u8]) -> Entry {
         let p = self.dir.path().join("local").join(path);
         std::fs::write(&p, bytes).unwrap();
-        scan::file_entry(path.into(), &std::fs::metadata(&p).unwrap())
+        scan::file_entry(path.into(), &(&std::fs::symlink_metadata(&p).unwrap()).into())
     }
 
     fn run(&mut self, a: &Action) -> Result<Done, Error> {

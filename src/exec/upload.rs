@@ -194,7 +194,7 @@ impl Executor<'_> {
         // The scan's stat goes with the bytes sent: if the file changed
         // meanwhile, the next cycle sees other metadata and checks it again.
         let now = std::fs::symlink_metadata(self.cfg.local_dir.join(&e.path)).ok();
-        if now.map(|m| scan::file_entry(e.path.clone(), &m)).as_ref() != Some(e) {
+        if now.map(|m| scan::file_entry(e.path.clone(), &(&m).into())).as_ref() != Some(e) {
             log::info!("{} changed while it was uploaded; it is checked again next cycle", e.path);
         }
         self.commit(Change::Put { path: e.path.clone(), rec: record(e, d) });

@@ -356,7 +356,7 @@ impl World {
                 scan.unreadable.push(p.clone());
             } else {
                 let kind = if dir { Kind::Dir } else { Kind::File };
-                scan.entries.push(Entry { path: p.clone(), kind, stat: stat_of(n) });
+                scan.entries.push(Entry { path: p.clone(), kind, stat: stat_of(n), dev: 0 });
             }
         }
         let mut state = State::new("/r");

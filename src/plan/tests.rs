@@ -9,7 +9,7 @@ const OLD: [u8; 32] = [1; 32];
 
 // Test data stays visible: a file is (path, size, mtime, ctime, inode).
 fn file(path: &str, size: u64, mtime: i64, ctime: i64, ino: u64) -> Entry {
-    Entry { path: path.into(), kind: Kind::File, stat: Stat { size, mtime_ns: mtime, ctime_ns: ctime, ino } }
+    Entry { path: path.into(), kind: Kind::File, stat: Stat { size, mtime_ns: mtime, ctime_ns: ctime, ino }, dev: 0 }
 }
 
 fn scan_of(entries: Vec<Entry>) -> Scan {

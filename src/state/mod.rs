@@ -525,6 +525,20 @@ impl State {
         self.files.get_key_value(path).into_iter().chain(below)
     }
 
+    /// ysync's own temporary upload names at or below the folder `dir`
+    /// (`""`: all): that of every file tracked or pending there
+    /// ([`crate::media::temp_name`]), and those pending uploads recorded. A
+    /// remote name is ysync's temporary only if it is one of these; any
+    /// other `.ysync-…` name is someone else's file.
+    pub fn temp_names(&self, dir: &str) -> BTreeSet<String> {
+        let tracked: Box<dyn Iterator<Item = &String>> =
+            if dir.is_empty() { Box::new(self.files.keys()) } else { Box::new(self.files_at(dir).map(|(p, _)| p)) };
+        let pending: Vec<(&String, &Pending)> =
+            self.pending.iter().filter(|(p, _)| dir.is_empty() || crate::scan::is_under(p, dir)).collect();
+        let recorded = pending.iter().filter_map(|(_, u)| u.temp.clone());
+        tracked.chain(pending.iter().map(|(p, _)| *p)).map(|p| crate::media::temp_name(p)).chain(recorded).collect()
+    }
+
     /// Takes out every record at or below `from` and gives back the
     /// changes that put it below `to` (`Change::Rekey`), in the order a
     /// journal can be cut after any of them: the folders, the folders of

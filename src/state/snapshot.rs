@@ -73,7 +73,10 @@ pub fn write_line(w: &mut dyn Write, path: &str, rec: &FileRec) -> io::Result<()
 
 pub fn read_snapshot(r: impl io::BufRead) -> Result<(State, Option<Hex<16>>), String> {
     let (mut state, seal, mut lines) = open_snapshot(r)?;
-    let mut files = Vec::with_capacity(lines.count);
+    // The count is the file's word, and a damaged file may say anything
+    // (2^64): a hint for the first allocation, never more. A count the
+    // lines do not bear out is an error of `Lines`, so the file is set aside.
+    let mut files = Vec::with_capacity(lines.count.min(1 << 16));
     for pair in &mut lines {
         files.push(pair?);
     }

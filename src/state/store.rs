@@ -12,7 +12,7 @@
 //! Disk. Only this file opens state files (`peek` reads them for `status`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::snapshot::{open_snapshot, read_snapshot, write_head, write_line, write_snapshot};
 use super::{Change, FileRec, FilesPrint, Hex, Pending, PrintBuilder, Prints, State, VERSION, in_folders, split};
-use crate::fsutil::{crash_point, suffixed, write_atomically};
+use crate::fsutil::{Dir, crash_point, suffixed, write_atomically};
 
 #[derive(Debug)]
 pub enum Error {
@@ -28,6 +28,8 @@ pub enum Error {
     Corrupt(PathBuf, String),
     /// Another process holds the lock.
     Locked(PathBuf),
+    /// The state's folder is not safe to write in (others can write it).
+    Unsafe(String),
 }
 
 impl std::fmt::Display for Error {
@@ -38,6 +40,7 @@ impl std::fmt::Display for Error {
             Error::Locked(p) => {
                 write!(f, "another ysync is already running with the state file {} (lock {}.lock); stop it first", p.display(), p.display())
             }
+            Error::Unsafe(why) => write!(f, "the state is not kept there: {why}"),
         }
     }
 }
@@ -45,6 +48,13 @@ impl std::fmt::Display for Error {
 /// The state files on disk, the lock, and the state in memory: every byte
 /// written to a state file, and every decision about when, is made here.
 pub struct Store {
+    /// The state's folder, opened once: every state file is opened, made,
+    /// renamed and removed relative to it, never through a link.
+    dir: Dir,
+    /// The snapshot's and the journal's names in it.
+    name: String,
+    journal_name: String,
+    /// Their paths, for messages (and the crash points of the tests).
     path: PathBuf,
     journal_path: PathBuf,
     journal: Option<File>,
@@ -154,28 +164,37 @@ struct Lines {
 const SEAL_LINE_MAX: u64 = 64;
 
 impl Store {
-    /// Takes the lock (without waiting) and creates the state folder if needed.
+    /// Takes the lock (without waiting) and creates the state folder if
+    /// needed (mode 0700; the files are 0600). A folder that a user other
+    /// than this process's and root can write is refused
+    /// ([`crate::fsutil::untrusted`]): such a user could plant a link or a
+    /// file of their own where ysync writes.
     pub fn open(path: &Path) -> Result<Store, Error> {
         let io_err = |e| Error::Io(path.to_path_buf(), e);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err)?;
+        let (dir, name) = state_dir(path, true).map_err(io_err)?;
+        let meta = dir.meta().map_err(io_err)?;
+        if let Some(why) = crate::fsutil::untrusted(&meta, dir.path(), false) {
+            return Err(Error::Unsafe(why));
         }
-        let lock_path = lock_path(path);
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err)?;
+        let lock_name = format!("{name}.lock");
+        let lock = dir.keep(&lock_name, 0o600).map_err(|e| Error::Io(lock_path(path), not_a_link(e)))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(path.to_path_buf())),
             Err(fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
         // A snapshot that a crash interrupted before its rename: never used.
-        let tmp = suffixed(path, ".tmp");
-        match fs::remove_file(&tmp) {
-            Ok(()) => log::info!("removed {}, an unfinished state save left by a crash", tmp.display()),
+        let tmp = format!("{name}.tmp");
+        match dir.remove(&tmp) {
+            Ok(()) => log::info!("removed {}, an unfinished state save left by a crash", dir.join(&tmp).display()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::Io(tmp, e)),
+            Err(e) => return Err(Error::Io(dir.join(&tmp), e)),
         }
         let journal_path = suffixed(path, ".journal");
         Ok(Store {
+            journal_name: format!("{name}.journal"),
+            dir,
+            name,
             path: path.to_path_buf(),
             journal_path,
             journal: None,
@@ -418,13 +437,13 @@ impl Store {
     /// a partial state that has loaded no folder yet. A damaged or foreign
     /// snapshot is handled as [`Store::read`] handles it.
     fn read_partial(&mut self, remote_dir: &str) -> Result<(State, Option<Partial>), Error> {
-        let head = match File::open(&self.path) {
+        let head = match self.dir.read(&self.name) {
             Ok(f) => match open_snapshot(io::BufReader::new(f)) {
                 Ok((s, seal, _)) if s.version == VERSION => Some((s, seal)),
                 _ => None,
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => Some((State::new(remote_dir), None)),
-            Err(e) => return Err(Error::Io(self.path.clone(), e)),
+            Err(e) => return Err(Error::Io(self.path.clone(), not_a_link(e))),
         };
         // Anything odd: the whole reader says what and does what is right.
         let Some((mut state, head_seal)) = head else { return self.read(remote_dir).map(|s| (s, None)) };
@@ -432,7 +451,7 @@ impl Store {
             return self.read(remote_dir).map(|s| (s, None));
         }
         let mut partial = Partial::default();
-        match replay(&mut state, &self.journal_path, &mut partial.masked) {
+        match replay(&mut state, &self.dir, &self.journal_name, &mut partial.masked) {
             Ok((lines, seal)) => {
                 self.journal_lines = lines;
                 self.seal = if lines == 0 { head_seal } else { seal };
@@ -458,7 +477,7 @@ impl Store {
         let mut n = 0;
         #[cfg(test)]
         self.reads.set((self.reads.get().0 + 1, self.reads.get().1));
-        match File::open(&self.path) {
+        match self.dir.read(&self.name) {
             Ok(file) => {
                 let (_, _, lines) = open_snapshot(io::BufReader::with_capacity(64 << 10, file)).map_err(corrupt)?;
                 let mut last: Option<String> = None;
@@ -481,7 +500,7 @@ impl Store {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(e)),
+            Err(e) => return Err(io_err(not_a_link(e))),
         }
         for (p, r) in memory {
             f(p, r, true).map_err(io_err)?;
@@ -550,7 +569,7 @@ impl Store {
     pub(super) fn read(&mut self, remote_dir: &str) -> Result<State, Error> {
         let started = std::time::Instant::now();
         let (mut state, head_seal) = self.load_snapshot(remote_dir)?;
-        let (lines, seal) = match replay(&mut state, &self.journal_path, &mut BTreeSet::new()) {
+        let (lines, seal) = match replay(&mut state, &self.dir, &self.journal_name, &mut BTreeSet::new()) {
             Ok(found) => found,
             // Never a reason to stop for good: both files are kept for
             // inspection and the state is rebuilt by adoption.
@@ -590,10 +609,10 @@ impl Store {
     }
 
     fn load_snapshot(&self, remote_dir: &str) -> Result<(State, Option<Hex<16>>), Error> {
-        let file = match File::open(&self.path) {
+        let file = match self.dir.read(&self.name) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((State::new(remote_dir), None)),
-            Err(e) => return Err(Error::Io(self.path.clone(), e)),
+            Err(e) => return Err(Error::Io(self.path.clone(), not_a_link(e))),
         };
         match read_snapshot(io::BufReader::with_capacity(64 << 10, file)) {
             Ok((s, seal)) if s.version == VERSION => Ok((s, seal)),
@@ -639,10 +658,10 @@ impl Store {
         use io::{BufRead, Read, Seek};
         // A journal describes changes to a snapshot; without one (removed by
         // hand?) the seal describes something that is no longer there.
-        if !self.path.exists() {
+        if !self.dir.has(&self.name).ok()? {
             return None;
         }
-        match File::open(&self.journal_path) {
+        match self.dir.read(&self.journal_name) {
             Ok(mut f) => {
                 let len = f.metadata().ok()?.len();
                 if len > 0 {
@@ -671,7 +690,7 @@ impl Store {
             reconciled: u64,
         }
         let mut head = String::new();
-        io::BufReader::new(File::open(&self.path).ok()?).read_line(&mut head).ok()?;
+        io::BufReader::new(self.dir.read(&self.name).ok()?).read_line(&mut head).ok()?;
         let head = serde_json::from_str::<Head>(&head).ok().filter(|h| h.version == VERSION)?;
         Some((head.seal?, head.reconciled))
     }
@@ -713,7 +732,7 @@ impl Store {
     /// little per change, and the journal replays quickly. The first
     /// snapshot is written at once: a lone journal would puzzle a reader.
     fn compaction_due(&self, files: usize) -> bool {
-        self.journal_lines >= JOURNAL_LIMIT.min(256 + files / 4) || !self.path.exists()
+        self.journal_lines >= JOURNAL_LIMIT.min(256 + files / 4) || !self.dir.has(&self.name).unwrap_or(false)
     }
 
     /// Journals changes and applies them to the state in memory. Intents
@@ -898,7 +917,7 @@ impl Store {
     /// record starts on a line of its own instead of gluing itself onto it.
     fn open_journal(&self) -> io::Result<File> {
         use io::{Read, Seek};
-        let mut f = OpenOptions::new().create(true).read(true).append(true).open(&self.journal_path)?;
+        let mut f = self.dir.append(&self.journal_name, 0o600).map_err(not_a_link)?;
         let len = f.metadata()?.len();
         if len == 0 {
             return Ok(f);
@@ -940,21 +959,21 @@ impl Store {
     /// Moves the snapshot (if any) and the journal aside; returns their new names.
     fn set_aside_all(&self) -> io::Result<Vec<String>> {
         let mut kept = Vec::new();
-        if self.path.exists() {
+        if self.dir.has(&self.name)? {
             kept.push(self.set_aside()?.display().to_string());
         }
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let aside = suffixed(&self.journal_path, &format!(".damaged-{secs}"));
-        fs::rename(&self.journal_path, &aside)?;
-        kept.push(aside.display().to_string());
+        let aside = format!("{}.damaged-{secs}", self.journal_name);
+        self.dir.rename(&self.journal_name, &aside)?;
+        kept.push(self.dir.join(&aside).display().to_string());
         Ok(kept)
     }
 
     fn set_aside(&self) -> io::Result<PathBuf> {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let aside = suffixed(&self.path, &format!(".damaged-{secs}"));
-        fs::rename(&self.path, &aside)?;
-        Ok(aside)
+        let aside = format!("{}.damaged-{secs}", self.name);
+        self.dir.rename(&self.name, &aside)?;
+        Ok(self.dir.join(&aside))
     }
 
     /// Writes a snapshot of `state` and empties the journal it includes.
@@ -967,7 +986,7 @@ impl Store {
         let mut refreshed = None;
         let (count, seal) = match &self.partial {
             None => {
-                write_atomically(&self.path, 0o666, |w| write_snapshot(w, state)).map_err(io_err)?;
+                write_atomically(&self.dir, &self.name, 0o600, |w| write_snapshot(w, state)).map_err(io_err)?;
                 (state.files.len() as u64, state.seal())
             }
             Some(partial) => {
@@ -976,7 +995,7 @@ impl Store {
                 drop(prints);
                 refreshed = Some(kept);
                 let mut failed = None;
-                write_atomically(&self.path, 0o666, |w| {
+                write_atomically(&self.dir, &self.name, 0o600, |w| {
                     write_head(w, state, count as usize, seal)?;
                     match self.each_record(state, partial, &mut |p, r, _| write_line(w, p, r)) {
                         Ok(_) => Ok(()),
@@ -991,7 +1010,7 @@ impl Store {
                 (count, seal)
             }
         };
-        let bytes = fs::metadata(&self.path).map_or(0, |m| m.len());
+        let bytes = self.dir.stat(&self.name).map_or(0, |m| m.size);
         log::debug!("state saved: {count} files, {bytes} bytes, {} ms", crate::units::ms(started.elapsed()));
         self.journal = None;
         self.journal_lines = 0;
@@ -1001,7 +1020,7 @@ impl Store {
             p.tracked = count;
             (p.kept, p.touched) = (refreshed, BTreeSet::new());
         }
-        match fs::remove_file(&self.journal_path) {
+        match self.dir.remove(&self.journal_name) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io(self.journal_path.clone(), e)),
             _ => Ok(()),
         }
@@ -1077,20 +1096,54 @@ fn lock_path(path: &Path) -> PathBuf {
     suffixed(path, ".lock")
 }
 
-/// Applies the journal at `path` (if any) to `state`; returns its lines
-/// and the seal it ends with.
-/// Paths it forgets are added to `masked`.
-fn replay(state: &mut State, path: &Path, masked: &mut BTreeSet<String>) -> Result<(usize, Option<Hex<16>>), Error> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
+/// The folder of the state file `path`, open, and the file's name in it;
+/// with `create`, the folder is made first if missing (0700, and so are
+/// missing folders above it).
+fn state_dir(path: &Path, create: bool) -> io::Result<(Dir, String)> {
+    use std::os::unix::fs::DirBuilderExt;
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, "a state file needs a folder and a UTF-8 name");
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).ok_or_else(bad)?;
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?.to_string();
+    if create {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+    }
+    Ok((Dir::open(parent)?, name))
+}
+
+/// A state file found to be a symbolic link is named as one.
+fn not_a_link(e: io::Error) -> io::Error {
+    if crate::fsutil::sys::is_link_error(&e) {
+        io::Error::other("it is a symbolic link, and ysync never follows one in its state folder; remove it")
+    } else {
+        e
+    }
+}
+
+/// Applies the journal `name` in `dir` (if any) to `state`; returns its
+/// lines and the seal it ends with. Paths it forgets are added to `masked`.
+/// The last line may have been torn by a crash or a power cut anywhere,
+/// also inside a character: a last line that does not read as a change is
+/// ignored (and cut off before the next append); any other is damage.
+fn replay(state: &mut State, dir: &Dir, name: &str, masked: &mut BTreeSet<String>) -> Result<(usize, Option<Hex<16>>), Error> {
+    use io::Read;
+    let path = dir.join(name);
+    let mut bytes = Vec::new();
+    match dir.read(name).and_then(|mut f| f.read_to_end(&mut bytes)) {
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, None)),
-        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
-    };
-    let lines: Vec<&str> = text.lines().collect();
+        Err(e) => return Err(Error::Io(path, not_a_link(e))),
+    }
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
     let mut seal = None;
     for (i, line) in lines.iter().enumerate() {
         seal = None;
-        match serde_json::from_str::<Change>(line) {
+        let change = std::str::from_utf8(line)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Change>(text).map_err(|e| e.to_string()));
+        match change {
             Ok(Change::Seal(s)) => seal = Some(s),
             Ok(c) => {
                 if let Change::Forget { path } = &c {
@@ -1101,22 +1154,29 @@ fn replay(state: &mut State, path: &Path, masked: &mut BTreeSet<String>) -> Resu
             // Killed while appending: the action it describes is either
             // repeated (pending uploads) or harmless to repeat.
             Err(_) if i + 1 == lines.len() => log::debug!("ignoring a torn last journal line"),
-            Err(e) => return Err(Error::Corrupt(path.to_path_buf(), format!("line {}: {e}", i + 1))),
+            Err(e) => return Err(Error::Corrupt(path, format!("line {}: {e}", i + 1))),
         }
     }
     Ok((lines.len(), seal))
 }
 
 /// The state as saved at `path`, read without the lock and without changing
-/// anything (for `status` and `verify`, also while `run` is going).
+/// anything (for `status` and `verify`, also while `run` is going). No
+/// state file is followed as a link.
 pub fn peek(path: &Path) -> Result<Option<State>, Error> {
-    let journal = suffixed(path, ".journal");
-    let mut state: State = match File::open(path) {
-        Ok(f) => read_snapshot(io::BufReader::new(f)).map_err(|e| Error::Corrupt(path.to_path_buf(), e))?.0,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !journal.exists() => return Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
-        Err(e) => return Err(Error::Io(path.to_path_buf(), e)),
+    let io_err = |e| Error::Io(path.to_path_buf(), e);
+    let (dir, name) = match state_dir(path, false) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
     };
-    replay(&mut state, &journal, &mut BTreeSet::new())?;
+    let journal = format!("{name}.journal");
+    let mut state: State = match dir.read(&name) {
+        Ok(f) => read_snapshot(io::BufReader::new(f)).map_err(|e| Error::Corrupt(path.to_path_buf(), e))?.0,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !dir.has(&journal).map_err(io_err)? => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => State::new(""),
+        Err(e) => return Err(io_err(not_a_link(e))),
+    };
+    replay(&mut state, &dir, &journal, &mut BTreeSet::new())?;
     Ok(Some(state))
 }

@@ -526,3 +526,99 @@ fn a_folder_move_is_journalled_as_its_records_but_held_as_one_change() {
     drop(store);
     assert_eq!(Store::open(&p).unwrap().read("/r").unwrap(), moved, "replayed from the journal");
 }
+
+#[test]
+fn a_journal_torn_inside_a_character_is_cut_not_a_stop() {
+    // A power cut inside the two bytes of a Cyrillic letter (the review's
+    // finding 7): the torn tail is not UTF-8 at all.
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let j = t.path().join("s.json.journal");
+    let good = serde_json::to_string(&put("a")).unwrap();
+    let torn = serde_json::to_string(&put("Фото/лето.jpg")).unwrap();
+    let cut = torn.find('Ф').unwrap() + 1; // half of `Ф`
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(&torn.as_bytes()[..cut]);
+    fs::write(&j, &bytes).unwrap();
+    assert!(peek(&p).unwrap().unwrap().files.contains_key("a"), "status reads it");
+    let mut store = Store::open(&p).unwrap();
+    assert_eq!(store.read("/r").unwrap().files.keys().collect::<Vec<_>>(), ["a"]);
+    store.append(&[put("b")], false).unwrap();
+    assert_eq!(fs::read_to_string(&j).unwrap(), format!("{good}\n{}\n", serde_json::to_string(&put("b")).unwrap()));
+    // Not UTF-8 in the middle: damage, set aside, never a stop.
+    let mut bad = b"{\"put\":{\"path\":\"\xd0\"}}\n".to_vec();
+    bad.extend_from_slice(format!("{good}\n").as_bytes());
+    drop(store);
+    fs::write(&j, &bad).unwrap();
+    let mut store = Store::open(&p).unwrap();
+    assert_eq!(store.read("/r").unwrap(), State::new("/r"));
+    assert!(!j.exists(), "kept aside");
+}
+
+#[test]
+fn a_head_promising_more_files_than_memory_is_damage_not_an_abort() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("s.json");
+    let mut store = Store::open(&p).unwrap();
+    let mut s = State::new("/r");
+    s.files.insert("a".into(), rec(1));
+    store.save(&s).unwrap();
+    let text = fs::read_to_string(&p).unwrap().replace("\"file_count\":1", &format!("\"file_count\":{}", u64::MAX));
+    assert!(text.contains(&u64::MAX.to_string()));
+    fs::write(&p, text).unwrap();
+    assert!(peek(&p).is_err(), "status says it is damaged");
+    assert_eq!(store.read("/r").unwrap(), State::new("/r"), "set aside, started afresh");
+    assert!(!p.exists());
+}
+
+#[test]
+fn state_files_are_private_and_never_followed_as_links() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("new/state/s.json");
+    let mut store = Store::open(&p).unwrap();
+    let mut s = State::new("/r");
+    s.files.insert("a".into(), rec(1));
+    store.save(&s).unwrap();
+    store.append(&[put("b")], true).unwrap();
+    let mode = |p: &std::path::Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(p.parent().unwrap()), 0o700, "the folder ysync made");
+    for name in ["s.json", "s.json.journal", "s.json.lock"] {
+        assert_eq!(mode(&p.with_file_name(name)), 0o600, "{name}");
+    }
+    drop(store);
+
+    // A link planted at the journal, the lock or the snapshot: refused,
+    // and what it points at is not touched.
+    let victim = t.path().join("victim");
+    fs::write(&victim, b"root:x:0:0\n").unwrap();
+    for name in ["s.json.journal", "s.json.lock", "s.json"] {
+        let at = p.with_file_name(name);
+        let _ = fs::remove_file(&at);
+        symlink(&victim, &at).unwrap();
+        let opened = Store::open(&p).and_then(|mut st| {
+            st.read("/r")?;
+            st.append(&[put("c")], true)
+        });
+        assert!(opened.is_err(), "{name}: a link is not followed");
+        assert!(opened.unwrap_err().to_string().contains("symbolic link"), "{name}: said so");
+        assert_eq!(fs::read(&victim).unwrap(), b"root:x:0:0\n", "{name}: the link's target is untouched");
+        fs::remove_file(&at).unwrap();
+    }
+}
+
+#[test]
+fn a_state_folder_others_can_write_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shared");
+    fs::create_dir(&dir).unwrap();
+    for (mode, who) in [(0o777, "every user"), (0o770, "its group"), (0o1777, "every user")] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
+        let e = Store::open(&dir.join("s.json")).err().expect("refused").to_string();
+        assert!(e.contains(who) && e.contains(&format!("chmod go-w {}", dir.display())), "{mode:o}: {e}");
+        assert!(!dir.join("s.json.lock").exists(), "nothing made there");
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    Store::open(&dir.join("s.json")).unwrap();
+}

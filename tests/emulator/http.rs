@@ -101,6 +101,12 @@ impl Reply {
 }
 
 pub fn write_reply(w: &mut TcpStream, reply: &Reply) -> io::Result<()> {
+    write_reply_at(w, reply, 0)
+}
+
+/// Writes `reply`, its body at most `rate` bytes/s (0: at once), a few
+/// KiB at a time: a line that is slow but never stalls.
+pub fn write_reply_at(w: &mut TcpStream, reply: &Reply, rate: u64) -> io::Result<()> {
     let mut out = format!("HTTP/1.1 {} {}\r\n", reply.status, reason(reply.status));
     if !reply.headers.iter().any(|(k, _)| *k == "Content-Type") {
         let ct = if reply.status < 300 { "application/json; charset=utf-8" } else { "application/json" };
@@ -111,9 +117,24 @@ pub fn write_reply(w: &mut TcpStream, reply: &Reply) -> io::Result<()> {
     }
     out.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
     let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(&reply.body);
+    if rate == 0 {
+        bytes.extend_from_slice(&reply.body);
+        w.write_all(&bytes)?;
+        return w.flush();
+    }
     w.write_all(&bytes)?;
-    w.flush()
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    for chunk in reply.body.chunks(4096) {
+        w.write_all(chunk)?;
+        w.flush()?;
+        sent += chunk.len() as u64;
+        let due = std::time::Duration::from_micros(sent * 1_000_000 / rate);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    Ok(())
 }
 
 fn reason(status: u16) -> &'static str {
@@ -122,6 +143,7 @@ fn reason(status: u16) -> &'static str {
         201 => "Created",
         202 => "Accepted",
         204 => "No Content",
+        302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

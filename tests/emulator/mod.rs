@@ -158,6 +158,14 @@ pub struct Options {
     /// The `Retry-After` of a 429, if any. `None`, the default: no source
     /// shows cloud-api sending one (R6).
     pub retry_after: Option<u64>,
+    /// Download bodies go at most this many bytes/s (0: no limit): a slow
+    /// home line, over which restoring a large version takes minutes.
+    pub download_rate: u64,
+    /// A download link first answers 302 with a relative `Location` (a
+    /// path on the same host). The API notes say "302 redirects are
+    /// possible, follow them" (3.11) without showing one; relative is the
+    /// harsher of the forms RFC 9110 allows.
+    pub download_redirect: bool,
 }
 
 impl Default for Options {
@@ -186,6 +194,8 @@ impl Default for Options {
             rate_limit: 0,
             rate_penalty: Duration::ZERO,
             retry_after: None,
+            download_rate: 0,
+            download_redirect: false,
         }
     }
 }
@@ -245,6 +255,9 @@ struct Link {
     throttled: bool,
 }
 
+/// A test's action at a request ([`FakeDisk::before`]).
+type Action = Box<dyn FnOnce() + Send>;
+
 #[derive(Default)]
 struct Disk {
     /// Absolute paths (`/a/b`); the root `/` is implicit.
@@ -291,6 +304,9 @@ struct Disk {
     rng: u64,
     seq: u64,
     oauth: oauth::OAuth,
+    /// Tests' actions at a request ([`FakeDisk::before`]): a counter key
+    /// and a path part to match, run once before the request is worked on.
+    before: Vec<(String, String, Action)>,
 }
 
 struct Shared {
@@ -473,6 +489,15 @@ impl FakeDisk {
         self.disk().faults.push(fault);
     }
 
+    /// Runs `act` once, when the first request with this counter key (`PUT
+    /// upload`, `GET /v1/disk/resources/upload`…) whose decoded path holds
+    /// `path_contains` arrives, before the Disk works on it: for a test to
+    /// change the local folder at an exact point of a cycle (after the
+    /// scan, before an upload).
+    pub fn before(&self, endpoint: &str, path_contains: &str, act: impl FnOnce() + Send + 'static) {
+        self.disk().before.push((endpoint.into(), path_contains.into(), Box::new(act)));
+    }
+
     /// A human-readable listing of the whole Disk.
     pub fn dump(&self) -> String {
         self.shared.disk.lock().unwrap().dump()
@@ -504,6 +529,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, upload: bool) {
 /// What the request loop does after a handler ran.
 enum Next {
     Reply(Reply),
+    /// A reply whose body goes at `Options::download_rate`.
+    Paced(Reply),
     Reset,
 }
 
@@ -530,6 +557,7 @@ fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()
                     return Ok(());
                 }
             }
+            Next::Paced(reply) => http::write_reply_at(&mut writer, &reply, shared.opts.download_rate)?,
             Next::Reset => {
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
@@ -609,6 +637,12 @@ fn pre(shared: &Shared, key: &str, path: &str) -> Option<FaultKind> {
         thread::sleep(shared.opts.latency);
     }
     let mut d = shared.disk.lock().unwrap();
+    if let Some(i) = d.before.iter().position(|(k, p, _)| k == key && path.contains(p.as_str())) {
+        let (_, _, act) = d.before.remove(i);
+        drop(d);
+        act();
+        d = shared.disk.lock().unwrap();
+    }
     *d.counts.entry(key.to_string()).or_default() += 1;
     d.seen += 1;
     d.settle();
@@ -1224,7 +1258,11 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
     }
     if let Some(id) = head.path.strip_prefix("/download/") {
         let _ = drain(reader, head);
-        return Next::Reply(shared.disk.lock().unwrap().download_bytes(id));
+        if shared.opts.download_redirect && !head.query.contains("moved=1") {
+            let to = format!("/download/{id}?moved=1");
+            return Next::Reply(Reply { status: 302, body: Vec::new(), headers: vec![("Location", to)] });
+        }
+        return Next::Paced(shared.disk.lock().unwrap().download_bytes(id));
     }
     let key = route(&head.method, &head.path, true);
     let id = head.path.strip_prefix("/upload-target/").unwrap_or("").to_string();

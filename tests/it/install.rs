@@ -198,11 +198,30 @@ fn the_architecture_names_files_and_constants_that_exist() {
         }
         let file = q.trim_end_matches(['/', ',']);
         if (file.ends_with(".rs") || q.ends_with('/')) && !file.contains([' ', ':']) {
-            let here = ["src", "src/state", "src/exec", "src/plan", "src/config", "tests/it", "tests", ""]
+            let here = ["src", "src/state", "src/exec", "src/plan", "src/config", "src/fsutil", "tests/it", "tests", ""]
                 .iter()
                 .any(|d| root.join(d).join(file).exists());
             assert!(here, "ARCHITECTURE.md names {q}, which is not there");
         }
     }
     assert!(constants >= 6, "the bounds are quoted with their values");
+}
+
+/// Finding 23 of the security review: the README's Telegram example sent
+/// `YSYNC_MESSAGE`, which quotes file names, with `-d`, unencoded: a name
+/// with `&chat_id=…` added form fields. Every hook example that sends the
+/// message encodes it; and the proxy variables ureq honours are documented.
+#[test]
+fn the_readmes_hook_examples_encode_what_they_send() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let sends: Vec<&str> = readme.lines().filter(|l| l.contains("$YSYNC_MESSAGE") && l.contains("curl")).collect();
+    assert!(!sends.is_empty(), "the Telegram example is there");
+    for l in sends {
+        assert!(!l.contains("-d text=") && l.contains("--data-urlencode \"text="), "{l}");
+    }
+    let man = fs::read_to_string(root.join("ysync.1")).unwrap();
+    for var in ["HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"] {
+        assert!(readme.contains(var) && man.contains(var), "{var} is documented");
+    }
 }

@@ -11,6 +11,7 @@ mod chaos;
 mod check;
 mod crash;
 mod emulator_quirks;
+mod hostile;
 mod install;
 mod login;
 mod mirror;

@@ -233,7 +233,7 @@ fn the_deb_installs_upgrades_without_touching_the_config_and_purges() {
     };
     use std::os::unix::fs::MetadataExt;
     let said = dpkg(&["-i", &v1]);
-    assert!(said.contains("set token (ysync login), local_dir and remote_dir in /etc/ysync.conf"), "{said}");
+    assert!(said.contains("set token (runuser -u ysync -- ysync login), local_dir and remote_dir in /etc/ysync.conf"), "{said}");
     let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
     let user = passwd.lines().find(|l| l.starts_with("ysync:")).expect("the ysync system user was created");
     assert!(user.ends_with(":/var/lib/ysync:/usr/sbin/nologin"), "{user}");
