@@ -689,18 +689,24 @@ impl<'a> Cycle<'a> {
         if l.root == Root::Missing || l.failed {
             if !dry_run && !l.failed {
                 let store = self.exec.store();
-                let (lost, changes) = plan::reconcile(&store.view(part, None), part, &remote::Tree::new(), &l.there, now_secs());
-                let _ = store.commit(changes);
-                l.lost.extend(lost);
+                let r = plan::reconcile(&store.view(part, None), part, &remote::Tree::new(), &l.there, now_secs());
+                let _ = store.commit(r.changes);
+                l.lost.extend(r.lost);
             }
             return Ok(None);
         }
         let tree = self.list_part(part, l)?;
         if !dry_run && !l.failed {
             let store = self.exec.store();
-            let (lost, changes) = plan::reconcile(&store.view(part, None), part, &tree, &l.there, now_secs());
-            let _ = store.commit(changes);
-            l.lost.extend(lost);
+            let r = plan::reconcile(&store.view(part, None), part, &tree, &l.there, now_secs());
+            let _ = store.commit(r.changes);
+            l.lost.extend(r.lost);
+            if !r.undated.is_empty() {
+                log::info!("keeping the dates of {} files on the Disk (uploaded before ysync kept them)", r.undated.len());
+            }
+            for (path, mtime_ns) in r.undated {
+                self.exec.date_recorded(&path, mtime_ns);
+            }
         }
         Ok((!l.failed).then_some(tree))
     }

@@ -76,6 +76,8 @@ pub enum Action {
     Adopt {
         entry: Entry,
         sha256: Option<Hex<32>>,
+        /// The modification time the Disk keeps with it, if any.
+        mtime_ns: Option<i64>,
     },
 }
 
@@ -83,8 +85,10 @@ pub enum Action {
 /// hash, decided here like every other rule.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Resolution {
-    /// The Disk holds this content already: record it, send nothing.
-    Record(FileRec),
+    /// The Disk holds this content already: record it, send nothing; with
+    /// `date`, the Disk does not keep the file's time yet (adopted without
+    /// one, or touched since): one request sets it.
+    Record { rec: FileRec, date: bool },
     /// Send it.
     Upload,
     /// A vanished tracked file had this content: move it here, and the
@@ -108,10 +112,15 @@ impl Action {
     /// (`None` for the others). `state` is the state now: an earlier action
     /// of the cycle may have moved a candidate away already.
     pub fn resolve(&self, sha256: Hex<32>, state: &State) -> Option<Resolution> {
-        let record = |e: &Entry| Resolution::Record(FileRec::sent(e.stat, sha256));
+        let record = |e: &Entry, date| Resolution::Record { rec: FileRec::sent(e.stat, sha256), date };
         Some(match self {
-            Action::Check { entry, old_sha256 } if *old_sha256 == sha256 => record(entry),
-            Action::Adopt { entry, sha256: there } if *there == Some(sha256) => record(entry),
+            // Touched: the date the Disk keeps is the record's.
+            Action::Check { entry, old_sha256 } if *old_sha256 == sha256 => {
+                record(entry, state.files.get(&entry.path).is_none_or(|r| r.stat.mtime_ns != entry.stat.mtime_ns))
+            }
+            Action::Adopt { entry, sha256: there, mtime_ns } if *there == Some(sha256) => {
+                record(entry, *mtime_ns != Some(entry.stat.mtime_ns))
+            }
             Action::MoveOrUpload { entry, candidates } => {
                 match candidates.iter().find(|(p, sha)| *sha == sha256 && state.files.contains_key(p)) {
                     Some((from, _)) => Resolution::MoveFrom {
@@ -397,7 +406,9 @@ fn plan_from(scan: &Scan, mut state: Cow<'_, State>, remote: Option<&Tree>, opts
             .collect();
         let on_disk = remote.and_then(|t| t.get(&e.path)).filter(|i| !i.dir && i.file.size == e.size() && old.is_none() && !pending);
         p.actions.push(match old {
-            _ if on_disk.is_some() => Action::Adopt { entry: e.clone(), sha256: on_disk.expect("checked").file.sha256 },
+            _ if let Some(there) = on_disk => {
+                Action::Adopt { entry: e.clone(), sha256: there.file.sha256, mtime_ns: there.file.dates.mtime_ns }
+            }
             Some(r) if r.stat.size == e.size() && !pending => Action::Check { entry: e.clone(), old_sha256: r.sha256 },
             _ if !same_size.is_empty() => Action::MoveOrUpload { entry: e.clone(), candidates: same_size },
             _ => Action::Upload(e.clone()),
@@ -416,6 +427,16 @@ fn mounted(scan: &Scan, state: &State, m: &str) -> bool {
     scan.mounts.binary_search_by(|x| x.as_str().cmp(m)).is_ok() && !(empty && files_under(state, m) > 0)
 }
 
+/// What a reconcile found: what the Disk lost (to say so), the changes
+/// that make the state say it, and the files the Disk holds as recorded
+/// but without their date (or with another): path and time to set.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reconcile {
+    pub lost: Vec<String>,
+    pub changes: Vec<Change>,
+    pub undated: Vec<(String, i64)>,
+}
+
 /// A reconcile of some folders (`folders`, sorted: a part of the tree)
 /// with the Disk's listing of them: `tree` holds the items of each folder
 /// listed, `there` every folder the Disk was seen to hold (`""`:
@@ -429,9 +450,10 @@ fn mounted(scan: &Scan, state: &State, m: &str) -> bool {
 /// lacks becomes a folder of unknown fate, made again (or, gone locally,
 /// deleted: a 404). A reconcile only ever uploads and creates; it never
 /// deletes. Returns what was lost, and the changes.
-pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSet<String>, now: u64) -> (Vec<String>, Vec<Change>) {
+pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSet<String>, now: u64) -> Reconcile {
     let mut lost = Vec::new();
     let mut changes = Vec::new();
+    let mut undated = Vec::new();
     let in_part = |p: &str| state::in_folders(folders, p);
     let lose = |p: &str, r: &FileRec, changes: &mut Vec<Change>| {
         let pending = state::Pending { mark: Some(state::Mark::Sha256(r.sha256)), ..state::Pending::new(r.stat.size, None, None, now) };
@@ -450,8 +472,13 @@ pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSe
         }
     }
     for (p, r) in state.files.iter().filter(|(p, _)| in_part(p)) {
-        let same = tree.get(p).is_some_and(|i| !i.dir && i.file.size == r.stat.size && i.file.sha256.is_none_or(|h| h == r.sha256));
-        if !same {
+        let same = tree.get(p).filter(|i| !i.dir && i.file.size == r.stat.size && i.file.sha256.is_none_or(|h| h == r.sha256));
+        if let Some(i) = same {
+            // Uploaded before ysync kept dates, or its date lost since.
+            if i.file.dates.mtime_ns != Some(r.stat.mtime_ns) && r.stat.mtime_ns != crate::exec::UNDATED {
+                undated.push((p.clone(), r.stat.mtime_ns));
+            }
+        } else {
             let folder = order::parent(p);
             if folder.is_empty() || there.contains(folder) {
                 lost.push(p.clone()); // else its folder was said to be lost
@@ -459,7 +486,7 @@ pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSe
             lose(p, r, &mut changes);
         }
     }
-    (lost, changes)
+    Reconcile { lost, changes, undated }
 }
 
 /// `a/b/c` → `a/b`, `a`.

@@ -8,12 +8,29 @@ use std::io::{self, Read};
 use crate::digest::Hex;
 
 /// A file as the Disk describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteFile {
     pub size: u64,
     /// `None` while the Disk has not finished hashing a fresh upload (R1).
     pub sha256: Option<Hex<32>>,
     pub md5: Option<Hex<16>>,
+    pub dates: Dates,
+}
+
+/// What the Disk keeps of a resource's times. The Disk's own `modified`
+/// is the time of the last upload or change of its metadata (a PATCH bumps
+/// it: yadisk's recorded `test_patch`), never the local file's time: that
+/// is kept in the custom property `rclone_modified` (RFC 3339, the key
+/// rclone's Yandex backend reads and writes, so both tools see one date),
+/// and when ysync uploaded it in `ysync_uploaded` (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dates {
+    /// `rclone_modified`: the local file's modification time.
+    pub mtime_ns: Option<i64>,
+    /// `ysync_uploaded`: when ysync sent this content (0: not said).
+    pub uploaded: u64,
+    /// The Disk's `modified` of a file, `created` of a folder (0: not said).
+    pub changed: u64,
 }
 
 impl RemoteFile {
@@ -145,6 +162,13 @@ pub trait Remote {
 
     /// Uses another token from now on (renewed between cycles, `token.rs`).
     fn set_token(&mut self, _token: &str) {}
+
+    /// Keeps the local file's modification time (and, when given, when
+    /// ysync uploaded it) on the Disk with the file at `path`
+    /// (`PATCH /resources`, custom properties; other keys stay).
+    fn set_date(&mut self, path: &str, _mtime_ns: i64, _uploaded: Option<u64>) -> Result<(), Error> {
+        Err(Error::Protocol(format!("dating {path} is not supported by this Disk")))
+    }
 
     /// `mkdir -p`: tries the folder, then creates the missing ancestors.
     fn mkdir_all(&mut self, path: &str) -> Result<(), Error> {

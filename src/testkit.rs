@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::digest::Hex;
 use crate::plan::props::Rng;
-use crate::remote::{DiskInfo, Error, Item, Link, OpStatus, Placed, Remote, RemoteFile};
+use crate::remote::{Dates, DiskInfo, Error, Item, Link, OpStatus, Placed, Remote, RemoteFile};
 
 /// What a crash point panics with: the process died here.
 #[derive(Debug)]
@@ -63,6 +63,10 @@ pub struct MemDisk {
     pub in_progress: u64,
     /// The next upload answers 202 and stays hidden for this many looks.
     pub lag_next: Option<u64>,
+    /// The files' dates (`set_date`): moved with a move, dropped by an
+    /// upload over the file (the harsher reading: a new content is a new
+    /// resource), as the emulator does.
+    pub dates: BTreeMap<String, Dates>,
     /// Called with each call's name before the Disk works on it: a test
     /// changes the local folder there (after the scan, between actions).
     pub before_call: Option<OnCall>,
@@ -80,7 +84,7 @@ pub fn md5_of(b: &[u8]) -> Hex<16> {
 }
 
 pub fn file_of(b: &[u8]) -> RemoteFile {
-    RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)) }
+    RemoteFile { size: b.len() as u64, sha256: Some(sha(b)), md5: Some(md5_of(b)), ..RemoteFile::default() }
 }
 
 impl MemDisk {
@@ -204,6 +208,7 @@ impl Remote for MemDisk {
             return Err(Error::Network("the body ended short".into()));
         }
         self.files.insert(link.href.clone(), bytes);
+        self.dates.remove(&link.href);
         self.ops.insert(link.operation.clone().expect("MemDisk gives every link an operation"), OpStatus::Success);
         if std::mem::take(&mut self.lose_answer) {
             // Lost while the Disk finalised it, maybe.
@@ -249,6 +254,7 @@ impl Remote for MemDisk {
         let inside = |p: &String| p == path || p.starts_with(&format!("{path}/"));
         self.files.retain(|p, _| !inside(p));
         self.dirs.retain(|p| !inside(p));
+        self.dates.retain(|p, _| !inside(p));
         self.after(Ok(()))
     }
     fn download(&mut self, path: &str, to: &mut dyn std::io::Write) -> Result<u64, Error> {
@@ -277,6 +283,10 @@ impl Remote for MemDisk {
         if let Some(b) = self.files.remove(from) {
             self.finalising.remove(from);
             self.files.insert(to.into(), b);
+            match self.dates.remove(from) {
+                Some(d) => drop(self.dates.insert(to.into(), d)),
+                None => drop(self.dates.remove(to)),
+            }
             return self.after(Ok(()));
         }
         if !self.dirs.remove(from) {
@@ -293,6 +303,9 @@ impl Remote for MemDisk {
         let files: Vec<String> = self.files.keys().filter(|p| below(p)).cloned().collect();
         for p in files {
             let b = self.files.remove(&p).expect("listed");
+            if let Some(d) = self.dates.remove(&p) {
+                self.dates.insert(re(&p), d);
+            }
             self.files.insert(re(&p), b);
         }
         self.after(Ok(()))
@@ -302,11 +315,11 @@ impl Remote for MemDisk {
         let hidden = self.hidden(path);
         let slow = self.slow_hash.get_mut(path).filter(|n| **n > 0).map(|n| *n -= 1).is_some();
         let f = match self.files.get(path) {
-            Some(b) if slow => Some(RemoteFile { size: b.len() as u64, sha256: None, md5: None }),
+            Some(b) if slow => Some(RemoteFile { size: b.len() as u64, ..RemoteFile::default() }),
             // Missing at first, then shown without its hashes.
             Some(_) if hidden && self.finalising.get(path).is_some_and(|n| *n > 0) => None,
-            Some(b) if hidden => Some(RemoteFile { size: b.len() as u64, sha256: None, md5: None }),
-            Some(b) => Some(file_of(b)),
+            Some(b) if hidden => Some(RemoteFile { size: b.len() as u64, ..RemoteFile::default() }),
+            Some(b) => Some(RemoteFile { dates: self.dates.get(path).copied().unwrap_or_default(), ..file_of(b) }),
             None => None,
         };
         self.after(Ok(f))
@@ -323,20 +336,32 @@ impl Remote for MemDisk {
         }
         let prefix = format!("{path}/");
         let child = |p: &String| p.strip_prefix(&prefix).filter(|rest| !rest.contains('/')).map(str::to_string);
-        let none = RemoteFile { size: 0, sha256: None, md5: None };
+        let none = RemoteFile::default();
         let mut items: Vec<Item> = self.dirs.iter().filter_map(child).map(|name| Item { name, dir: true, file: none.clone() }).collect();
         for (p, b) in &self.files {
             if let Some(name) = child(p) {
                 // Not hashed yet (`slow_hash`): listed without hashes too.
                 let file = if self.slow_hash.get(p).is_some_and(|n| *n > 0) {
-                    RemoteFile { size: b.len() as u64, sha256: None, md5: None }
+                    RemoteFile { size: b.len() as u64, ..RemoteFile::default() }
                 } else {
-                    file_of(b)
+                    RemoteFile { dates: self.dates.get(p).copied().unwrap_or_default(), ..file_of(b) }
                 };
                 items.push(Item { name, dir: false, file });
             }
         }
         self.after(Ok(Some(items)))
+    }
+    fn set_date(&mut self, path: &str, mtime_ns: i64, uploaded: Option<u64>) -> Result<(), Error> {
+        self.before(format!("date {path}"))?;
+        if !self.files.contains_key(path) {
+            return Err(Error::NotFound);
+        }
+        let d = self.dates.entry(path.to_string()).or_default();
+        d.mtime_ns = Some(mtime_ns);
+        if let Some(u) = uploaded {
+            d.uploaded = u;
+        }
+        self.after(Ok(()))
     }
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {
         self.before("disk".into())?;

@@ -272,6 +272,19 @@ fn one_seed(seed: u64, story: Story) -> Result<Vec<String>, String> {
         if let Some(d) = dirs.iter().find(|d| !disk.dirs.contains(*d)) {
             return Err(format!("round {round}: the folder {d} is not on the Disk"));
         }
+        // A date the Disk keeps is the local file's (one a crash kept from
+        // being set is missing, until a reconcile: never wrong).
+        for k in files.keys() {
+            let local = fs::symlink_metadata(root.join(&k[3..])).map(|m| crate::fsutil::Meta::from(&m).mtime_ns).ok();
+            if std::env::var_os("YSYNC_CYCLE_DEBUG").is_some() {
+                println!("date round {round} {k}: disk {:?} local {local:?}", disk.dates.get(k));
+            }
+            if let Some(kept) = disk.dates.get(k).and_then(|d| d.mtime_ns)
+                && Some(kept) != local
+            {
+                return Err(format!("round {round}: {k} is dated {kept} on the Disk, {local:?} here"));
+            }
+        }
     }
     let budget = folder.written * (1 + interruptions as u64) + 4096;
     if disk.received > budget {

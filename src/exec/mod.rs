@@ -170,7 +170,10 @@ impl<'a> Executor<'a> {
     /// Does what the plan says a hashed file needs.
     fn carry_out(&mut self, action: &Action, e: &Entry, remote_path: &str, r: Resolution) -> Result<Done, Error> {
         match r {
-            Resolution::Record(rec) => {
+            Resolution::Record { mut rec, date } => {
+                if date && !self.date(&e.path, remote_path, e.stat.mtime_ns, None) {
+                    rec.stat.mtime_ns = UNDATED;
+                }
                 let done = match action {
                     Action::Check { .. } => {
                         log::info!("unchanged {} (metadata only)", e.path);
@@ -195,6 +198,29 @@ impl<'a> Executor<'a> {
                 }
                 log::info!("move {from} -> {} (same content)", e.path);
                 Ok(Done::Moved)
+            }
+        }
+    }
+
+    /// A reconcile's date for a file recorded as on the Disk (one request;
+    /// a failure waits for the next reconcile).
+    pub fn date_recorded(&mut self, rel: &str, mtime_ns: i64) {
+        let remote_path = remote::join(&self.cfg.remote_dir, rel);
+        self.date(rel, &remote_path, mtime_ns, None);
+    }
+
+    /// Keeps the file's modification time on the Disk with it (one
+    /// request), and, for content ysync just sent, when it sent it: what a
+    /// restore (and rclone) reads back. A failure is not the action's (the
+    /// file is where it should be): `false`, and the caller records the
+    /// file as [`UNDATED`], so that the next cycle looks at it again (a
+    /// hash, no upload) and dates it then.
+    pub(super) fn date(&mut self, rel: &str, remote_path: &str, mtime_ns: i64, uploaded: Option<u64>) -> bool {
+        match self.remote.set_date(remote_path, mtime_ns, uploaded) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("keeping the date of {rel} on the Disk failed ({e}); the next cycle tries again");
+                false
             }
         }
     }
@@ -389,9 +415,14 @@ impl<'a> Executor<'a> {
     /// be missing, unhashed or answered with a 5xx for a while (R1): within
     /// `wait` that is asked again; then what it shows decides.
     fn shows(&mut self, path: &str, size: u64, d: &Digests, wait: Duration) -> Result<bool, Error> {
+        self.shown(path, size, d, wait).map(|f| f.is_some())
+    }
+
+    /// [`Executor::shows`], and what the Disk said of the file when it does.
+    fn shown(&mut self, path: &str, size: u64, d: &Digests, wait: Duration) -> Result<Option<RemoteFile>, Error> {
         match self.look(path, wait, |f| f.is_some_and(|f| f.sha256.is_some())) {
-            Ok(f) => Ok(f.is_some_and(|f| f.size == size && f.sha256 == Some(d.sha256))),
-            Err(e) if e.is_transient() => Ok(false),
+            Ok(f) => Ok(f.filter(|f| f.size == size && f.sha256 == Some(d.sha256))),
+            Err(e) if e.is_transient() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -459,6 +490,11 @@ impl<'a> Executor<'a> {
 fn settle_limit(size: u64) -> Duration {
     Duration::from_secs(5 + (size.saturating_mul(120) >> 30))
 }
+
+/// The modification time of a record whose date the Disk does not keep
+/// yet: no file has it, so the next scan sees the file changed, hashes it,
+/// finds the content recorded and sets the date ([`Executor::date`]).
+pub const UNDATED: i64 = i64::MIN;
 
 /// The record of what was sent (or found) for `e`.
 fn record(e: &Entry, d: &Digests) -> FileRec {

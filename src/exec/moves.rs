@@ -65,8 +65,23 @@ impl Executor<'_> {
                 }
             }
         }
+        // A moved file keeps its date on the Disk; one whose time changed
+        // too (touched, then renamed) gets the new one.
+        let mut after = m.after;
+        if result.is_ok() && !m.dir {
+            let was = self.store.state().files.get(&m.from).map(|r| r.stat.mtime_ns);
+            for c in &mut after {
+                if let Change::Put { path, rec } = c
+                    && *path == m.to
+                    && was != Some(rec.stat.mtime_ns)
+                    && !self.date(path, &dst, rec.stat.mtime_ns, None)
+                {
+                    rec.stat.mtime_ns = super::UNDATED;
+                }
+            }
+        }
         let settle = match &result {
-            Ok(()) => m.after.into_iter().chain([Change::Moving(None)]).collect(),
+            Ok(()) => after.into_iter().chain([Change::Moving(None)]).collect(),
             Err(e) if past && !matches!(e, Error::NotFound | Error::AlreadyExists) || e.may_have_been_done() => return result,
             Err(_) => vec![Change::Moving(None)],
         };

@@ -88,8 +88,12 @@ fn an_upload_is_announced_before_its_body_and_recorded_after() {
     let mut w = World::new();
     let e = w.file("a.txt", b"hello");
     assert_eq!(w.run(&Action::Upload(e.clone())).unwrap(), Done::Uploaded { bytes: 5 });
-    assert_eq!(w.disk.calls, ["link /r/a.txt", "put /r/a.txt"]);
+    assert_eq!(w.disk.calls, ["link /r/a.txt", "put /r/a.txt", "date /r/a.txt"]);
     assert_eq!(w.disk.files["/r/a.txt"], b"hello");
+    // The file's time and the upload's, kept with it (issue 27).
+    let dates = w.disk.dates["/r/a.txt"];
+    assert_eq!(dates.mtime_ns, Some(e.stat.mtime_ns));
+    assert!(dates.uploaded.abs_diff(now_secs()) < 60, "{dates:?}");
     let st = w.store.state();
     assert_eq!(st.files["a.txt"], FileRec::sent(e.stat, sha(b"hello")));
     assert!(st.pending.is_empty(), "settled by the record");
@@ -207,9 +211,14 @@ fn a_folder_with_foreign_content_loses_only_ysyncs_files() {
 fn a_touched_file_is_recorded_and_a_copy_is_moved_not_sent() {
     let mut w = World::new();
     let e = w.file("a.txt", b"same");
+    w.disk.files.insert("/r/a.txt".into(), b"same".to_vec());
     let touched = Action::Check { entry: e.clone(), old_sha256: sha(b"same") };
     assert_eq!(w.run(&touched).unwrap(), Done::Unchanged);
-    assert!(w.disk.calls.is_empty());
+    assert_eq!(w.disk.calls, ["date /r/a.txt"], "nothing sent; the Disk keeps the new time");
+    assert_eq!(w.disk.dates["/r/a.txt"].mtime_ns, Some(e.stat.mtime_ns));
+    w.disk.calls.clear();
+    assert_eq!(w.run(&touched).unwrap(), Done::Unchanged);
+    assert!(w.disk.calls.is_empty(), "the same time again: not a request {:?}", w.disk.calls);
     let copy = w.file("copy.txt", b"same");
     w.disk.files.insert("/r/gone.txt".into(), b"same".to_vec());
     w.put("gone.txt", &Entry { stat: Stat { ino: 1, ..copy.stat }, ..copy.clone() }, b"same");
@@ -562,28 +571,28 @@ fn each_upload_asks_what_it_needs_and_no_more() {
     w.put("a.txt", &e, b"old");
     w.disk.files.insert("/r/a.txt".into(), b"old".to_vec());
     w.run(&Action::Upload(e)).unwrap();
-    assert_eq!(w.disk.calls, ["link /r/a.txt", "put /r/a.txt"]);
+    assert_eq!(w.disk.calls, ["link /r/a.txt", "put /r/a.txt", "date /r/a.txt"]);
     // A new file where the Disk holds other content (an older state): the
     // refusal, a look, then sent over it.
     w.disk.calls.clear();
     let e = w.file("b.txt", b"mine");
     w.disk.files.insert("/r/b.txt".into(), b"MINE".to_vec()); // same size
     assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 4 });
-    assert_eq!(w.disk.calls, ["link /r/b.txt", "stat /r/b.txt", "link /r/b.txt", "put /r/b.txt"]);
+    assert_eq!(w.disk.calls, ["link /r/b.txt", "stat /r/b.txt", "link /r/b.txt", "put /r/b.txt", "date /r/b.txt"]);
     assert_eq!(w.disk.files["/r/b.txt"], b"mine");
     // Adoption that finds other content: sent over it at once.
     w.disk.calls.clear();
     let e = w.file("c.txt", b"mine");
     w.disk.files.insert("/r/c.txt".into(), b"othr".to_vec());
-    let adopt = Action::Adopt { entry: e, sha256: crate::testkit::file_of(b"othr").sha256 };
+    let adopt = Action::Adopt { entry: e, sha256: crate::testkit::file_of(b"othr").sha256, mtime_ns: None };
     assert_eq!(w.run(&adopt).unwrap(), Done::Uploaded { bytes: 4 });
-    assert_eq!(w.disk.calls, ["link /r/c.txt", "put /r/c.txt"]);
+    assert_eq!(w.disk.calls, ["link /r/c.txt", "put /r/c.txt", "date /r/c.txt"]);
     // A 503 on the body: sent again with a new link.
     w.disk.calls.clear();
     let e = w.file("d.txt", b"data");
     w.disk.fail_next = vec![("put", Error::Server(503))];
     assert_eq!(w.run(&Action::Upload(e)).unwrap(), Done::Uploaded { bytes: 4 });
-    assert_eq!(w.disk.calls, ["link /r/d.txt", "put /r/d.txt", "link /r/d.txt", "put /r/d.txt"]);
+    assert_eq!(w.disk.calls, ["link /r/d.txt", "put /r/d.txt", "link /r/d.txt", "put /r/d.txt", "date /r/d.txt"]);
 }
 
 #[test]
@@ -645,7 +654,7 @@ fn a_throttled_type_goes_up_under_a_temporary_name_and_is_moved_into_place() {
     let e = w.file("v.mp4", b"video");
     w.run(&Action::Upload(e)).unwrap();
     let temp = format!("/r/{}", crate::media::temp_name("v.mp4"));
-    assert_eq!(w.disk.calls, [format!("link {temp}"), format!("put {temp}"), format!("move {temp} /r/v.mp4")]);
+    assert_eq!(w.disk.calls, [format!("link {temp}"), format!("put {temp}"), format!("move {temp} /r/v.mp4"), "date /r/v.mp4".into()]);
     assert_eq!(w.disk.files.keys().collect::<Vec<_>>(), ["/r/v.mp4"]);
     // Not shown yet right after its upload (R1): moved once it is.
     let e = w.file("w.mp4", b"video2");
@@ -678,7 +687,7 @@ fn a_temporary_that_cannot_be_removed_is_removed_next_time_and_nothing_sent_agai
 fn a_temporary_upload_meets_what_is_at_its_real_name() {
     // A new file (the state says) where the Disk holds the same bytes: the
     // temporary copy goes, the file is there. Other bytes: replaced.
-    for (there, calls) in [(&b"video"[..], 5), (&b"VIDEO"[..], 5)] {
+    for (there, calls) in [(&b"video"[..], 6), (&b"VIDEO"[..], 6)] {
         let mut w = World::new();
         let e = w.file("v.mp4", b"video");
         w.disk.files.insert("/r/v.mp4".into(), there.to_vec());

@@ -107,11 +107,13 @@ impl Executor<'_> {
     fn adopt_if_there(&mut self, e: &Entry, remote_path: &str, wait: Duration) -> Result<Option<Done>, Error> {
         let Some(file) = self.open(e)? else { return Ok(Some(Done::Vanished)) };
         let d = crate::digest::hash_file(&file).map_err(Error::Local)?;
-        if !self.shows(remote_path, e.size(), &d, wait)? {
-            return Ok(None);
+        let Some(there) = self.shown(remote_path, e.size(), &d, wait)? else { return Ok(None) };
+        let mut rec = record(e, &d);
+        if there.dates.mtime_ns != Some(e.stat.mtime_ns) && !self.date(&e.path, remote_path, e.stat.mtime_ns, None) {
+            rec.stat.mtime_ns = super::UNDATED;
         }
         log::info!("adopted {} (already on the Disk, same sha256)", e.path);
-        self.commit(Change::Put { path: e.path.clone(), rec: record(e, &d) });
+        self.commit(Change::Put { path: e.path.clone(), rec });
         Ok(Some(Done::Adopted))
     }
 
@@ -191,13 +193,20 @@ impl Executor<'_> {
             room.free = room.free.saturating_sub(e.size());
         }
         log::info!("uploaded {} ({}, {}s)", e.path, human_bytes(e.size()), units::secs(started.elapsed()));
+        // The sent file carries its date (after a temporary name's move,
+        // on the file's own path).
+        let remote_path = remote::join(&self.cfg.remote_dir, &e.path);
+        let mut rec = record(e, d);
+        if !self.date(&e.path, &remote_path, e.stat.mtime_ns, Some(now_secs())) {
+            rec.stat.mtime_ns = super::UNDATED;
+        }
         // The scan's stat goes with the bytes sent: if the file changed
         // meanwhile, the next cycle sees other metadata and checks it again.
         let now = std::fs::symlink_metadata(self.cfg.local_dir.join(&e.path)).ok();
         if now.map(|m| scan::file_entry(e.path.clone(), &(&m).into())).as_ref() != Some(e) {
             log::info!("{} changed while it was uploaded; it is checked again next cycle", e.path);
         }
-        self.commit(Change::Put { path: e.path.clone(), rec: record(e, d) });
+        self.commit(Change::Put { path: e.path.clone(), rec });
         Done::Uploaded { bytes: e.size() }
     }
 

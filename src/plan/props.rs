@@ -403,7 +403,7 @@ impl World {
             .iter()
             .filter(|(p, _)| !p.is_empty())
             .map(|(p, c)| {
-                let file = RemoteFile { size: c.map_or(0, size_of), sha256: c.map(sha), md5: None };
+                let file = RemoteFile { size: c.map_or(0, size_of), sha256: c.map(sha), ..RemoteFile::default() };
                 (p.clone(), Item { name: p.rsplit('/').next().unwrap_or(p).into(), dir: c.is_none(), file })
             })
             .collect()
@@ -502,7 +502,7 @@ impl World {
             Action::Check { entry: e, .. } | Action::Adopt { entry: e, .. } | Action::MoveOrUpload { entry: e, .. } => {
                 let c = self.local(&e.path);
                 match a.resolve(sha(c), &self.state).expect("hashes first") {
-                    Resolution::Record(rec) => {
+                    Resolution::Record { rec, .. } => {
                         if self.disk.get(&e.path) != Some(&Some(c)) {
                             return Err(format!("{} recorded as on the Disk, which holds {:?}", e.path, self.disk.get(&e.path)));
                         }

@@ -321,8 +321,11 @@ fn a_reconcile_forgets_what_the_disk_lost_or_holds_otherwise() {
         file("e", 4, 1, 1, 5),
     ];
     let st = synced(&entries);
-    let item =
-        |dir: bool, size: u64, sha256: Option<Hex<32>>| Item { name: String::new(), dir, file: RemoteFile { size, sha256, md5: None } };
+    let item = |dir: bool, size: u64, sha256: Option<Hex<32>>| Item {
+        name: String::new(),
+        dir,
+        file: RemoteFile { size, sha256, ..RemoteFile::default() },
+    };
     let old = Some(Hex(OLD));
     let tree: Tree = [
         ("d".to_string(), item(true, 0, None)),
@@ -335,9 +338,32 @@ fn a_reconcile_forgets_what_the_disk_lost_or_holds_otherwise() {
     .into();
     let all = ["", "d", "gone"].map(String::from);
     let there: BTreeSet<String> = ["", "d"].map(String::from).into();
-    assert_eq!(reconcile(&st, &all, &tree, &there, 77).0, ["gone", "b", "c"], "the folder once, not its files");
-    let lost = reconcile(&st, &all, &Tree::new(), &BTreeSet::new(), 77).0;
+    assert_eq!(reconcile(&st, &all, &tree, &there, 77).lost, ["gone", "b", "c"], "the folder once, not its files");
+    let lost = reconcile(&st, &all, &Tree::new(), &BTreeSet::new(), 77).lost;
     assert_eq!(lost, ["d", "gone", "b", "c", "e"], "no remote_dir: every folder and top file");
+}
+
+/// Issue 27: a reconcile dates what the Disk holds as recorded but without
+/// the file's time (uploaded before ysync kept it), and nothing else.
+#[test]
+fn a_reconcile_dates_the_files_the_disk_holds_undated() {
+    let mut st = synced(&[file("a", 1, 10, 1, 1), file("b", 1, 20, 1, 2), file("c", 1, 30, 1, 3), file("d", 2, 40, 1, 4)]);
+    st.files.get_mut("c").unwrap().stat.mtime_ns = crate::exec::UNDATED; // a cycle dates it
+    let sha = st.files["a"].sha256;
+    let at = |mtime_ns| Item {
+        name: String::new(),
+        dir: false,
+        file: RemoteFile {
+            size: 1,
+            sha256: Some(sha),
+            dates: crate::remote::Dates { mtime_ns, ..Default::default() },
+            ..RemoteFile::default()
+        },
+    };
+    let tree: Tree = [("a".to_string(), at(None)), ("b".to_string(), at(Some(20))), ("c".to_string(), at(None))].into();
+    let r = reconcile(&st, &[String::new()], &tree, &[String::new()].into(), 77);
+    assert_eq!(r.undated, [("a".to_string(), 10)], "b is dated, c's date is a cycle's job, d is lost: {r:?}");
+    assert_eq!(r.lost, ["d"]);
 }
 
 #[test]
@@ -468,7 +494,11 @@ fn a_half_emptied_folder_is_not_taken_for_a_move() {
 
 #[test]
 fn a_fresh_state_adopts_what_is_already_on_the_disk() {
-    let item = |dir: bool, size: u64| Item { name: String::new(), dir, file: RemoteFile { size, sha256: Some(Hex([5; 32])), md5: None } };
+    let item = |dir: bool, size: u64| Item {
+        name: String::new(),
+        dir,
+        file: RemoteFile { size, sha256: Some(Hex([5; 32])), ..RemoteFile::default() },
+    };
     let remote: Tree = [
         ("a".to_string(), item(true, 0)),
         ("a/same.jpg".to_string(), item(false, 5)),
@@ -501,16 +531,21 @@ fn what_a_hashed_file_needs() {
     let (old, new) = (Hex(OLD), Hex([2; 32]));
     let e = file("a.bin", 100_000, 5, 6, 7);
     let st = synced(&[file("gone.bin", 100_000, 1, 1, 3)]);
-    let recorded = Some(Resolution::Record(FileRec::sent(e.stat, old)));
+    let recorded = |date| Some(Resolution::Record { rec: FileRec::sent(e.stat, old), date });
 
+    // Touched: nothing is sent, the Disk gets the new time (the record had another).
     let touched = Action::Check { entry: e.clone(), old_sha256: old };
-    assert_eq!(touched.resolve(old, &st), recorded, "touched: nothing is sent");
+    assert_eq!(touched.resolve(old, &st), recorded(true), "touched: nothing is sent, the date is");
     assert_eq!(touched.resolve(new, &st), Some(Resolution::Upload), "changed: sent");
+    let same_time = synced(&[file("a.bin", 100_000, 5, 1, 7)]);
+    assert_eq!(touched.resolve(old, &same_time), recorded(false), "only the ctime changed: the Disk's date stands");
 
-    let on_disk = |sha256| Action::Adopt { entry: e.clone(), sha256 };
-    assert_eq!(on_disk(Some(old)).resolve(old, &st), recorded, "adopted: the Disk holds it");
-    assert_eq!(on_disk(Some(new)).resolve(old, &st), Some(Resolution::Upload), "other content there: sent over it");
-    assert_eq!(on_disk(None).resolve(old, &st), Some(Resolution::Upload), "not hashed there yet: sent");
+    let on_disk = |sha256, mtime_ns| Action::Adopt { entry: e.clone(), sha256, mtime_ns };
+    assert_eq!(on_disk(Some(old), None).resolve(old, &st), recorded(true), "adopted: the Disk holds it, without its date");
+    assert_eq!(on_disk(Some(old), Some(5)).resolve(old, &st), recorded(false), "adopted with its date: no request");
+    assert_eq!(on_disk(Some(old), Some(4)).resolve(old, &st), recorded(true), "adopted with another date: set");
+    assert_eq!(on_disk(Some(new), None).resolve(old, &st), Some(Resolution::Upload), "other content there: sent over it");
+    assert_eq!(on_disk(None, None).resolve(old, &st), Some(Resolution::Upload), "not hashed there yet: sent");
 
     let copy = Action::MoveOrUpload { entry: e.clone(), candidates: vec![("gone.bin".into(), old)] };
     let moved = Resolution::MoveFrom {
@@ -635,7 +670,7 @@ fn a_reconcile_remembers_what_it_forgets_as_ysyncs() {
     let pending = |size| Pending { mark: Some(crate::state::Mark::Sha256(Hex(OLD))), ..Pending::new(size, None, None, 77) };
     let all = ["", "d"].map(String::from);
     let root: BTreeSet<String> = [String::new()].into();
-    let (lost, changes) = reconcile(&st, &all, &Tree::new(), &root, 77);
+    let Reconcile { lost, changes, .. } = reconcile(&st, &all, &Tree::new(), &root, 77);
     assert_eq!(lost, ["d", "b"]);
     assert_eq!(
         changes,
@@ -648,10 +683,10 @@ fn a_reconcile_remembers_what_it_forgets_as_ysyncs() {
         ]
     );
     // A part compares its own folders' records only, and the folders in them.
-    let (lost, changes) = reconcile(&st, &all[1..], &Tree::new(), &root, 77);
+    let Reconcile { lost, changes, .. } = reconcile(&st, &all[1..], &Tree::new(), &root, 77);
     assert_eq!((lost, changes.len()), (vec![], 2), "d/a: its folder is said lost by the part of its parent");
     // No remote_dir at all: it is forgotten too, so it is made again.
-    let (_, changes) = reconcile(&st, &all, &Tree::new(), &BTreeSet::new(), 77);
+    let changes = reconcile(&st, &all, &Tree::new(), &BTreeSet::new(), 77).changes;
     assert_eq!(changes[0], Change::Forget { path: String::new() });
 }
 

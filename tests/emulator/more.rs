@@ -26,7 +26,7 @@ impl Disk {
         let Some(given) = v.get("custom_properties").and_then(Value::as_object) else {
             return error(400, "FieldValidationError", "Expected a JSON body with custom_properties.");
         };
-        let props = self.props.entry(p.to_string()).or_default();
+        let mut props = self.props.get(p).cloned().unwrap_or_default();
         for (k, val) in given {
             if val.is_null() {
                 props.remove(k);
@@ -34,6 +34,13 @@ impl Disk {
                 props.insert(k.clone(), val.clone());
             }
         }
+        // "The total length of custom_properties … 1024 characters" (D-patch).
+        if Value::Object(props.clone()).to_string().chars().count() > 1024 {
+            return error(400, "FieldValidationError", "custom_properties is longer than 1024 characters.");
+        }
+        self.props.insert(p.to_string(), props);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.times.entry(p.to_string()).or_insert((now, now)).1 = now;
         Reply::json(200, self.resource(p))
     }
 
@@ -78,6 +85,7 @@ impl Disk {
 
     pub(super) fn duplicate(&mut self, from: &str, to: &str) {
         self.take_subtree(to);
+        let meta = self.metadata_of(from);
         let copies: Vec<(String, Node)> = self
             .nodes
             .iter()
@@ -87,6 +95,8 @@ impl Disk {
         for (k, n) in copies {
             self.nodes.insert(k, n);
         }
+        let keep = !self.props_lost_on_move;
+        self.carry(to, meta, keep);
     }
 
     /// `PUT /resources/publish` and `/unpublish`.

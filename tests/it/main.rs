@@ -17,6 +17,7 @@ mod login;
 mod mirror;
 mod packages;
 mod promises;
+mod restore;
 mod smart;
 mod stuck;
 mod versions;

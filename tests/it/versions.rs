@@ -51,7 +51,7 @@ fn a_changed_and_a_deleted_file_leave_their_old_version_without_a_byte_sent_for_
     fx.sync();
     let counts = fx.emu.counts();
     assert_eq!(fx.emu.count(MOVE), 1, "{counts:?}");
-    assert_eq!(fx.emu.total_requests(), 3, "the move, the upload link, the upload: {counts:?}");
+    assert_eq!(fx.emu.total_requests(), 4, "the move, the upload link, the upload, its date: {counts:?}");
 
     // The same file changed again the same day: the name is taken, so the
     // older version keeps it and this one gets the time.
