@@ -5,18 +5,14 @@
 //! default, never over an existing file without `--force`, streamed to a
 //! temporary file, its sha256 checked, then renamed into place.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::digest::Hex;
 use crate::exit::Exit;
-use crate::fsutil::Dir;
 use crate::logging;
 use crate::remote::{self, Error, Remote};
+use crate::restore::write::{self, Aside, Fetch, Target, Want, fetch};
 use crate::units::human_bytes;
 
 /// One kept version of a file.
@@ -40,7 +36,7 @@ pub struct Restore<'a> {
 }
 
 /// `PATH` relative to `local_dir`: given relative, or absolute inside it.
-fn relative(cfg: &Config, path: &str) -> Result<String, String> {
+pub fn relative(cfg: &Config, path: &str) -> Result<String, String> {
     let p = Path::new(path);
     let rel = if p.is_absolute() {
         p.strip_prefix(&cfg.local_dir).map_err(|_| format!("{path} is not inside local_dir {}", cfg.local_dir.display()))?
@@ -181,9 +177,21 @@ pub fn restore(cfg: &Config, disk: &mut dyn Remote, r: &Restore) -> Exit {
     }
     let parent = remote::join(&remote::join(backup, &v.day), rel.rsplit_once('/').map_or("", |(p, _)| p));
     let source = remote::join(&parent, &v.name);
-    match fetch(disk, &source, &target, &name, (v.size, sha256), r.force) {
+    // With --force what is there is kept aside, never lost.
+    let mut aside = match r.force.then(|| Aside::new(&target.dir)).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ysync: {}: {e}", shown.display());
+            return Exit::Failed;
+        }
+    };
+    let want = Want { size: v.size, sha256, mtime_ns: None };
+    match fetch(disk, &source, &target, &name, want, aside.as_mut().map(|a| (a, "")), &mut |_| {}) {
         Ok(size) => {
             println!("restored {rel} from {} ({}) to {}", v.day, human_bytes(size), logging::one_line(&shown.display().to_string()));
+            if let Some(a) = aside.filter(|a| a.kept > 0) {
+                println!("kept what was there in {}", logging::one_line(&a.path().display().to_string()));
+            }
             Exit::Ok
         }
         Err(Fetch::Exists) => {
@@ -193,6 +201,10 @@ pub fn restore(cfg: &Config, disk: &mut dyn Remote, r: &Restore) -> Exit {
             );
             Exit::Usage
         }
+        Err(Fetch::Rejected(e)) => {
+            eprintln!("ysync: {e}");
+            Exit::Rejected
+        }
         Err(Fetch::Failed(e)) => {
             eprintln!("ysync: restoring disk:{source} to {}: {e}; nothing was written", shown.display());
             Exit::Failed
@@ -200,182 +212,26 @@ pub fn restore(cfg: &Config, disk: &mut dyn Remote, r: &Restore) -> Exit {
     }
 }
 
-/// A folder a restore writes in, open, and what its files get there: the
-/// folder's own read and write bits (a file is no more readable than the
-/// folder it is in) and, when root restores, the folder's owner.
-pub struct Target {
-    pub dir: Dir,
-    pub mode: u32,
-    pub owner: Option<(u32, u32)>,
-}
-
-impl Target {
-    fn of(dir: Dir) -> Result<Target, String> {
-        let m = dir.meta().map_err(|e| format!("{}: {e}", dir.path().display()))?;
-        let owner = (crate::fsutil::sys::euid() == 0).then_some((m.uid, m.gid));
-        Ok(Target { mode: m.perm() & 0o666, owner, dir })
-    }
-}
-
-/// Where a restore writes, and the name there: `--to` (relative to
-/// local_dir when relative), or beside the file with the day in its name:
-/// `a/report (restored 2026-12-07).docx`. Inside local_dir every folder
-/// is opened below local_dir a component at a time and never through a
-/// link (a share user may have swapped one in), and missing ones are made
-/// like their parent. Outside it, links in `--to` are followed only when
-/// ysync is not root.
+/// Where the one-file restore writes, and the name there: `--to` (relative
+/// to local_dir when relative), or beside the file with the day in its
+/// name: `a/report (restored 2026-12-07).docx` ([`write::folder`]: no link
+/// followed below local_dir, nor above it for root).
 fn destination(cfg: &Config, rel: &str, day: &str, to: Option<&Path>) -> Result<(Target, String, PathBuf), String> {
-    let inside = |rel: &str| -> Result<(Target, String, PathBuf), String> {
-        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let root = Dir::open(&cfg.local_dir).map_err(|e| format!("local_dir {}: {e}", cfg.local_dir.display()))?;
-        let dir = make_beneath(&root, parent)?;
-        Ok((Target::of(dir)?, name.to_string(), cfg.local_dir.join(rel)))
+    let (folder, name) = match to {
+        Some(to) => {
+            let name = to.file_name().and_then(|n| n.to_str()).ok_or("--to: give a file's path with a UTF-8 name")?;
+            (Some(to.parent().unwrap_or(Path::new(""))), name.to_string())
+        }
+        None => {
+            let (_, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+            let (stem, ext) = crate::exec::stem_ext(file);
+            (None, format!("{stem} (restored {day}){ext}"))
+        }
     };
-    let Some(to) = to else {
-        let (parent, name) = rel.rsplit_once('/').map_or(("", rel), |(p, n)| (p, n));
-        let (stem, ext) = crate::exec::stem_ext(name);
-        let named = format!("{stem} (restored {day}){ext}");
-        return inside(&if parent.is_empty() { named } else { format!("{parent}/{named}") });
-    };
-    let within = if to.is_absolute() { to.strip_prefix(&cfg.local_dir).ok() } else { Some(to) };
-    if let Some(within) = within {
-        let rel = within.to_str().ok_or("--to: the path is not UTF-8")?.trim_matches('/');
-        if rel.is_empty() || rel.split('/').any(|c| c == "." || c == "..") {
-            return Err(format!("--to {}: give a file's path, without . or ..", to.display()));
-        }
-        return inside(rel);
-    }
-    let name = to.file_name().and_then(|n| n.to_str()).ok_or("--to: give a file's path with a UTF-8 name")?.to_string();
-    let parent = to.parent().unwrap_or(Path::new("/"));
-    let dir = if crate::fsutil::sys::euid() == 0 {
-        // Not through a link: someone else's link would choose where root writes.
-        let plain: PathBuf = parent.components().collect();
-        if fs::canonicalize(parent).is_ok_and(|real| real != plain) {
-            return Err(format!(
-                "--to {}: its folder {} leads through a symbolic link, which ysync does not follow when root restores; give the real path ({})",
-                to.display(),
-                parent.display(),
-                fs::canonicalize(parent).map(|p| p.display().to_string()).unwrap_or_default()
-            ));
-        }
-        let top = Dir::open(Path::new("/")).map_err(|e| format!("/: {e}"))?;
-        make_beneath(&top, plain.strip_prefix("/").unwrap_or(&plain).to_str().ok_or("--to: the path is not UTF-8")?)?
-    } else {
-        fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        Dir::open(parent).map_err(|e| format!("{}: {e}", parent.display()))?
-    };
-    Ok((Target::of(dir)?, name, to.to_path_buf()))
-}
-
-/// The folder `rel` below `top`, a component at a time, never through a
-/// link; a missing one is made with its parent's mode and, when root makes
-/// it, its parent's owner.
-pub fn make_beneath(top: &Dir, rel: &str) -> Result<Dir, String> {
-    let mut here = top.beneath("").map_err(|e| format!("{}: {e}", top.path().display()))?;
-    for part in rel.split('/').filter(|p| !p.is_empty()) {
-        let next = match here.sub(part) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let parent = here.meta().map_err(|e| format!("{}: {e}", here.path().display()))?;
-                here.mkdir(part, 0o700).map_err(|e| format!("cannot create {}: {e}", here.join(part).display()))?;
-                let made = here.sub(part).map_err(|e| format!("{}: {e}", here.join(part).display()))?;
-                let owner = (crate::fsutil::sys::euid() == 0).then_some((parent.uid, parent.gid));
-                made.set_owner_mode(owner, parent.perm() & 0o777).map_err(|e| format!("{}: {e}", made.path().display()))?;
-                Ok(made)
-            }
-            other => other,
-        };
-        here = next.map_err(|e| {
-            if crate::fsutil::sys::is_link_error(&e) {
-                format!("{} is a symbolic link; a restore never writes through one", here.join(part).display())
-            } else {
-                format!("{}: {e}", here.join(part).display())
-            }
-        })?;
-    }
-    Ok(here)
-}
-
-/// Why a download was not put in place.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Fetch {
-    /// Something appeared at the name meanwhile (without `force`).
-    Exists,
-    Failed(String),
-}
-
-/// Downloads `source` to a temporary file in the target folder (made new,
-/// never through a link), checks that exactly the listed size arrived and
-/// that its sha256 is the listed one, gives it the target's mode and owner,
-/// and renames it to `name`: without `force` only if nothing is there, so
-/// a file that appeared meanwhile is never replaced. The temporary file
-/// goes on failure. The bytes written.
-pub fn fetch(disk: &mut dyn Remote, source: &str, target: &Target, name: &str, want: (u64, Hex<32>), force: bool) -> Result<u64, Fetch> {
-    let failed = |e: String| Fetch::Failed(e);
-    let dir = &target.dir;
-    let (temp, file) = (0..100)
-        .find_map(|n| {
-            let temp = format!("{}restore-{}-{n}.part", crate::media::TEMP_PREFIX, std::process::id());
-            match dir.create(&temp, 0o600) {
-                Err(e) if crate::fsutil::sys::is_exists(&e) => None,
-                other => Some(other.map(|f| (temp, f))),
-            }
-        })
-        .unwrap_or_else(|| Err(io::Error::other("no free temporary name")))
-        .map_err(|e| failed(format!("cannot write in {}: {e}", dir.path().display())))?;
-    let (size, sha256) = want;
-    let mut out = HashingWriter { file, sha: Sha256::new(), written: 0, limit: size };
-    let result = disk.download(source, &mut out).map_err(|e| e.to_string()).and_then(|n| {
-        let got = Hex(out.sha.clone().finalize().into());
-        if n != size {
-            return Err(format!("{n} bytes arrived, the version has {size}"));
-        }
-        if got != sha256 {
-            return Err(format!("the download's sha256 {got} is not the version's {sha256}"));
-        }
-        let f = &out.file;
-        if let Some((uid, gid)) = target.owner {
-            std::os::unix::fs::fchown(f, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
-        }
-        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(target.mode)).map_err(|e| e.to_string())?;
-        f.sync_all().map(|_| n).map_err(|e| e.to_string())
-    });
-    let placed = result.map_err(failed).and_then(|n| {
-        let renamed = if force { dir.rename(&temp, name) } else { dir.rename_new(&temp, name) };
-        match renamed {
-            Ok(()) => dir.sync().map(|()| n).map_err(|e| failed(e.to_string())),
-            Err(e) if crate::fsutil::sys::is_exists(&e) => Err(Fetch::Exists),
-            Err(e) => Err(failed(e.to_string())),
-        }
-    });
-    if placed.is_err() {
-        let _ = dir.remove(&temp);
-    }
-    placed
-}
-
-/// The download's sink: hashes what it writes, and refuses more than the
-/// version's size (a server that does not stop cannot fill the disk).
-struct HashingWriter {
-    file: File,
-    sha: Sha256,
-    written: u64,
-    limit: u64,
-}
-
-impl Write for HashingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.written + buf.len() as u64 > self.limit {
-            return Err(io::Error::other(format!("more than the version's {} bytes arrived", self.limit)));
-        }
-        let n = self.file.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
+    let default = rel.rsplit_once('/').map_or("", |(p, _)| p);
+    let (dir, shown) = write::folder(cfg, folder, default, true)?;
+    let dir = dir.ok_or("the destination folder could not be made")?;
+    Ok((Target::of(dir)?, name.clone(), shown.join(name)))
 }
 
 fn failed(e: Error) -> Exit {
@@ -389,7 +245,7 @@ fn failed(e: Error) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{MemDisk, sha};
+    use crate::testkit::MemDisk;
 
     #[test]
     fn names_from_the_disk_are_printed_escaped() {
@@ -423,28 +279,5 @@ mod tests {
         disk.slow_hash.clear();
         assert_eq!(restore(&cfg, &mut disk, &r), Exit::Ok);
         assert_eq!(std::fs::read(t.path().join("local/back.txt")).unwrap(), b"what arrives");
-    }
-
-    #[test]
-    fn a_download_whose_sha256_or_size_differs_leaves_nothing_behind() {
-        let t = tempfile::tempdir().unwrap();
-        let mut disk = MemDisk::default();
-        disk.files.insert("/V/2026-12-07/a.txt".into(), b"evil".to_vec());
-        let target = Target::of(Dir::open(t.path()).unwrap()).unwrap();
-        let name = "a (restored 2026-12-07).txt";
-        let fetched = |disk: &mut MemDisk, want| fetch(disk, "/V/2026-12-07/a.txt", &target, name, want, false);
-        let err = fetched(&mut disk, (4, sha(b"good"))).unwrap_err();
-        assert!(matches!(&err, Fetch::Failed(e) if e.contains("is not the version's")), "{err:?}");
-        // More than the listing says never lands, nor fewer.
-        let err = fetched(&mut disk, (3, sha(b"evi"))).unwrap_err();
-        assert!(matches!(&err, Fetch::Failed(e) if e.contains("more than the version's 3 bytes")), "{err:?}");
-        let err = fetched(&mut disk, (5, sha(b"evil"))).unwrap_err();
-        assert!(matches!(&err, Fetch::Failed(e) if e.contains("4 bytes arrived, the version has 5")), "{err:?}");
-        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0, "neither the file nor its temporary");
-        assert_eq!(fetched(&mut disk, (4, sha(b"evil"))).unwrap(), 4);
-        assert_eq!(fs::read(t.path().join(name)).unwrap(), b"evil");
-        // A second time, without force: not over the first.
-        assert_eq!(fetched(&mut disk, (4, sha(b"evil"))).unwrap_err(), Fetch::Exists);
-        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1, "no temporary left");
     }
 }

@@ -18,6 +18,7 @@ mod media;
 mod plan;
 mod progress;
 mod remote;
+mod restore;
 mod retry;
 mod scan;
 mod state;
@@ -88,6 +89,9 @@ struct Args {
     date: Option<String>,
     to: Option<PathBuf>,
     force: bool,
+    /// `restore --all`, `restore --as-of DATE`.
+    all: bool,
+    as_of: Option<String>,
     help: bool,
     command: String,
     /// `help COMMAND`.
@@ -207,6 +211,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         date: None,
         to: None,
         force: false,
+        all: false,
+        as_of: None,
         help: false,
         command: String::new(),
         topic: None,
@@ -229,6 +235,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--date" => a.date = Some(it.next().ok_or("--date needs a day, YYYY-MM-DD")?),
             "--to" => a.to = Some(it.next().ok_or("--to needs a LOCAL path")?.into()),
             "--force" => a.force = true,
+            "--all" => a.all = true,
+            "--as-of" => a.as_of = Some(it.next().ok_or("--as-of needs a DATE: YYYY-MM-DD or an RFC 3339 time")?),
             "-h" | "--help" => a.help = true,
             "-V" | "--version" => {
                 println!("ysync {}", env!("CARGO_PKG_VERSION"));
@@ -250,11 +258,20 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     if a.json && a.command != "status" {
         return Err("--json belongs to `status`".into());
     }
-    if (a.date.is_some() || a.to.is_some() || a.force) && a.command != "restore" {
-        return Err("--date, --to and --force belong to `restore`".into());
+    if (a.date.is_some() || a.to.is_some() || a.force || a.all || a.as_of.is_some()) && a.command != "restore" {
+        return Err("--date, --to, --force, --all and --as-of belong to `restore`".into());
     }
-    if matches!(a.command.as_str(), "versions" | "restore") && a.path.is_none() && !a.help {
-        return Err(format!("`{}` needs a PATH: a file's path inside local_dir", a.command));
+    if a.all && a.path.is_some() {
+        return Err("`restore --all` brings back the whole mirror; give either --all or a PATH".into());
+    }
+    if a.date.is_some() && (a.all || a.as_of.is_some()) {
+        return Err("--date picks a kept version of one file; for a tree as it was then, give --as-of DATE".into());
+    }
+    if a.command == "versions" && a.path.is_none() && !a.help {
+        return Err("`versions` needs a PATH: a file's path inside local_dir".into());
+    }
+    if a.command == "restore" && a.path.is_none() && !a.all && !a.help {
+        return Err("`restore` needs a PATH inside local_dir (a file or a folder), or --all".into());
     }
     if a.command.is_empty() && !a.help {
         a.command = "run".into();
@@ -330,8 +347,16 @@ fn main() {
             match args.command.as_str() {
                 "versions" => history::versions(&cfg, &mut disk, p).now(),
                 _ => {
-                    let r = history::Restore { path: p, date: args.date.as_deref(), to: args.to.as_deref(), force: args.force };
-                    history::restore(&cfg, &mut disk, &r).now()
+                    let c = restore::Command {
+                        path: args.path.as_deref(),
+                        all: args.all,
+                        as_of: args.as_of.as_deref(),
+                        date: args.date.as_deref(),
+                        to: args.to.as_deref(),
+                        force: args.force,
+                        dry_run: args.dry_run,
+                    };
+                    restore::command(&cfg, &mut disk, &c).now()
                 }
             }
         }

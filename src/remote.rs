@@ -241,15 +241,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// Worth trying again in this cycle (after a pause)? A busy path is;
-    /// the upload traffic limit (also 423) is not. A failed server operation
-    /// is: the docs say to repeat the request.
+    /// The Disk refused the token (401) or the account (403): nothing
+    /// else will work until the user acts, so the command ends with exit 3.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Error::Unauthorized | Error::Forbidden(_))
+    }
+
     /// The request may have done its work although it failed: its answer
     /// was lost (a reset, a timeout) or the server failed after it began.
     pub fn may_have_been_done(&self) -> bool {
         matches!(self, Error::Server(_) | Error::Network(_) | Error::Timeout(_))
     }
 
+    /// Worth trying again in this cycle (after a pause)? A busy path is;
+    /// the upload traffic limit (also 423) is not. A failed server operation
+    /// is: the docs say to repeat the request.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Locked(name) => name == "DiskResourceLockedError" || name == "Locked",

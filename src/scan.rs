@@ -535,11 +535,14 @@ fn folder_error(e: &io::Error) -> String {
     }
 }
 
-/// ysync's own temporary files in `local_dir`: a restore's partial
-/// download (`.ysync-restore-*`) and an older version's write probe
+/// ysync's own files in `local_dir`: a restore's partial download
+/// (`.ysync-restore-*`), what a restore with `--force` kept aside
+/// (`.ysync-replaced-*`) and an older version's write probe
 /// (`.ysync-probe-*`). Never mirrored, and kept like excluded names.
 pub fn is_own_temporary(name: &str) -> bool {
-    name.strip_prefix(crate::media::TEMP_PREFIX).is_some_and(|rest| rest.starts_with("restore-") || rest.starts_with("probe-"))
+    name.strip_prefix(crate::media::TEMP_PREFIX).is_some_and(|rest| {
+        rest.starts_with("restore-") || rest.starts_with("probe-") || rest.starts_with(crate::restore::write::ASIDE_PREFIX)
+    })
 }
 
 pub fn file_entry(path: String, m: &Meta) -> Entry {

@@ -13,7 +13,7 @@ mod tests;
 mod upload;
 mod versions;
 
-pub use versions::{is_day, stem_ext};
+pub use versions::{day, is_day, stem_ext, unsuffixed};
 
 use std::fs::File;
 use std::io;
@@ -215,12 +215,21 @@ impl<'a> Executor<'a> {
     /// file is where it should be): `false`, and the caller records the
     /// file as [`UNDATED`], so that the next cycle looks at it again (a
     /// hash, no upload) and dates it then.
-    pub(super) fn date(&mut self, rel: &str, remote_path: &str, mtime_ns: i64, uploaded: Option<u64>) -> bool {
-        match self.remote.set_date(remote_path, mtime_ns, uploaded) {
-            Ok(()) => true,
-            Err(e) => {
-                log::debug!("keeping the date of {rel} on the Disk failed ({e}); the next cycle tries again");
-                false
+    ///
+    /// Content just sent (`uploaded`: when, and its size) may not be shown
+    /// yet (R1 in real-disk-evidence.md: metadata calls answer 404 for a
+    /// while after the upload's 201), so a 404 then is asked again for the
+    /// time a file of its size takes to settle.
+    pub(super) fn date(&mut self, rel: &str, remote_path: &str, mtime_ns: i64, uploaded: Option<(u64, u64)>) -> bool {
+        let mut poll = Poll::new(uploaded.map_or(Duration::ZERO, |(_, size)| settle_limit(size)));
+        loop {
+            match self.remote.set_date(remote_path, mtime_ns, uploaded.map(|(at, _)| at)) {
+                Ok(()) => return true,
+                Err(Error::NotFound) if poll.again() => log::debug!("{rel} is not shown yet (the Disk is finalising it); dating it again"),
+                Err(e) => {
+                    log::debug!("keeping the date of {rel} on the Disk failed ({e}); the next cycle tries again");
+                    return false;
+                }
             }
         }
     }

@@ -197,7 +197,7 @@ impl Executor<'_> {
         // on the file's own path).
         let remote_path = remote::join(&self.cfg.remote_dir, &e.path);
         let mut rec = record(e, d);
-        if !self.date(&e.path, &remote_path, e.stat.mtime_ns, Some(now_secs())) {
+        if !self.date(&e.path, &remote_path, e.stat.mtime_ns, Some((now_secs(), e.size()))) {
             rec.stat.mtime_ns = super::UNDATED;
         }
         // The scan's stat goes with the bytes sent: if the file changed

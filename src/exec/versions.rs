@@ -31,6 +31,28 @@ fn suffixed(rel: &str, secs: u64, n: u32) -> String {
     if dir.is_empty() { named } else { format!("{dir}/{named}") }
 }
 
+/// The inverse of [`suffixed`] for one name: `name (HH-MM-SS[-n]).ext` →
+/// (`name.ext`, the seconds into the day it was replaced). `None` for a
+/// name without such a tag (the day's first version, or any other name).
+pub fn unsuffixed(name: &str) -> Option<(String, u64)> {
+    let (stem, ext) = stem_ext(name);
+    let open = stem.rfind(" (")?;
+    let tag = stem[open + 2..].strip_suffix(')')?;
+    let (hms, n) = match tag.len() {
+        8 => (tag, None),
+        l if l > 9 && tag.as_bytes()[8] == b'-' => (tag.get(..8)?, Some(tag.get(9..)?)),
+        _ => return None,
+    };
+    let b = hms.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| hms.get(r).filter(|d| d.bytes().all(|c| c.is_ascii_digit())).and_then(|d| d.parse::<u64>().ok());
+    if b[2] != b'-' || b[5] != b'-' || n.is_some_and(|n| n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit())) {
+        return None;
+    }
+    let (h, m, s) = (digits(0..2)?, digits(3..5)?, digits(6..8)?);
+    (h < 24 && m < 60 && s < 61 && open > 0).then(|| (format!("{}{ext}", &stem[..open]), h * 3600 + m * 60 + s))
+}
+
 impl Executor<'_> {
     /// Deletes `remote_path` (the copy of `rel`) as `delete` says, or with
     /// `backup_dir` keeps it there instead.
@@ -130,6 +152,23 @@ pub fn is_day(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suffixed_name_reads_back_as_the_name_and_its_time() {
+        let at = 1_765_000_000 + 13 * 3600 + 5 * 60 + 9; // some day, 13:05:09
+        let into_day = at % 86_400;
+        for (rel, n) in [("report.docx", 1), ("a/report.docx", 3), ("notes", 1), (".bashrc", 2), ("x (1).tar.gz", 1)] {
+            let name = suffixed(rel, at, n);
+            let name = name.rsplit('/').next().unwrap();
+            let plain = rel.rsplit('/').next().unwrap();
+            assert_eq!(unsuffixed(name), Some((plain.to_string(), into_day)), "{name}");
+        }
+        for other in
+            ["report.docx", "report (1).docx", "report (13-05).docx", "report (25-00-00).docx", " (13-05-09).txt", "r (13-05-09-).txt"]
+        {
+            assert_eq!(unsuffixed(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn a_taken_name_gets_the_time() {

@@ -166,13 +166,19 @@ impl Dir {
     /// Renames `from` to `to` in this folder, replacing what is at `to`
     /// (a link there is replaced, not followed).
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        sys::rename_at(self.fd.as_raw_fd(), from.as_bytes(), to.as_bytes(), true)
+        sys::rename_at(self.fd.as_raw_fd(), from.as_bytes(), self.fd.as_raw_fd(), to.as_bytes(), true)
+    }
+
+    /// Moves `from` of this folder to `to` in the folder `into` (the same
+    /// file system), only if nothing is at `to` there.
+    pub fn move_into(&self, from: &str, into: &Dir, to: &str) -> io::Result<()> {
+        sys::rename_at(self.fd.as_raw_fd(), from.as_bytes(), into.fd.as_raw_fd(), to.as_bytes(), false)
     }
 
     /// Renames `from` to `to` only if nothing is at `to` (a dangling link
     /// counts as something): `AlreadyExists` otherwise.
     pub fn rename_new(&self, from: &str, to: &str) -> io::Result<()> {
-        sys::rename_at(self.fd.as_raw_fd(), from.as_bytes(), to.as_bytes(), false)
+        sys::rename_at(self.fd.as_raw_fd(), from.as_bytes(), self.fd.as_raw_fd(), to.as_bytes(), false)
     }
 
     /// Removes the name `name` (a link itself, never what it points at).

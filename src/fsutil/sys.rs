@@ -229,18 +229,18 @@ pub fn open_at(dir: RawFd, name: &[u8], how: Open) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `renameat` within one folder; with `replace` false the target must
-/// not exist (`renameat2(RENAME_NOREPLACE)`, else a hard link and an
-/// unlink, which fail on an existing name just the same).
-pub fn rename_at(dir: RawFd, from: &[u8], to: &[u8], replace: bool) -> io::Result<()> {
+/// `renameat` from the folder `dir` to the folder `to_dir`; with `replace`
+/// false the target must not exist (`renameat2(RENAME_NOREPLACE)`, else a
+/// hard link and an unlink, which fail on an existing name just the same).
+pub fn rename_at(dir: RawFd, from: &[u8], to_dir: RawFd, to: &[u8], replace: bool) -> io::Result<()> {
     let (from, to) = (cstr(from)?, cstr(to)?);
     if replace {
         // SAFETY: valid C strings.
-        return check(unsafe { renameat(dir, from.as_ptr(), dir, to.as_ptr()) }).map(drop);
+        return check(unsafe { renameat(dir, from.as_ptr(), to_dir, to.as_ptr()) }).map(drop);
     }
     if let Some((_, renameat2)) = SYS {
         // SAFETY: valid C strings; the kernel's renameat2 arguments.
-        let r = unsafe { syscall(renameat2, dir as c_long, from.as_ptr(), dir as c_long, to.as_ptr(), RENAME_NOREPLACE as c_long) };
+        let r = unsafe { syscall(renameat2, dir as c_long, from.as_ptr(), to_dir as c_long, to.as_ptr(), RENAME_NOREPLACE as c_long) };
         if r == 0 {
             return Ok(());
         }
@@ -252,7 +252,7 @@ pub fn rename_at(dir: RawFd, from: &[u8], to: &[u8], replace: bool) -> io::Resul
         }
     }
     // SAFETY: valid C strings.
-    check(unsafe { linkat(dir, from.as_ptr(), dir, to.as_ptr(), 0) })?;
+    check(unsafe { linkat(dir, from.as_ptr(), to_dir, to.as_ptr(), 0) })?;
     // SAFETY: as above.
     check(unsafe { unlinkat(dir, from.as_ptr(), 0) }).map(drop)
 }
@@ -387,6 +387,13 @@ pub fn may_write(path: &std::path::Path) -> io::Result<()> {
 pub fn euid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { geteuid() }
+}
+
+/// Is the process `pid` alive (`kill(pid, 0)`; one of another user counts)?
+pub fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 sends nothing, it only checks.
+    let r = unsafe { kill(pid as c_int, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(EPERM)
 }
 
 /// Sends `sig` to the process group `pgid`.

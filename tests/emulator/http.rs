@@ -115,7 +115,10 @@ pub fn write_reply_at(w: &mut TcpStream, reply: &Reply, rate: u64) -> io::Result
     for (k, v) in &reply.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
+    if !reply.headers.iter().any(|(k, _)| *k == "Content-Length") {
+        out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    out.push_str("\r\n");
     let mut bytes = out.into_bytes();
     if rate == 0 {
         bytes.extend_from_slice(&reply.body);

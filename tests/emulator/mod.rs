@@ -66,6 +66,9 @@ pub enum FaultKind {
     /// forgotten at once: it has no effect, and polling it answers 404
     /// `DiskOperationNotFoundError` (the recorded answer for an unknown id).
     Vanish,
+    /// A download only: the bytes arrive with one of them changed (a
+    /// broken proxy or disk); the size is right, the sha256 is not.
+    Corrupt,
     /// SIGKILL the client (tests' crash points): before the request is
     /// worked on, or after the work, instead of the answer.
     Kill { after: bool },
@@ -295,6 +298,9 @@ struct Disk {
     /// `PATCH /resources` custom_properties, download links, public keys,
     /// and when each file was stored (for `last-uploaded`): `more.rs`.
     props: HashMap<String, serde_json::Map<String, Value>>,
+    /// Items a hostile or broken server adds to a folder's listing (names
+    /// with `/`, `..`, control characters): [`FakeDisk::inject_items`].
+    injected: HashMap<String, Vec<Value>>,
     /// Each resource's `created` and `modified` (Unix seconds): an upload
     /// makes a new resource; a PATCH bumps `modified` (yadisk's recorded
     /// `test_patch`: 19:19:30 became 19:19:31 when a property went); a
@@ -431,6 +437,14 @@ impl FakeDisk {
         d.nodes.insert(path.to_string(), Node::File(Arc::new(data.to_vec())));
     }
 
+    /// Items the listing of `folder` shows besides what is there, as a
+    /// hostile server (or one someone got between) may answer: no live
+    /// Disk is known to, but a client must never write outside its folder
+    /// whatever a listing says (issue 27, item 6).
+    pub fn inject_items(&self, folder: &str, items: Vec<Value>) {
+        self.disk().injected.insert(folder.to_string(), items);
+    }
+
     /// A file's custom properties, as the Disk keeps them (`None`: none).
     pub fn props(&self, path: &str) -> Option<serde_json::Map<String, Value>> {
         self.disk().props.get(path).filter(|m| !m.is_empty()).cloned()
@@ -562,6 +576,8 @@ enum Next {
     Reply(Reply),
     /// A reply whose body goes at `Options::download_rate`.
     Paced(Reply),
+    /// A reply's head and half its body, then the connection closes.
+    Cut(Reply),
     Reset,
 }
 
@@ -589,6 +605,14 @@ fn serve(stream: TcpStream, shared: &Shared, upload: bool) -> std::io::Result<()
                 }
             }
             Next::Paced(reply) => http::write_reply_at(&mut writer, &reply, shared.opts.download_rate)?,
+            Next::Cut(mut reply) => {
+                let full = reply.body.len();
+                reply.body.truncate(full / 2);
+                reply.headers.push(("Content-Length", full.to_string()));
+                http::write_reply_at(&mut writer, &reply, 0)?;
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
             Next::Reset => {
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
@@ -749,7 +773,14 @@ fn handle_api(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>) -
             kill_victim(shared);
             return Next::Reset;
         }
-        Some(FaultKind::Accepted | FaultKind::ResetAfter | FaultKind::Stall(_) | FaultKind::Vanish | FaultKind::Kill { after: true })
+        Some(
+            FaultKind::Accepted
+            | FaultKind::ResetAfter
+            | FaultKind::Stall(_)
+            | FaultKind::Vanish
+            | FaultKind::Corrupt
+            | FaultKind::Kill { after: true },
+        )
         | None => {}
     }
     let mut d = shared.disk.lock().unwrap();
@@ -1143,8 +1174,13 @@ impl Disk {
                 .collect();
             // Folders first, then files, each by name.
             kids.sort_by_key(|k| (!self.is_dir(k), k.to_string()));
-            let total = kids.len();
-            let items: Vec<Value> = kids.into_iter().skip(offset).take(limit).map(|k| self.resource(k)).collect();
+            let real = kids.len();
+            let mut items: Vec<Value> = kids.into_iter().skip(offset).take(limit).map(|k| self.resource(k)).collect();
+            let injected = self.injected.get(p).map_or(&[][..], Vec::as_slice);
+            let total = real + injected.len();
+            if offset + limit > real {
+                items.extend(injected.iter().skip(offset.saturating_sub(real)).take(offset + limit - real.max(offset)).cloned());
+            }
             v.as_object_mut().unwrap().insert(
                 "_embedded".into(),
                 json!({"sort": "", "items": items, "limit": limit, "offset": offset, "path": format!("disk:{p}"), "total": total}),
@@ -1353,7 +1389,27 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
             let to = format!("/download/{id}?moved=1");
             return Next::Reply(Reply { status: 302, body: Vec::new(), headers: vec![("Location", to)] });
         }
-        return Next::Paced(shared.disk.lock().unwrap().download_bytes(id));
+        // Counted as `GET download`, and open to faults and kills like any
+        // request: a cut (`Reset`: half the body, then the connection
+        // closes), bytes changed on the way (`Corrupt`).
+        let path = shared.disk.lock().unwrap().download_path(id).unwrap_or_default();
+        let fault = pre(shared, "GET download", &path);
+        let reply = shared.disk.lock().unwrap().download_bytes(id);
+        return match fault {
+            Some(FaultKind::Kill { .. }) => {
+                kill_victim(shared);
+                Next::Reset
+            }
+            Some(FaultKind::Reset | FaultKind::ResetAfter) => Next::Cut(reply),
+            Some(FaultKind::Corrupt) => {
+                let mut reply = reply;
+                if let Some(b) = reply.body.last_mut() {
+                    *b ^= 0x01;
+                }
+                Next::Paced(reply)
+            }
+            _ => Next::Paced(reply),
+        };
     }
     let key = route(&head.method, &head.path, true);
     let id = head.path.strip_prefix("/upload-target/").unwrap_or("").to_string();

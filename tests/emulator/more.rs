@@ -58,6 +58,11 @@ impl Disk {
         Reply::json(200, json!({"href": href, "method": "GET", "templated": false}))
     }
 
+    /// The file a download link serves.
+    pub(super) fn download_path(&self, id: &str) -> Option<String> {
+        self.downloads.get(id).cloned()
+    }
+
     /// The bytes behind a download link (the second port, no token).
     pub(super) fn download_bytes(&self, id: &str) -> Reply {
         match self.downloads.get(id).and_then(|p| self.nodes.get(p)) {

@@ -458,3 +458,53 @@ fn the_process_holding_the_token_cannot_be_dumped() {
     assert!(lock.exists(), "ysync started");
     assert_eq!(owner.unwrap(), 0, "running as nobody, yet its /proc files are root's: not dumpable");
 }
+
+/// Issue 27, item 6, as the attack: root restores the whole tree into a
+/// folder nobody owns, where nobody planted links: one where a folder must
+/// go (to a root-only folder), one where a file must go (to a root file
+/// that does not exist yet, and one that does). Nothing is written through
+/// them; with --force they are kept aside, never followed.
+#[test]
+fn a_tree_restore_writes_through_no_planted_link() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = Fixture::new("");
+    fx.write("etc/cron.d/job", "* * * * * root echo owned\n");
+    fx.write("notes.txt", "notes");
+    fx.write("passwd", "not root's passwd");
+    fx.sync();
+    let rootdir = fx.tmp.path().join("rootdir");
+    fs::create_dir(&rootdir).unwrap();
+    fs::set_permissions(&rootdir, fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = fx.tmp.path().join("victim");
+    root_secret(&victim, b"root's file");
+    let back = fx.tmp.path().join("back");
+    nobodys(&back);
+    as_nobody(&format!(
+        "cd {} && ln -s {} etc && ln -s {}/new notes.txt && ln -s {} passwd",
+        back.display(),
+        rootdir.display(),
+        rootdir.display(),
+        victim.display()
+    ));
+    let out = fx.ysync(&["restore", "--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("etc is a symbolic link, where a folder must go"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("notes.txt: a different symbolic link is there"), "{}", stdout(&out));
+    assert_eq!(fs::read_dir(&rootdir).unwrap().count(), 0, "nothing in root's folder");
+    assert_eq!(fs::read(&victim).unwrap(), b"root's file");
+
+    let out = fx.ysync(&["restore", "--all", "--to", back.to_str().unwrap(), "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(fs::read_dir(&rootdir).unwrap().count(), 0, "nothing in root's folder");
+    assert_eq!(fs::read(&victim).unwrap(), b"root's file");
+    assert_eq!(fs::read_to_string(back.join("etc/cron.d/job")).unwrap(), "* * * * * root echo owned\n");
+    assert_eq!(fs::read_to_string(back.join("passwd")).unwrap(), "not root's passwd");
+    let meta = fs::metadata(back.join("etc/cron.d/job")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY), "nobody's folder, nobody's files");
+    let aside = fs::read_dir(&back).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains(".ysync-replaced-")).unwrap();
+    for link in ["etc", "notes.txt", "passwd"] {
+        assert!(fs::symlink_metadata(aside.join(link)).unwrap().file_type().is_symlink(), "{link} kept aside as the link it was");
+    }
+}

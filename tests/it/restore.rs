@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::{Fixture, set_mtime, stderr};
+use crate::support::{Fixture, set_mtime, stderr, stdout};
 
 const PATCH: &str = "PATCH /v1/disk/resources";
 
@@ -95,4 +95,262 @@ fn adoption_dates_only_what_is_not_dated_as_here() {
     fx.sync();
     assert_eq!((fx.emu.uploaded_bytes(), fx.emu.count(PATCH)), (0, 1), "{:?}", fx.emu.counts());
     assert_eq!(kept(&fx, "b.txt"), Some(1_234_567_890_000_000_000));
+}
+
+/// `ysync restore ARGS`.
+fn restore(fx: &Fixture, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["restore"];
+    all.extend_from_slice(args);
+    fx.ysync_within(&all, 120)
+}
+
+fn tree_of(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    crate::support::local_tree(root)
+}
+
+/// What a user keeps: files in folders, an empty folder, names that URLs
+/// and shells get wrong, dates from long ago.
+fn photos(fx: &Fixture) {
+    fx.write("2019/summer/beach.jpg", crate::support::bytes(70_000, 1));
+    fx.write("2019/summer/c++ & a+b.txt", "plus signs stay plus signs");
+    fx.write("docs/report.docx", "the report");
+    fx.write("docs/деньги.txt", "unicode");
+    fx.write(".hidden", "dot file");
+    fx.mkdir("empty/also empty");
+    set_mtime(&fx.path("2019/summer/beach.jpg"), UNIX_EPOCH + Duration::from_secs(1_561_000_000));
+    set_mtime(&fx.path("docs/report.docx"), UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789));
+}
+
+#[test]
+fn restore_all_brings_back_the_tree_with_its_dates_and_a_second_run_downloads_nothing() {
+    let fx = Fixture::new("");
+    photos(&fx);
+    fx.sync();
+    let back = fx.tmp.path().join("back");
+    let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tree_of(&back), tree_of(&fx.local), "{}", stdout(&out));
+    assert!(back.join("empty/also empty").is_dir(), "empty folders too");
+    for rel in ["2019/summer/beach.jpg", "docs/report.docx", "docs/деньги.txt", "2019/summer/c++ & a+b.txt"] {
+        assert_eq!(mtime_ns(&back.join(rel)), mtime_ns(&fx.path(rel)), "{rel}: its own time");
+    }
+    assert!(stdout(&out).contains("restored 5 files"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("5 kept on the Disk"), "{}", stdout(&out));
+    // Again: everything is there, nothing is downloaded, nothing left over.
+    fx.emu.reset_counts();
+    let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fx.emu.count("GET /v1/disk/resources/download"), 0, "{:?}", fx.emu.counts());
+    assert!(stdout(&out).contains("restored 0 files") && stdout(&out).contains("5 already there"), "{}", stdout(&out));
+    assert_eq!(tree_of(&back), tree_of(&fx.local));
+}
+
+#[test]
+fn a_dry_run_says_what_it_would_write_and_writes_nothing() {
+    let fx = Fixture::new("");
+    photos(&fx);
+    fx.sync();
+    let back = fx.tmp.path().join("back");
+    let out = fx.ysync_within(&["-n", "restore", "--all", "--to", back.to_str().unwrap()], 60);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!back.exists(), "not even the folder");
+    assert!(stdout(&out).contains("would restore docs/report.docx (10 B)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("would restore 5 files"), "{}", stdout(&out));
+    assert_eq!(fx.emu.count("GET /v1/disk/resources/download"), 0);
+}
+
+#[test]
+fn restore_folder_brings_back_one_folder_to_its_place() {
+    let fx = Fixture::new("");
+    photos(&fx);
+    fx.sync();
+    let before = tree_of(&fx.path("2019"));
+    fs::remove_dir_all(fx.path("2019")).unwrap();
+    let out = restore(&fx, &["2019"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tree_of(&fx.path("2019")), before);
+    assert!(!fx.path("docs/.ysync-replaced").exists());
+    // What was not asked for is not touched: docs was never listed.
+    assert!(fx.emu.counts().keys().all(|k| !k.contains("docs")), "{:?}", fx.emu.counts());
+}
+
+/// The disk died: a new, empty local_dir and no state. The restore brings
+/// everything back, and the sync after it sends nothing and deletes
+/// nothing; the cycle after that is idle.
+#[test]
+fn the_disaster_loop_closes_with_nothing_sent() {
+    let n: usize = std::env::var("YSYNC_DISASTER_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let fx = Fixture::new("");
+    for i in 0..n {
+        fx.write(&format!("d{:02}/f{i:05}.txt", i % 50), format!("file {i}"));
+    }
+    photos(&fx);
+    fx.sync();
+    let original = tree_of(&fx.local);
+    fs::remove_dir_all(&fx.local).unwrap();
+    fs::remove_dir_all(fx.state.parent().unwrap()).unwrap();
+    fs::create_dir(&fx.local).unwrap();
+    let out = restore(&fx, &["--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(tree_of(&fx.local), original);
+    fx.emu.reset_counts();
+    let trash = fx.emu.trash().len();
+    let out = fx.sync();
+    assert_eq!(fx.emu.uploaded_bytes(), 0, "nothing sent: {:?}\n{}", fx.emu.counts(), stderr(&out));
+    assert_eq!(fx.emu.count("DELETE /v1/disk/resources"), 0);
+    assert_eq!(fx.emu.count(PATCH), 0, "the dates were right: {:?}", fx.emu.counts());
+    assert_eq!(fx.emu.trash().len(), trash);
+    fx.assert_mirror();
+    assert_eq!(fx.state_files().len(), n + 5, "every file synced");
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.total_requests(), 0, "idle: {:?}", fx.emu.counts());
+    assert!(fx.state_is_sealed(), "the idle cycle reads only the seal");
+}
+
+/// The name of the folder a `--force` restore kept things in, below `dir`.
+fn aside_in(dir: &Path) -> std::path::PathBuf {
+    let found: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".ysync-replaced-"))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+#[test]
+fn a_different_file_is_replaced_only_with_force_and_then_kept_aside() {
+    let fx = Fixture::new("");
+    photos(&fx);
+    fx.sync();
+    let back = fx.tmp.path().join("back");
+    fs::create_dir_all(back.join("docs/report.docx")).unwrap();
+    fs::write(back.join("docs/report.docx/inside"), "a folder where a file must go").unwrap();
+    fs::write(back.join("docs/деньги.txt"), "my own edit").unwrap();
+    fs::write(back.join("2019"), "a file where a folder must go").unwrap();
+    let to = back.to_str().unwrap();
+    let out = restore(&fx, &["--all", "--to", to]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("docs/деньги.txt: a different file is there; not replaced (add --force"), "{text}");
+    assert!(text.contains("docs/report.docx: a different folder is there"), "{text}");
+    assert!(text.contains("2019 is a file, where a folder must go"), "{text}");
+    assert_eq!(fs::read_to_string(back.join("docs/деньги.txt")).unwrap(), "my own edit", "untouched");
+    assert_eq!(fs::read_to_string(back.join("2019")).unwrap(), "a file where a folder must go");
+    assert!(back.join(".hidden").is_file(), "the rest was restored");
+
+    let out = restore(&fx, &["--all", "--to", to, "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let aside = aside_in(&back);
+    let kept = tree_of(&aside);
+    assert_eq!(kept.get("docs/деньги.txt"), Some(&Some(b"my own edit".to_vec())), "{kept:?}");
+    assert_eq!(kept.get("docs/report.docx/inside"), Some(&Some(b"a folder where a file must go".to_vec())));
+    assert_eq!(kept.get("2019"), Some(&Some(b"a file where a folder must go".to_vec())));
+    assert!(stdout(&out).contains(&format!("kept 3 replaced items aside in {}", aside.display())), "{}", stdout(&out));
+    fs::remove_dir_all(&aside).unwrap();
+    assert_eq!(tree_of(&back), tree_of(&fx.local));
+}
+
+/// Ransomware rewrote most files; the guard stopped the cycle before any
+/// upload. One command puts the good copies back (skipping what was not
+/// touched), keeps what it replaces aside, and the next cycle is clean
+/// and never uploads that place.
+#[test]
+fn after_a_ransomware_stop_one_command_brings_the_good_copies_back() {
+    let fx = Fixture::new("");
+    for i in 0..40 {
+        fx.write(&format!("photos/p{i:02}.jpg"), crate::support::bytes(3000 + i, i as u64));
+    }
+    fx.sync();
+    let good = tree_of(&fx.local);
+    for i in 0..30 {
+        let p = fx.path(&format!("photos/p{i:02}.jpg"));
+        let mut data = fs::read(&p).unwrap();
+        data.iter_mut().for_each(|b| *b ^= 0x5a);
+        fs::write(&p, data).unwrap();
+    }
+    fx.emu.reset_counts();
+    let out = fx.ysync(&["once"]);
+    assert_eq!(out.status.code(), Some(4), "the guard stops it: {}", stderr(&out));
+    assert_eq!(fx.emu.uploaded_bytes(), 0);
+
+    fx.emu.reset_counts();
+    let out = restore(&fx, &["--all", "--to", fx.local.to_str().unwrap(), "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("restored 30 files") && stdout(&out).contains("10 already there"), "{}", stdout(&out));
+    assert_eq!(fx.emu.count("GET /v1/disk/resources/download"), 30, "only what was encrypted: {:?}", fx.emu.counts());
+    let aside = aside_in(&fx.local);
+    assert_eq!(tree_of(&aside.join("photos")).len(), 30, "the encrypted copies are kept, not lost");
+    let mut now = tree_of(&fx.local);
+    now.retain(|k, _| !k.starts_with(".ysync-replaced-"));
+    assert_eq!(now, good);
+
+    fx.emu.reset_counts();
+    let out = fx.sync();
+    assert_eq!(fx.emu.uploaded_bytes(), 0, "{}", stderr(&out));
+    assert!(fx.emu.tree(&fx.remote_dir).keys().all(|k| !k.contains("replaced")), "the kept-aside place is never uploaded");
+    assert_eq!(fx.emu.tree(&fx.remote_dir), good);
+}
+
+/// A listing that names `..`, `/`, NUL, control characters or a name too
+/// long: each reported and skipped, nothing written outside DIR, and the
+/// good files restored.
+#[test]
+fn a_hostile_listing_is_reported_and_nothing_lands_outside() {
+    let fx = Fixture::new("");
+    fx.write("ok.txt", "fine");
+    fx.write("sub/ok2.txt", "fine too");
+    fx.sync();
+    let file = |name: &str| {
+        serde_json::json!({"type": "file", "name": name, "path": format!("disk:/Backup/{name}"), "size": 4,
+            "sha256": "f".repeat(64), "md5": "0".repeat(32), "modified": "2026-12-01T00:00:00+00:00", "created": "2026-12-01T00:00:00+00:00"})
+    };
+    let dir = |name: &str| {
+        serde_json::json!({"type": "dir", "name": name, "path": format!("disk:/Backup/{name}"),
+            "modified": "2026-12-01T00:00:00+00:00", "created": "2026-12-01T00:00:00+00:00"})
+    };
+    let long = "x".repeat(256);
+    fx.emu.inject_items(
+        "/Backup",
+        vec![file(".."), file("."), file(""), file("../../escaped.txt"), file("a\u{0}b"), file("line\nbreak"), file(&long), dir("..")],
+    );
+    let back = fx.tmp.path().join("deep/back");
+    let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("not restored (7)"), "`..` is one name: {text}");
+    assert!(text.contains("an empty, `.` or `..` name on the Disk"), "{text}");
+    assert!(text.contains("a name holding `/` or NUL"), "{text}");
+    assert!(text.contains("line\\nbreak: a name holding a control character"), "escaped: {text}");
+    assert!(text.contains("longer than the local file system allows"), "{text}");
+    assert_eq!(tree_of(&back).keys().collect::<Vec<_>>(), ["ok.txt", "sub", "sub/ok2.txt"]);
+    let outside: Vec<_> = fs::read_dir(fx.tmp.path().join("deep")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(outside, ["back"]);
+    assert!(!fx.tmp.path().join("escaped.txt").exists());
+}
+
+/// A download cut short, one too long, and one whose bytes differ: each
+/// leaves nothing behind and is tried again (three times at most).
+#[test]
+fn a_bad_download_is_tried_again_and_leaves_nothing() {
+    use crate::emulator::{Fault, FaultKind};
+    let fx = Fixture::new("");
+    fx.write("a.bin", crate::support::bytes(200_000, 3));
+    fx.write("b.bin", crate::support::bytes(1000, 4));
+    fx.sync();
+    let back = fx.tmp.path().join("back");
+    fx.emu.inject(Fault::new("GET download", FaultKind::Reset, 1));
+    fx.emu.inject(Fault::new("GET download", FaultKind::Corrupt, 1));
+    let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(tree_of(&back), tree_of(&fx.local));
+    assert!(fs::read_dir(&back).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".ysync")));
+    // Always failing: reported, exit 1, nothing left.
+    fs::remove_dir_all(&back).unwrap();
+    fx.emu.inject(Fault::new("GET download", FaultKind::Corrupt, 100));
+    let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("not restored (2)"), "{}", stdout(&out));
+    assert_eq!(fs::read_dir(&back).unwrap().count(), 0, "neither the files nor a temporary");
 }
