@@ -29,6 +29,9 @@ pub struct Dates {
     pub mtime_ns: Option<i64>,
     /// `ysync_uploaded`: when ysync sent this content (0: not said).
     pub uploaded: u64,
+    /// `ysync_replaced`: when ysync kept this content as an old version in
+    /// `backup_dir` (0: not said; a version's name may say it instead).
+    pub replaced: u64,
     /// The Disk's `modified` of a file, `created` of a folder (0: not said).
     pub changed: u64,
 }
@@ -168,6 +171,12 @@ pub trait Remote {
     /// (`PATCH /resources`, custom properties; other keys stay).
     fn set_date(&mut self, path: &str, _mtime_ns: i64, _uploaded: Option<u64>) -> Result<(), Error> {
         Err(Error::Protocol(format!("dating {path} is not supported by this Disk")))
+    }
+
+    /// Marks a kept version with the time it was replaced
+    /// (`ysync_replaced`), which `restore --as-of` reads.
+    fn mark_replaced(&mut self, path: &str, _at: u64) -> Result<(), Error> {
+        Err(Error::Protocol(format!("marking {path} is not supported by this Disk")))
     }
 
     /// `mkdir -p`: tries the folder, then creates the missing ancestors.

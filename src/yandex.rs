@@ -95,6 +95,8 @@ struct Props {
     rclone_modified: Option<String>,
     #[serde(default, deserialize_with = "any_str")]
     ysync_uploaded: Option<String>,
+    #[serde(default, deserialize_with = "any_str")]
+    ysync_replaced: Option<String>,
 }
 
 /// A string, or `None` for a value of any other type (no `serde_json::Value`
@@ -143,6 +145,7 @@ impl Resource {
         let dates = Dates {
             mtime_ns: props.and_then(|p| p.rclone_modified.as_deref()).and_then(crate::units::parse_rfc3339),
             uploaded: props.and_then(|p| p.ysync_uploaded.as_deref()).and_then(|t| t.parse().ok()).unwrap_or(0),
+            replaced: props.and_then(|p| p.ysync_replaced.as_deref()).and_then(|t| t.parse().ok()).unwrap_or(0),
             changed: secs(if self.kind == "dir" { &self.created } else { &self.modified }),
         };
         RemoteFile { size: self.size, sha256: Hex::known(&self.sha256), md5: Hex::known(&self.md5), dates }
@@ -197,6 +200,17 @@ struct ApiError {
 }
 
 impl Yandex {
+    /// `PATCH /resources` with a JSON `body` (custom properties).
+    fn patch(&mut self, path: &str, body: &str) -> Result<(), Error> {
+        let url = self.resource_url("resources", path, "&fields=type");
+        retry(&self.pacer, "PATCH", || {
+            log::trace!("PATCH {url}");
+            let res = self.agent.patch(&url).header("Authorization", &self.auth).content_type("application/json").send(body);
+            let mut resp = check(res.map_err(transport)?)?;
+            resp.body_mut().read_to_string().map_err(transport).map(drop)
+        })
+    }
+
     pub fn new(api_url: &str, token: &str, timeout: Duration) -> Yandex {
         Yandex {
             agent: agent(timeout),
@@ -491,14 +505,19 @@ impl Remote for Yandex {
             ysync_uploaded: Option<String>,
         }
         let props = Out { rclone_modified: crate::units::utc_ns(mtime_ns), ysync_uploaded: uploaded.map(|u| u.to_string()) };
-        let body = serde_json::to_string(&Patch { custom_properties: props }).expect("serialises");
-        let url = self.resource_url("resources", path, "&fields=type");
-        retry(&self.pacer, "PATCH", || {
-            log::trace!("PATCH {url}");
-            let res = self.agent.patch(&url).header("Authorization", &self.auth).content_type("application/json").send(body.as_str());
-            let mut resp = check(res.map_err(transport)?)?;
-            resp.body_mut().read_to_string().map_err(transport).map(drop)
-        })
+        self.patch(path, &serde_json::to_string(&Patch { custom_properties: props }).expect("serialises"))
+    }
+
+    fn mark_replaced(&mut self, path: &str, at: u64) -> Result<(), Error> {
+        #[derive(serde::Serialize)]
+        struct Patch {
+            custom_properties: Out,
+        }
+        #[derive(serde::Serialize)]
+        struct Out {
+            ysync_replaced: String,
+        }
+        self.patch(path, &serde_json::to_string(&Patch { custom_properties: Out { ysync_replaced: at.to_string() } }).expect("serialises"))
     }
 
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {

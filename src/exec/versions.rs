@@ -79,6 +79,14 @@ impl Executor<'_> {
                 Ok(()) => {
                     log::info!("kept the old version of {rel} as disk:{to}");
                     self.versioned += 1;
+                    // The day's first version has no time in its name: it
+                    // is kept on it (one request), for `restore --as-of`.
+                    // Without it a restore knows only the day.
+                    if n == 1
+                        && let Err(e) = self.remote.mark_replaced(&to, now)
+                    {
+                        log::debug!("marking disk:{to} with the time it was replaced failed ({e}); a restore knows its day");
+                    }
                     return Ok(true);
                 }
                 Err(Error::NotFound) => return Ok(false),

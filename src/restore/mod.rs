@@ -87,8 +87,12 @@ struct Candidate {
 impl Candidate {
     /// When it was uploaded: `ysync_uploaded`, else the Disk's `modified`.
     fn uploaded(&self) -> u64 {
-        match self.item.file.dates.uploaded {
-            0 => self.item.file.dates.changed,
+        let d = &self.item.file.dates;
+        match d.uploaded {
+            // Marking a version replaced bumped its `modified`: only known
+            // to be older than that.
+            0 if d.replaced != 0 => 0,
+            0 => d.changed,
             u => u,
         }
     }
@@ -133,8 +137,10 @@ fn gather(disk: &mut dyn Remote, sources: &[Source]) -> Result<(bool, BTreeMap<S
             })
             .collect();
         for (item, (name, at)) in items.into_iter().zip(named) {
+            // Exact when ysync marked it or its name says; else bounded.
+            let marked = Some(item.file.dates.replaced).filter(|r| *r != 0);
             let replaced = src.replaced.map(|bound| {
-                let own = at.or_else(|| first_replaced.get(&name).copied()).unwrap_or(bound);
+                let own = marked.or(at).or_else(|| first_replaced.get(&name).copied()).unwrap_or(bound);
                 own.min(bound)
             });
             let source = remote::join(&src.path, &item.name);

@@ -261,7 +261,7 @@ fn restore_writes_through_no_link_and_over_nothing_that_appears() {
     as_nobody(&format!("cd {} && rmdir docs && ln -s {} docs", fx.local.display(), profile.display()));
     let out = fx.ysync(&["restore", "docs/evil.sh"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("is a symbolic link; a restore never writes through one"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a symbolic link, where a folder must go; a restore never writes through one"), "{}", stderr(&out));
     assert_eq!(fs::read_dir(&profile).unwrap().count(), 0);
     let out = fx.ysync(&["restore", "docs2/report.txt", "--to", "docs/x.sh", "--force"]);
     assert_eq!(out.status.code(), Some(2), "--to through the link: {}", stderr(&out));

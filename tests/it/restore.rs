@@ -354,3 +354,173 @@ fn a_bad_download_is_tried_again_and_leaves_nothing() {
     assert!(stdout(&out).contains("not restored (2)"), "{}", stdout(&out));
     assert_eq!(fs::read_dir(&back).unwrap().count(), 0, "neither the files nor a temporary");
 }
+
+/// `2026-11-02T12:00:00Z` → Unix seconds.
+fn secs(t: &str) -> u64 {
+    (rfc3339_ns(t) / 1_000_000_000) as u64
+}
+
+/// A file on the emulated Disk as ysync leaves it: its bytes, its time,
+/// when it was sent and (a kept version) when it was replaced.
+fn put(fx: &Fixture, path: &str, data: &str, uploaded: &str, replaced: Option<&str>) {
+    fx.emu.put_file(path, data.as_bytes());
+    let mut props = serde_json::Map::new();
+    props.insert("rclone_modified".into(), uploaded.replace('Z', ".000000000Z").into());
+    props.insert("ysync_uploaded".into(), secs(uploaded).to_string().into());
+    if let Some(r) = replaced {
+        props.insert("ysync_replaced".into(), secs(r).to_string().into());
+    }
+    fx.emu.set_props(path, props);
+}
+
+/// The tree restored as of `t` into a fresh folder.
+fn as_of(fx: &Fixture, t: &str) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    let back = fx.tmp.path().join(format!("as-of-{}", t.replace(':', "")));
+    let out = restore(fx, &["--all", "--to", back.to_str().unwrap(), "--as-of", t]);
+    assert_eq!(out.status.code(), Some(0), "{t}: {}\n{}", stdout(&out), stderr(&out));
+    let mut tree = tree_of(&back);
+    tree.retain(|_, v| v.is_some());
+    tree
+}
+
+fn files(list: &[(&str, &str)]) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    list.iter().map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec()))).collect()
+}
+
+/// A month of history, laid out as ysync keeps it: the mirror, and dated
+/// folders holding what was replaced or deleted each day (the day's first
+/// version under its own name, marked with when it was replaced; later
+/// ones with the time in the name; a deleted folder whole).
+#[test]
+fn as_of_brings_back_the_tree_as_it_was_then() {
+    let fx = Fixture::new("backup_dir = disk:/Versions");
+    let (m, v) = ("/Backup", "/Versions");
+    put(&fx, &format!("{m}/old.txt"), "old", "2026-10-30T08:00:00Z", None);
+    // a.txt: v1 on 11-01, v2 at 11-02 12:00, v3 at 15:00.
+    put(&fx, &format!("{v}/2026-11-02/a.txt"), "a v1", "2026-11-01T10:00:00Z", Some("2026-11-02T12:00:00Z"));
+    put(&fx, &format!("{v}/2026-11-02/a (15-00-00).txt"), "a v2", "2026-11-02T12:00:00Z", None);
+    put(&fx, &format!("{m}/a.txt"), "a v3", "2026-11-02T15:00:00Z", None);
+    // b.txt: deleted on 11-03 at 09:30.
+    put(&fx, &format!("{v}/2026-11-03/b.txt"), "b", "2026-11-01T10:00:00Z", Some("2026-11-03T09:30:00Z"));
+    // new.txt: created on 11-03.
+    put(&fx, &format!("{m}/new.txt"), "new", "2026-11-03T09:00:00Z", None);
+    // gone/: a folder deleted on 11-04 (kept whole, marked on the folder).
+    put(&fx, &format!("{v}/2026-11-04/gone/x.txt"), "x", "2026-11-01T10:00:00Z", None);
+    put(&fx, &format!("{v}/2026-11-04/gone/deep/y.txt"), "y", "2026-11-01T10:00:00Z", None);
+    let mut mark = serde_json::Map::new();
+    mark.insert("ysync_replaced".into(), secs("2026-11-04T20:00:00Z").to_string().into());
+    fx.emu.set_props(&format!("{v}/2026-11-04/gone"), mark);
+    // renamed: ren-old.txt became ren-new.txt on 11-03 (the Disk keeps no
+    // trace of the old name: it comes back under the new one).
+    put(&fx, &format!("{m}/ren-new.txt"), "ren", "2026-11-01T10:00:00Z", None);
+
+    assert_eq!(as_of(&fx, "2026-10-31"), files(&[("old.txt", "old")]));
+    let first =
+        [("old.txt", "old"), ("a.txt", "a v1"), ("b.txt", "b"), ("gone/x.txt", "x"), ("gone/deep/y.txt", "y"), ("ren-new.txt", "ren")];
+    assert_eq!(as_of(&fx, "2026-11-01"), files(&first));
+    assert_eq!(as_of(&fx, "2026-11-02T11:59:59Z"), files(&first));
+    let at_one =
+        [("old.txt", "old"), ("a.txt", "a v2"), ("b.txt", "b"), ("gone/x.txt", "x"), ("gone/deep/y.txt", "y"), ("ren-new.txt", "ren")];
+    assert_eq!(as_of(&fx, "2026-11-02T13:00:00+00:00"), files(&at_one));
+    assert_eq!(as_of(&fx, "2026-11-02T15:59:59+01:00"), files(&at_one), "an offset is honoured: 14:59:59 UTC");
+    let day2 =
+        [("old.txt", "old"), ("a.txt", "a v3"), ("b.txt", "b"), ("gone/x.txt", "x"), ("gone/deep/y.txt", "y"), ("ren-new.txt", "ren")];
+    assert_eq!(as_of(&fx, "2026-11-02"), files(&day2));
+    assert_eq!(as_of(&fx, "2026-11-03T09:15:00Z"), {
+        let mut t = files(&day2);
+        t.insert("new.txt".into(), Some(b"new".to_vec()));
+        t
+    });
+    let after =
+        [("old.txt", "old"), ("a.txt", "a v3"), ("new.txt", "new"), ("gone/x.txt", "x"), ("gone/deep/y.txt", "y"), ("ren-new.txt", "ren")];
+    assert_eq!(as_of(&fx, "2026-11-03T09:30:00Z"), files(&after), "b was deleted at 09:30");
+    assert_eq!(as_of(&fx, "2026-11-04T19:59:59Z"), files(&after));
+    let now = [("old.txt", "old"), ("a.txt", "a v3"), ("new.txt", "new"), ("ren-new.txt", "ren")];
+    assert_eq!(as_of(&fx, "2026-11-04"), files(&now));
+    assert_eq!(as_of(&fx, "2026-12-31"), files(&now));
+    // Its file times are the files' own.
+    let back = fx.tmp.path().join("as-of-2026-11-01");
+    assert_eq!(mtime_ns(&back.join("a.txt")), rfc3339_ns("2026-11-01T10:00:00Z"));
+}
+
+/// The same through real cycles: a file changed twice, one deleted, one
+/// created, one renamed, seconds apart; each moment comes back as it was.
+#[test]
+fn as_of_after_real_cycles_of_changes_renames_and_deletions() {
+    let fx = Fixture::new("backup_dir = disk:/Versions");
+    let now = || {
+        crate::support::stdout(&std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap()).trim().to_string()
+    };
+    let tick = || std::thread::sleep(Duration::from_millis(1100));
+    fx.write("a.txt", "a1");
+    fx.write("b.txt", "b");
+    fx.write("ren.txt", "ren");
+    fx.sync();
+    tick();
+    let t1 = now();
+    tick();
+    fx.write("a.txt", "a2");
+    fs::remove_file(fx.path("b.txt")).unwrap();
+    fx.sync();
+    tick();
+    let t2 = now();
+    tick();
+    fx.write("a.txt", "a3");
+    fx.write("c.txt", "c");
+    fs::rename(fx.path("ren.txt"), fx.path("renamed.txt")).unwrap();
+    fx.sync();
+    tick();
+    let t3 = now();
+    assert_eq!(as_of(&fx, &t1), files(&[("a.txt", "a1"), ("b.txt", "b"), ("renamed.txt", "ren")]), "renames are not kept: the new name");
+    assert_eq!(as_of(&fx, &t2), files(&[("a.txt", "a2"), ("renamed.txt", "ren")]));
+    assert_eq!(as_of(&fx, &t3), files(&[("a.txt", "a3"), ("c.txt", "c"), ("renamed.txt", "ren")]));
+}
+
+/// Nothing of ysync's own left in `dir` (no temporary, no aside).
+fn assert_clean(dir: &Path) {
+    for (rel, _) in tree_of(dir) {
+        assert!(!rel.split('/').any(|c| c.starts_with(".ysync-")), "left behind: {rel}");
+    }
+}
+
+/// A restore killed at each of its requests (before and after the Disk
+/// answered), and at each file it puts in place, then run again: the
+/// second run finishes the job, downloads only what is missing, and
+/// leaves nothing behind.
+#[test]
+fn a_restore_killed_at_any_request_or_write_is_finished_by_the_next_run() {
+    let fx = Fixture::new("");
+    photos(&fx);
+    fx.sync();
+    let back = fx.tmp.path().join("back");
+    let to = back.to_str().unwrap().to_string();
+    fx.emu.reset_counts();
+    assert_eq!(restore(&fx, &["--all", "--to", &to]).status.code(), Some(0));
+    let requests = fx.emu.total_requests();
+    assert!(requests >= 15, "{:?}", fx.emu.counts());
+    let rerun = |what: &str| {
+        let out = restore(&fx, &["--all", "--to", &to]);
+        assert_eq!(out.status.code(), Some(0), "after a kill {what}: {}\n{}", stdout(&out), stderr(&out));
+        assert_eq!(tree_of(&back), tree_of(&fx.local), "after a kill {what}");
+        assert_clean(&back);
+    };
+    for request in 1..=requests {
+        for after in [false, true] {
+            fs::remove_dir_all(&back).unwrap();
+            let victim = fx.emu.kill_at(crate::emulator::KillAt { request, after });
+            let null = std::process::Stdio::null;
+            let mut child = fx.command(&["restore", "--all", "--to", &to]).stdout(null()).stderr(null()).spawn().unwrap();
+            victim.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(child.wait().unwrap().code(), None, "killed at request {request}");
+            rerun(&format!("at request {request} (after: {after})"));
+        }
+    }
+    for point in 1..=5 {
+        fs::remove_dir_all(&back).unwrap();
+        let out = fx.command(&["restore", "--all", "--to", &to]).env("YSYNC_TEST_CRASH_AT_SYNC", point.to_string()).output().unwrap();
+        assert_eq!(out.status.code(), None, "crashed at write {point}: {}", stderr(&out));
+        fx.emu.reset_counts();
+        rerun(&format!("at write {point}"));
+        assert!(fx.emu.count("GET download") <= 5 - point + 1, "only what was missing: {:?}", fx.emu.counts());
+    }
+}

@@ -44,14 +44,17 @@ fn a_changed_and_a_deleted_file_leave_their_old_version_without_a_byte_sent_for_
     assert_eq!(fx.emu.count(DELETE), 0, "nothing deleted: {:?}", fx.emu.counts());
     assert!(fx.emu.trash().is_empty());
 
-    // From then on a changed file costs one request more than without
-    // versions: the move.
+    // From then on a changed file costs two requests more than without
+    // versions: the move, and (for the day's first version, whose name
+    // carries no time) the time it was replaced, for `restore --as-of`.
     fx.emu.reset_counts();
     fx.write("keep.txt", "changed after all");
     fx.sync();
     let counts = fx.emu.counts();
     assert_eq!(fx.emu.count(MOVE), 1, "{counts:?}");
-    assert_eq!(fx.emu.total_requests(), 4, "the move, the upload link, the upload, its date: {counts:?}");
+    assert_eq!(fx.emu.total_requests(), 5, "the move, its mark, the upload link, the upload, its date: {counts:?}");
+    let mark = fx.emu.props(&format!("/Versions/{day}/keep.txt")).unwrap();
+    assert!(mark.contains_key("ysync_replaced") && mark.contains_key("rclone_modified"), "{mark:?}");
 
     // The same file changed again the same day: the name is taken, so the
     // older version keeps it and this one gets the time.
