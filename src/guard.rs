@@ -102,7 +102,8 @@ impl Changes {
         Some(format!(
             "this cycle would upload new content over {n} of {tracked} synced files, more than max_change = {limit}; nothing was \
              uploaded (e.g. {}). {random} of {} sampled look random in their first KiB, as encrypted (or compressed) files do. \
-             If you changed them, run once with --allow-mass-change; if not, restore them (ysync versions, ysync restore)",
+             If you changed them, run once with --allow-mass-change; if not, stop what is writing, then put the good copies back \
+             with `ysync restore --all --to LOCAL_DIR --force` (what it replaces is kept aside)",
             examples.join(", "),
             sampled.len(),
         ))

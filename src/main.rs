@@ -55,8 +55,9 @@ commands:
            ya.ru/device from any phone or computer, then writes token_file
            (mode 0600); --print writes the token to stdout instead
   versions list the old versions of a file kept in backup_dir
-  restore  bring one back: ysync restore PATH [--date D] [--to LOCAL]
-           [--force]; to a new name beside it unless --to says otherwise
+  restore  get files back: --all (the whole mirror) or a FOLDER, as it
+           stands or --as-of DATE, into local_dir or --to DIR; or one kept
+           version of a FILE [--date D] (ysync help restore)
   help     help on one command: ysync help COMMAND (or COMMAND --help)
 
 options:
@@ -184,15 +185,29 @@ exit: 0 listed, 1 none, 2 no backup_dir or a bad PATH, 3 token rejected."
         }
         "restore" => {
             "\
-usage: ysync [-c FILE] restore PATH [--date YYYY-MM-DD] [--to LOCAL] [--force]
+usage: ysync [-c FILE] [-n] restore --all | FOLDER [--to DIR] [--as-of DATE] [--force]
+       ysync [-c FILE] restore FILE [--date YYYY-MM-DD] [--to LOCAL] [--force]
 
-Brings back the newest kept version of PATH (of that day with --date),
-streamed to a temporary file, its sha256 checked, then renamed: to
-`NAME (restored DAY).EXT` beside the file, or to LOCAL (relative to
-local_dir). Never over an existing file without --force.
-exit: 0 restored, 1 no such version or the download failed (nothing
-written), 2 no backup_dir, a bad PATH or a file in the way, 3 token
-rejected."
+--all brings back the whole mirror, FOLDER (inside local_dir) one folder of
+it, into local_dir (the same place) or into DIR. --as-of DATE brings back
+the tree as it was then, from the mirror and backup_dir's kept versions:
+DATE is YYYY-MM-DD (the end of that day, UTC) or an RFC 3339 time. -n
+prints what it would write and writes nothing.
+Each file is downloaded to a temporary file beside it, its size and sha256
+checked, its time set (the one kept on the Disk, else the state's, else
+the upload's), then renamed into place; empty folders are made. A file
+already there with the same content is left alone, so running it again
+(after a kill, say) only fetches what is missing. A different file, a
+link or a folder in the way is not replaced unless --force, which keeps
+it in DIR/.ysync-replaced-TIME/ (never synced). Nothing is written
+through a link. Renames are not recorded: a renamed file comes back
+under its current name.
+With a FILE (not a folder on the Disk), brings back its newest kept
+version (of that day with --date) beside it as `NAME (restored DAY).EXT`,
+or to LOCAL.
+exit: 0 everything asked for is there, 1 something could not be
+restored (listed), 2 a bad command line, destination or file in the way
+(one-file form), 3 token rejected."
         }
         _ => return None,
     })

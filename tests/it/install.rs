@@ -160,9 +160,20 @@ fn help_man_page_and_readme_agree() {
         let tag = |l: &str| (l.starts_with(".B ") || l.starts_with(".BR ")) && l.split_whitespace().any(|w| w == k);
         assert!(man.lines().any(tag), "{k} in the man page");
     }
-    for option in
-        ["--config", "--dry-run", "--bwlimit", "--print", "--json", "--allow-mass-change", "--verbose", "--quiet", "--help", "--version"]
-    {
+    for option in [
+        "--config",
+        "--dry-run",
+        "--bwlimit",
+        "--print",
+        "--json",
+        "--allow-mass-change",
+        "--all",
+        "--as-of",
+        "--verbose",
+        "--quiet",
+        "--help",
+        "--version",
+    ] {
         let roff = option.replace('-', "\\-");
         assert!(usage.contains(option), "{option} in --help");
         assert!(cli.contains(option), "{option} in the README");
