@@ -68,6 +68,31 @@ step "moveto (server-side)" rc moveto fake:rclone/a.txt fake:rclone/moved.txt
 step "move a folder (server-side)" rc move fake:rclone/sub fake:rclone/sub2
 step "copy back (download)" rc copy fake:rclone "$work/back"
 step "what came back is what went" diff <(cd "$src" && md5sum big.bin Фото/лето.jpg) <(cd "$work/back" && md5sum big.bin Фото/лето.jpg)
+# One date for both tools: rclone reads the times ysync keeps on the Disk
+# (rclone_modified), and ysync's restore puts back the times rclone kept.
+ys="$work/ysync"
+mkdir -p "$ys/local" "$ys/local2"
+echo dated >"$ys/local/dated.txt"
+touch -d '2001-02-03 04:05:06.123456789 UTC' "$ys/local/dated.txt"
+ysconf() { # local_dir remote_dir file
+    printf 'token = demo-token\nlocal_dir = %s\nremote_dir = disk:%s\napi_url = http://127.0.0.1:%s/v1/disk\nstate_file = %s/state-%s/s.json\n' \
+        "$1" "$2" "$api" "$ys" "$(basename "$3")" >"$3"
+    chmod 600 "$3"
+}
+ysconf "$ys/local" /ysync "$ys/a.conf"
+ysconf "$ys/local2" /rclone "$ys/b.conf"
+cargo build --locked --quiet --bin ysync || exit 1
+reads_ysyncs_dates() {
+    target/debug/ysync -q -c "$ys/a.conf" once || return 1
+    TZ=UTC rc lsjson fake:ysync | tee /dev/stderr | grep -q '"ModTime":"2001-02-03T04:05:06.123456789Z"'
+}
+ysync_restores_rclones_dates() {
+    target/debug/ysync -q -c "$ys/b.conf" restore --all --to "$ys/back" || return 1
+    [ "$(stat -c %y "$ys/back/sub2/deeper/x.txt")" = "$(stat -c %y "$src/sub/deeper/x.txt")" ] &&
+        cmp "$ys/back/big.bin" "$src/big.bin"
+}
+step "lsjson shows the mtime ysync kept" reads_ysyncs_dates
+step "ysync restore --all brings back rclone's files with their mtimes" ysync_restores_rclones_dates
 step "delete" rc delete fake:rclone/moved.txt
 step "purge" rc purge fake:rclone
 step "cleanup (empties the trash)" rc cleanup fake:
