@@ -250,6 +250,7 @@ mutants:
 # results go to BENCHMARKS.md. About 45 minutes with the million.
 bench:
 	python3 bench/run.py
+	python3 bench/restore.py
 	SCALE_FILES=$${BENCH_FILES:-10000,100000,1000000} SCALE_WRITE=1 python3 bench/scale.py
 
 # Peak memory and wall of each kind of cycle at several tree sizes (issue

@@ -104,7 +104,7 @@ def main():
         throttled = sum(1 for d in range(DIRS) for i in range(FILES // DIRS) if i % 3 == 0 and i % 50 == 0)
         rows.append(("initial cycle, requests", f"{requests(c)} for {FILES} files + {folders} folders ({requests(c) / FILES:.2f} per file; "
                      f"{throttled} archives take one more, the move from their temporary name)",
-                     f"≤ files + folders + 1 per new file link = {2 * FILES + folders}"))
+                     f"≤ 3 per file (link, body, date) + folders = {3 * FILES + folders}"))
         saved = (re.findall(r"state saved: (\d+) files, (\d+) bytes, ([\d.]+) ms", log) or [None])[-1]
 
         # Idle cycles vs find.
@@ -212,7 +212,7 @@ def main():
             c = counts()
             polls = c.get("GET /v1/disk/operations", 0)
             got.append(f"{name} {requests(c) - polls}" + (f" (+{polls} polls)" if polls else ""))
-        rows.append(("requests per operation", ", ".join(got), "new 2, changed 2, deleted file 2 (a look, then the delete), deleted folder 2 (a listing, then the delete), rename 1, idle 0"))
+        rows.append(("requests per operation", ", ".join(got), "new 3 (link, body, date), changed 3, deleted file 2 (a look, then the delete), deleted folder 2 (a listing, then the delete), rename 1, idle 0"))
     finally:
         emu.kill()
     write(rows, notes)
