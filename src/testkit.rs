@@ -104,6 +104,11 @@ impl MemDisk {
     }
 
     /// A step of a call: maybe the crash, maybe a fault instead of the work.
+    /// The steps taken so far (two a call): `crash_at` counts in them.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     fn before(&mut self, call: String) -> Result<(), Error> {
         if let Some(f) = self.before_call.as_mut() {
             f(&call);

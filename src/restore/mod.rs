@@ -205,6 +205,9 @@ struct Tally {
 /// destination, its sources, and whether it existed then (made even when
 /// empty).
 struct Todo {
+    /// Folders above it (at most `remote::MAX_DEPTH`: a server that nests
+    /// without end cannot keep a restore going for ever).
+    depth: usize,
     rel: String,
     below: String,
     sources: Vec<Source>,
@@ -249,9 +252,17 @@ pub fn tree(cfg: &Config, disk: &mut dyn Remote, ask: &Ask) -> Exit {
         dates: DateSources::default(),
         tally: Tally::default(),
     };
-    let mut stack = vec![Todo { rel: ask.folder.to_string(), below: String::new(), sources, wanted: true }];
+    let mut stack = vec![Todo { depth: 0, rel: ask.folder.to_string(), below: String::new(), sources, wanted: true }];
     let mut any = false;
     while let Some(todo) = stack.pop() {
+        if todo.depth > remote::MAX_DEPTH {
+            run.tally.not_restored.push(format!(
+                "{}/: nested deeper than {} folders; not restored",
+                one_line(&todo.rel),
+                remote::MAX_DEPTH
+            ));
+            continue;
+        }
         match run.folder(disk, &todo) {
             Ok((found, subfolders)) => {
                 any |= found;
@@ -363,7 +374,7 @@ impl Run<'_> {
                 Some(t) => dirs.iter().any(|c| c.replaced.is_none_or(|r| r > t) && c.item.file.dates.changed <= t),
             };
             let sources = dirs.iter().map(|c| Source { path: c.source.clone(), replaced: c.replaced }).collect();
-            subfolders.push(Todo { rel, below: join(&todo.below, name), sources, wanted });
+            subfolders.push(Todo { depth: todo.depth + 1, rel, below: join(&todo.below, name), sources, wanted });
         }
         if !found {
             return Ok((false, Vec::new()));
@@ -643,4 +654,66 @@ pub fn command(cfg: &Config, disk: &mut dyn Remote, c: &Command) -> Exit {
         return crate::history::restore(cfg, disk, &r);
     }
     tree(cfg, disk, &Ask { folder: &folder, to: c.to, as_of, dry_run: c.dry_run, force: c.force })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::MemDisk;
+
+    fn config(t: &Path) -> Config {
+        std::fs::create_dir_all(t.join("local")).unwrap();
+        let text = format!("token = t\nlocal_dir = {0}/local\nremote_dir = /r\nstate_file = {0}/s.json\n", t.display());
+        crate::config::parse(Path::new("/etc/y.conf"), &text, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn a_server_that_nests_folders_without_end_is_cut_off() {
+        // Like the listing of a tree (remote::MAX_DEPTH): every level is a
+        // request, and a hostile server can answer with one more for ever.
+        let t = tempfile::tempdir().unwrap();
+        let cfg = config(t.path());
+        let mut disk = MemDisk::with_folder("/r");
+        let mut p = "/r".to_string();
+        for _ in 0..remote::MAX_DEPTH + 5 {
+            p += "/d";
+            disk.dirs.insert(p.clone());
+        }
+        disk.files.insert("/r/d/ok.txt".into(), b"fine".to_vec());
+        let ask = Ask { folder: "", to: None, as_of: None, dry_run: false, force: false };
+        assert_eq!(tree(&cfg, &mut disk, &ask), Exit::Failed);
+        assert!(disk.called("list") <= remote::MAX_DEPTH + 2, "{} listings", disk.called("list"));
+        assert_eq!(std::fs::read(t.path().join("local/d/ok.txt")).unwrap(), b"fine");
+    }
+
+    #[test]
+    fn as_of_reads_a_day_as_its_end_and_a_time_with_its_offset() {
+        assert_eq!(parse_as_of("2026-12-07"), Ok(1_796_687_999));
+        assert_eq!(parse_as_of("2026-12-07T03:00:00+03:00"), Ok(1_796_601_600));
+        for bad in ["2026-12", "yesterday", "2026-13-01", "1969-01-01", ""] {
+            assert!(parse_as_of(bad).unwrap_err().contains("--as-of"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_newest_content_current_at_a_time_is_picked() {
+        let cand = |uploaded, replaced| Candidate {
+            source: String::new(),
+            item: Item {
+                name: "a".into(),
+                dir: false,
+                file: remote::RemoteFile { dates: remote::Dates { uploaded, ..Default::default() }, ..Default::default() },
+            },
+            replaced,
+        };
+        let cands = [cand(10, Some(20)), cand(20, Some(30)), cand(30, None)];
+        let at = |t| pick(&cands, Some(t)).map(|c| c.item.file.dates.uploaded);
+        assert_eq!(
+            (at(5), at(10), at(19), at(20), at(29), at(30), at(99)),
+            (None, Some(10), Some(10), Some(20), Some(20), Some(30), Some(30))
+        );
+        assert_eq!(pick(&cands, None).map(|c| c.item.file.dates.uploaded), Some(30), "no time: the mirror's");
+        let deleted = [cand(10, Some(20))];
+        assert!(pick(&deleted, Some(25)).is_none() && pick(&deleted, None).is_none(), "deleted since");
+    }
 }

@@ -283,14 +283,16 @@ pub fn time_of(ns: i64) -> std::time::SystemTime {
 }
 
 /// Removes the temporary files that a restore killed before it ended left
-/// in `dir` (`.ysync-restore-<pid>-<n>.part` of a process that is gone),
-/// so that a second run finishes the job with nothing left behind.
+/// in `dir` (`.ysync-restore-<pid>-<n>.part` of a process that is gone,
+/// or of this one: a fetch removes its own before it returns, and none is
+/// under way while a folder is prepared), so that a second run finishes
+/// the job with nothing left behind.
 pub fn clear_stale(dir: &Dir) {
     let prefix = format!("{}restore-", crate::media::TEMP_PREFIX);
     for (name, _) in dir.names().unwrap_or_default() {
         let Ok(name) = String::from_utf8(name) else { continue };
         let pid = name.strip_prefix(&prefix).and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid.filter(|p| *p != std::process::id() && !crate::fsutil::sys::alive(*p))
+        if let Some(pid) = pid.filter(|p| *p == std::process::id() || !crate::fsutil::sys::alive(*p))
             && name.ends_with(".part")
         {
             log::info!("removed {}, left by a restore (pid {pid}) that did not end", dir.join(&name).display());
