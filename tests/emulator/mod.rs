@@ -1391,7 +1391,10 @@ fn handle_upload(shared: &Shared, head: &Head, reader: &mut BufReader<TcpStream>
         }
         // Counted as `GET download`, and open to faults and kills like any
         // request: a cut (`Reset`: half the body, then the connection
-        // closes), bytes changed on the way (`Corrupt`).
+        // closes), bytes changed on the way (`Corrupt`). No source shows
+        // either on the live Disk; they are the harsher cases a client
+        // must survive (real-disk-evidence.md, "Dates, custom properties
+        // and downloads").
         let path = shared.disk.lock().unwrap().download_path(id).unwrap_or_default();
         let fault = pre(shared, "GET download", &path);
         let reply = shared.disk.lock().unwrap().download_bytes(id);

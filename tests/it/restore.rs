@@ -524,3 +524,28 @@ fn a_restore_killed_at_any_request_or_write_is_finished_by_the_next_run() {
         assert!(fx.emu.count("GET download") <= 5 - point + 1, "only what was missing: {:?}", fx.emu.counts());
     }
 }
+
+/// The harsher reading of the evidence (properties lost on a move): a
+/// renamed file's date is then missing on the Disk, never wrong; a restore
+/// takes it from the state's record of the same content, and the next
+/// reconcile puts it back.
+#[test]
+fn with_properties_lost_on_a_move_the_state_and_then_a_reconcile_keep_the_date() {
+    use crate::emulator::{FakeDisk, Options};
+    let fx = Fixture::with(FakeDisk::with(Options { props_lost_on_move: true, ..Options::default() }), "/Backup", "");
+    fx.write("a.txt", "dated long ago");
+    set_mtime(&fx.path("a.txt"), UNIX_EPOCH + Duration::from_secs(1_000_000_000));
+    fx.sync();
+    fs::rename(fx.path("a.txt"), fx.path("b.txt")).unwrap();
+    fx.sync();
+    assert_eq!(kept(&fx, "b.txt"), None, "lost with the move");
+    let back = fx.tmp.path().join("back");
+    let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("0 kept on the Disk, 1 from the state's records"), "{}", stdout(&out));
+    assert_eq!(mtime_ns(&back.join("b.txt")), 1_000_000_000_000_000_000);
+    fx.configure("reconcile = 1s");
+    std::thread::sleep(Duration::from_millis(1100));
+    fx.sync();
+    assert_eq!(kept(&fx, "b.txt"), Some(1_000_000_000_000_000_000), "dated again by the reconcile");
+}
