@@ -236,10 +236,7 @@ fn destination(cfg: &Config, rel: &str, day: &str, to: Option<&Path>) -> Result<
 
 fn failed(e: Error) -> Exit {
     eprintln!("ysync: {e}");
-    match e {
-        Error::Unauthorized | Error::Forbidden(_) => Exit::Rejected,
-        _ => Exit::Failed,
-    }
+    if e.is_rejection() { Exit::Rejected } else { Exit::Failed }
 }
 
 #[cfg(test)]

@@ -200,8 +200,15 @@ struct ApiError {
 }
 
 impl Yandex {
-    /// `PATCH /resources` with a JSON `body` (custom properties).
-    fn patch(&mut self, path: &str, body: &str) -> Result<(), Error> {
+    /// `PATCH /resources` with `{"custom_properties": props}` (API notes
+    /// 3.12; yadisk's recorded `test_patch`): keys merge, others stay.
+    fn patch<T: serde::Serialize>(&mut self, path: &str, props: &T) -> Result<(), Error> {
+        #[derive(serde::Serialize)]
+        struct Patch<'a, T> {
+            custom_properties: &'a T,
+        }
+        let body = serde_json::to_string(&Patch { custom_properties: props }).expect("serialises");
+        let body = body.as_str();
         let url = self.resource_url("resources", path, "&fields=type");
         retry(&self.pacer, "PATCH", || {
             log::trace!("PATCH {url}");
@@ -491,33 +498,23 @@ impl Remote for Yandex {
         self.auth = format!("OAuth {token}");
     }
 
-    /// `PATCH /resources` with `{"custom_properties": {…}}` (API notes
-    /// 3.12; yadisk's recorded `test_patch`): keys merge, others stay.
+    /// `rclone_modified` and `ysync_uploaded`, in one [`Yandex::patch`].
     fn set_date(&mut self, path: &str, mtime_ns: i64, uploaded: Option<u64>) -> Result<(), Error> {
         #[derive(serde::Serialize)]
-        struct Patch {
-            custom_properties: Out,
-        }
-        #[derive(serde::Serialize)]
-        struct Out {
+        struct Dated {
             rclone_modified: String,
             #[serde(skip_serializing_if = "Option::is_none")]
             ysync_uploaded: Option<String>,
         }
-        let props = Out { rclone_modified: crate::units::utc_ns(mtime_ns), ysync_uploaded: uploaded.map(|u| u.to_string()) };
-        self.patch(path, &serde_json::to_string(&Patch { custom_properties: props }).expect("serialises"))
+        self.patch(path, &Dated { rclone_modified: crate::units::utc_ns(mtime_ns), ysync_uploaded: uploaded.map(|u| u.to_string()) })
     }
 
     fn mark_replaced(&mut self, path: &str, at: u64) -> Result<(), Error> {
         #[derive(serde::Serialize)]
-        struct Patch {
-            custom_properties: Out,
-        }
-        #[derive(serde::Serialize)]
-        struct Out {
+        struct Replaced {
             ysync_replaced: String,
         }
-        self.patch(path, &serde_json::to_string(&Patch { custom_properties: Out { ysync_replaced: at.to_string() } }).expect("serialises"))
+        self.patch(path, &Replaced { ysync_replaced: at.to_string() })
     }
 
     fn disk_info(&mut self) -> Result<DiskInfo, Error> {

@@ -53,14 +53,15 @@ pub struct Ask<'a> {
     pub force: bool,
 }
 
+/// The last second of a day named `YYYY-MM-DD` (UTC), in Unix seconds.
+fn end_of_day(day: &str) -> Option<i64> {
+    crate::units::parse_rfc3339(&format!("{day}T23:59:59Z")).map(|ns| ns.div_euclid(1_000_000_000))
+}
+
 /// `--as-of`: `YYYY-MM-DD` is the end of that day (UTC); otherwise an RFC
 /// 3339 time. Unix seconds.
 pub fn parse_as_of(s: &str) -> Result<u64, String> {
-    let secs = if crate::exec::is_day(s) {
-        crate::units::parse_rfc3339(&format!("{s}T23:59:59Z")).map(|ns| ns / 1_000_000_000)
-    } else {
-        crate::units::parse_rfc3339(s).map(|ns| ns.div_euclid(1_000_000_000))
-    };
+    let secs = if crate::exec::is_day(s) { end_of_day(s) } else { crate::units::parse_rfc3339(s).map(|ns| ns.div_euclid(1_000_000_000)) };
     match secs {
         Some(t) if t >= 0 => Ok(t as u64),
         _ => Err(format!("--as-of {s}: give a day (2026-12-07, its end in UTC) or an RFC 3339 time (2026-12-07T15:04:05Z)")),
@@ -274,9 +275,6 @@ pub fn tree(cfg: &Config, disk: &mut dyn Remote, ask: &Ask) -> Exit {
             }
             Err(e) => run.tally.not_restored.push(format!("{}/: listing it failed: {e}", shown_rel(&todo.rel))),
         }
-        if run.tally.rejected.is_some() {
-            break;
-        }
     }
     run.progress.end();
     let Run { tally, dates, .. } = run;
@@ -307,10 +305,7 @@ fn days_from(disk: &mut dyn Remote, backup: &str, t: u64) -> Result<Vec<Source>,
     days.sort();
     Ok(days
         .into_iter()
-        .filter_map(|d| {
-            let end = crate::units::parse_rfc3339(&format!("{d}T23:59:59Z"))? / 1_000_000_000;
-            Some(Source { path: remote::join(backup, &d), replaced: Some(end as u64) })
-        })
+        .filter_map(|d| Some(Source { replaced: Some(end_of_day(&d)?.max(0) as u64), path: remote::join(backup, &d) }))
         .collect())
 }
 
@@ -381,7 +376,8 @@ impl Run<'_> {
         }
         let bytes = files.iter().map(|(_, c)| c.item.file.size).sum();
         self.progress.planned(files.len() as u64, bytes, 0);
-        let local = if files.is_empty() && !todo.wanted { Ok(self.open(&todo.below, false)) } else { self.make(todo) };
+        // A folder that did not exist then and gets no file needs nothing here.
+        let local = if files.is_empty() && !todo.wanted { Ok(None) } else { self.make(todo) };
         let local = match local {
             Ok(local) => local,
             Err(e) => {
@@ -404,16 +400,6 @@ impl Run<'_> {
             self.file(disk, todo, target.as_ref(), &name, c)?;
         }
         Ok((true, subfolders))
-    }
-
-    /// The local folder, opened (`None`: not there, in a dry run).
-    fn open(&self, below: &str, create: bool) -> Option<Dir> {
-        let top = self.top?;
-        let dir = write::open_below(top, below, create).ok().flatten()?;
-        if create {
-            write::clear_stale(&dir);
-        }
-        Some(dir)
     }
 
     /// The local folder made (with `--force` what is in the way is kept
@@ -464,11 +450,10 @@ impl Run<'_> {
                 self.progress.finished(0);
                 return Ok(());
             }
-            Here::Other(_) if !self.ask.force => {
-                self.tally.not_restored.push(format!(
-                    "{shown}: a different {} is there; not replaced (add --force to keep it aside and restore)",
-                    what(&here)
-                ));
+            Here::Other(what) if !self.ask.force => {
+                self.tally
+                    .not_restored
+                    .push(format!("{shown}: a different {what} is there; not replaced (add --force to keep it aside and restore)"));
                 self.progress.finished(0);
                 return Ok(());
             }
@@ -533,13 +518,6 @@ impl Run<'_> {
         }
         self.dates.disk += 1;
         c.item.file.dates.changed as i64 * 1_000_000_000
-    }
-}
-
-fn what(here: &Here) -> &'static str {
-    match here {
-        Here::Other(w) => w,
-        _ => "file",
     }
 }
 

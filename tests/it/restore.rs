@@ -121,11 +121,17 @@ fn photos(fx: &Fixture) {
     set_mtime(&fx.path("docs/report.docx"), UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789));
 }
 
-#[test]
-fn restore_all_brings_back_the_tree_with_its_dates_and_a_second_run_downloads_nothing() {
+/// A fixture whose folder holds [`photos`], synced.
+fn synced_photos() -> Fixture {
     let fx = Fixture::new("");
     photos(&fx);
     fx.sync();
+    fx
+}
+
+#[test]
+fn restore_all_brings_back_the_tree_with_its_dates_and_a_second_run_downloads_nothing() {
+    let fx = synced_photos();
     let back = fx.tmp.path().join("back");
     let out = restore(&fx, &["--all", "--to", back.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -147,9 +153,7 @@ fn restore_all_brings_back_the_tree_with_its_dates_and_a_second_run_downloads_no
 
 #[test]
 fn a_dry_run_says_what_it_would_write_and_writes_nothing() {
-    let fx = Fixture::new("");
-    photos(&fx);
-    fx.sync();
+    let fx = synced_photos();
     let back = fx.tmp.path().join("back");
     let out = fx.ysync_within(&["-n", "restore", "--all", "--to", back.to_str().unwrap()], 60);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -161,9 +165,7 @@ fn a_dry_run_says_what_it_would_write_and_writes_nothing() {
 
 #[test]
 fn restore_folder_brings_back_one_folder_to_its_place() {
-    let fx = Fixture::new("");
-    photos(&fx);
-    fx.sync();
+    let fx = synced_photos();
     let before = tree_of(&fx.path("2019"));
     fs::remove_dir_all(fx.path("2019")).unwrap();
     let out = restore(&fx, &["2019"]);
@@ -221,9 +223,7 @@ fn aside_in(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn a_different_file_is_replaced_only_with_force_and_then_kept_aside() {
-    let fx = Fixture::new("");
-    photos(&fx);
-    fx.sync();
+    let fx = synced_photos();
     let back = fx.tmp.path().join("back");
     fs::create_dir_all(back.join("docs/report.docx")).unwrap();
     fs::write(back.join("docs/report.docx/inside"), "a folder where a file must go").unwrap();
@@ -489,9 +489,7 @@ fn assert_clean(dir: &Path) {
 /// leaves nothing behind.
 #[test]
 fn a_restore_killed_at_any_request_or_write_is_finished_by_the_next_run() {
-    let fx = Fixture::new("");
-    photos(&fx);
-    fx.sync();
+    let fx = synced_photos();
     let back = fx.tmp.path().join("back");
     let to = back.to_str().unwrap().to_string();
     fx.emu.reset_counts();
