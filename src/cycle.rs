@@ -461,8 +461,10 @@ impl<'a> Cycle<'a> {
                         return (stop, deferred, actions);
                     }
                 }
-                if let Some(mounts) = plan.mounts.clone() {
-                    let _ = self.exec.store().commit(vec![Change::Mounts(mounts)]);
+                let facts = [plan.mounts.clone().map(Change::Mounts), plan.excluded.clone().map(Change::Excluded)];
+                let facts: Vec<Change> = facts.into_iter().flatten().collect();
+                if !facts.is_empty() {
+                    let _ = self.exec.store().commit(facts);
                 }
                 if let Some(stop) = self.run_actions(&plan.actions, tally) {
                     return (stop, deferred, actions);

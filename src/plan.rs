@@ -215,6 +215,9 @@ pub struct Plan {
     pub unmounted: Vec<String>,
     /// The mount points to remember from now on, when they changed.
     pub mounts: Option<BTreeSet<String>>,
+    /// The excluded paths to record from now on ([`State::excluded`]),
+    /// when they changed.
+    pub excluded: Option<BTreeSet<String>>,
 }
 
 /// Why a cycle deletes nothing and stops. Never lose data on a guess.
@@ -342,7 +345,14 @@ fn plan_from(scan: &Scan, mut state: Cow<'_, State>, remote: Option<&Tree>, opts
         return Err(Stop::TooManyDeletes { count, tracked, limit: opts.max_delete });
     }
 
-    let mut p = Plan { mounts: (mounts != state.mounts).then_some(mounts), ..Plan::default() };
+    // What the walk excludes and the state tracks is recorded as excluded.
+    let tracks = |p: &String| state.excluded.contains(p) || state.files.contains_key(p) || state.dirs.contains(p);
+    let excluded: BTreeSet<String> = scan.excluded.iter().filter(|p| tracks(p)).cloned().collect();
+    let mut p = Plan {
+        mounts: (mounts != state.mounts).then_some(mounts),
+        excluded: (excluded != state.excluded).then_some(excluded),
+        ..Plan::default()
+    };
     let (dir_moves, file_moves): (Vec<Action>, Vec<Action>) =
         moves.into_iter().partition(|m| matches!(m, Action::Move { kind: Kind::Dir, .. }));
     // Something new now stands at (or under) these paths: they are cleared

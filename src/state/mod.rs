@@ -267,6 +267,9 @@ pub enum Change {
     Last(LastCycle),
     /// The tracked folders that are (or were, and are protected) mount points.
     Mounts(BTreeSet<String>),
+    /// The paths the walk excluded at or below which something is tracked
+    /// ([`State::excluded`]).
+    Excluded(BTreeSet<String>),
     /// A full listing was compared with the state at this time.
     Reconciled(u64),
     /// Old versions in `backup_dir` were expired at this time, leaving
@@ -345,6 +348,14 @@ pub struct State {
     /// parent): one that is no longer mounted is not mirrored as deleted.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub mounts: BTreeSet<String>,
+    /// Paths the walk excludes at or below which the state tracks something
+    /// (synced before the exclusion): recorded as excluded, as Syncthing
+    /// records an ignored file. Their records stay (nothing is deleted on
+    /// the Disk) and are left out of the state's prints, as the walk leaves
+    /// them out of its own ([`State::hides`]), so they never turn the idle
+    /// fast path off. The plan keeps this set up to date.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub excluded: BTreeSet<String>,
     /// When a full listing was last compared with the state (seconds since
     /// the Unix epoch; 0: never).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -374,6 +385,7 @@ impl State {
             moving: None,
             last: None,
             mounts: BTreeSet::new(),
+            excluded: BTreeSet::new(),
             reconciled: 0,
             versions_expired: 0,
             versions_kept: 0,
@@ -418,6 +430,7 @@ impl State {
             Change::Moving(m) => self.moving = m.clone(),
             Change::Last(l) => self.last = Some(l.clone()),
             Change::Mounts(m) => self.mounts = m.clone(),
+            Change::Excluded(e) => self.excluded = e.clone(),
             Change::Reconciled(t) => self.reconciled = *t,
             Change::Expired { at, kept } => (self.versions_expired, self.versions_kept) = (*at, *kept),
             Change::Md5Guard(_) | Change::Seal(_) => {}
@@ -502,6 +515,7 @@ impl State {
             moving: self.moving.clone(),
             last: self.last.clone(),
             mounts: self.mounts.clone(),
+            excluded: self.excluded.clone(),
             reconciled: self.reconciled,
             versions_expired: self.versions_expired,
             versions_kept: self.versions_kept,
@@ -577,5 +591,13 @@ impl State {
         self.dirs.retain(|p| !gone(p));
         self.pending.retain(|p, _| !gone(p));
         self.mkdirs.retain(|p| !gone(p));
+        self.excluded.retain(|p| !gone(p));
+    }
+
+    /// Is `path` at or below a path recorded as excluded ([`State::excluded`])?
+    /// Such records are left out of the state's prints.
+    pub fn hides(&self, path: &str) -> bool {
+        !self.excluded.is_empty()
+            && (self.excluded.contains(path) || path.match_indices('/').any(|(i, _)| self.excluded.contains(&path[..i])))
     }
 }

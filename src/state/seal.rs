@@ -13,9 +13,11 @@
 //! answers the same question in one merge pass. Both refuse an unsettled
 //! state ([`State::is_settled`]), and a unit test holds them to one answer.
 //!
-//! Paths the scan excluded or could not read need no care here: when the
-//! state tracks something under one, the scan lacks it and the prints of
-//! its folder differ; when it tracks nothing there, there is nothing to do.
+//! Paths the state records as excluded ([`State::hides`]) are left out of
+//! its prints, as the walk leaves them out of its own: a file synced and
+//! then excluded keeps its record and the idle fast path. Paths the scan
+//! could not read need no care: when the state tracks something under one,
+//! the prints of its folder differ and the cycle looks (and warns) again.
 
 use std::collections::BTreeMap;
 
@@ -177,11 +179,16 @@ impl State {
     pub fn prints(&self) -> Prints {
         let mut b = PrintBuilder::default();
         b.slot("");
-        for (p, r) in &self.files {
+        for (p, r) in self.files.iter().filter(|(p, _)| !self.hides(p)) {
             b.file(p, &r.stat);
         }
-        self.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
+        self.shown_dirs().for_each(|d| b.dir(d));
         b.finish()
+    }
+
+    /// The tracked folders a walk shows (not `""`, none it excludes).
+    pub fn shown_dirs(&self) -> impl Iterator<Item = &String> {
+        self.dirs.iter().filter(|d| !d.is_empty() && !self.hides(d))
     }
 
     /// The seal of this state; `None` while it is not settled: those cycles
@@ -220,8 +227,8 @@ pub fn unchanged(scan: &Scan, state: &State) -> bool {
     if !state.is_settled() {
         return false;
     }
-    let mut files = state.files.iter();
-    let mut dirs = state.dirs.iter().filter(|d| !d.is_empty());
+    let mut files = state.files.iter().filter(|(p, _)| !state.hides(p));
+    let mut dirs = state.shown_dirs();
     for e in &scan.entries {
         let same = match e.kind {
             Kind::File => files.next().is_some_and(|(p, r)| *p == e.path && r.stat == e.stat),

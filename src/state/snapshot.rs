@@ -36,6 +36,8 @@ pub fn write_head(w: &mut dyn Write, state: &State, file_count: usize, seal: Opt
         last: &'a Option<LastCycle>,
         #[serde(skip_serializing_if = "BTreeSet::is_empty")]
         mounts: &'a BTreeSet<String>,
+        #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+        excluded: &'a BTreeSet<String>,
         #[serde(skip_serializing_if = "is_zero")]
         reconciled: &'a u64,
         #[serde(skip_serializing_if = "is_zero")]
@@ -55,6 +57,7 @@ pub fn write_head(w: &mut dyn Write, state: &State, file_count: usize, seal: Opt
         moving: &state.moving,
         last: &state.last,
         mounts: &state.mounts,
+        excluded: &state.excluded,
         reconciled: &state.reconciled,
         versions_expired: &state.versions_expired,
         versions_kept: &state.versions_kept,

@@ -138,9 +138,10 @@ impl Partial {
         }
         let mut b = PrintBuilder::default();
         b.folder("");
-        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
+        state.shown_dirs().for_each(|d| b.dir(d));
         kept.iter().filter(|(f, _)| !self.touched.contains(*f)).for_each(|(f, h)| b.files_print(f, *h));
-        state.files.iter().filter(|(p, _)| self.touched.contains(split(p).0)).for_each(|(p, r)| b.file(p, &r.stat));
+        let touched = |p: &str| self.touched.contains(split(p).0) && !state.hides(p);
+        state.files.iter().filter(|(p, _)| touched(p)).for_each(|(p, r)| b.file(p, &r.stat));
         Some(b.finish())
     }
 }
@@ -253,14 +254,16 @@ impl Store {
         mine.folder("");
         // Folders first, so that a folder's print is whole once the read
         // has passed its records.
-        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| mine.dir(d));
+        state.shown_dirs().for_each(|d| mine.dir(d));
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut last = String::from("\0");
         let mut run = 0;
         let mut ahead = Ahead { open: Vec::new(), held: 0, limit: ahead, found: Vec::new(), over: BTreeSet::new(), most: 0 };
         let differs = |f: &str, mine: &PrintBuilder| unsettled.contains(f) || prints.0.get(f) != mine.print_of(f).as_ref();
         let read = self.each_record(state, &partial, &mut |p, r, in_memory| {
-            mine.file(p, &r.stat);
+            if !state.hides(p) {
+                mine.file(p, &r.stat);
+            }
             let folder = split(p).0;
             if folder != last {
                 if run > 0 {
@@ -386,7 +389,7 @@ impl Store {
         saved?;
         let state = self.state.as_mut().expect("loaded");
         let mut b = PrintBuilder::default();
-        state.files.iter().for_each(|(p, r)| b.file(p, &r.stat));
+        state.files.iter().filter(|(p, _)| !state.hides(p)).for_each(|(p, r)| b.file(p, &r.stat));
         let kept = Some(b.finish_kept().1);
         let partial = Partial { tracked: state.files.len() as u64, counts: count_by_folder(state), kept, ..Partial::default() };
         state.files.clear();
@@ -540,10 +543,12 @@ impl Store {
         let mut b = PrintBuilder::default();
         b.folder("");
         let n = self.each_record(state, partial, &mut |p, r, _| {
-            b.file(p, &r.stat);
+            if !state.hides(p) {
+                b.file(p, &r.stat);
+            }
             Ok(())
         })?;
-        state.dirs.iter().filter(|d| !d.is_empty()).for_each(|d| b.dir(d));
+        state.shown_dirs().for_each(|d| b.dir(d));
         let (prints, kept) = b.finish_kept();
         Ok((n, prints, kept))
     }
@@ -804,6 +809,10 @@ impl Store {
                 partial.masked.insert(path.clone());
             }
             partial.touch(&c);
+            // The cached prints left out what was excluded then.
+            if matches!(c, Change::Excluded(_)) {
+                partial.kept = None;
+            }
         }
     }
 

@@ -336,3 +336,40 @@ fn an_idle_cycle_with_excluded_files_present_reads_only_the_seal() {
         assert!(!log.contains("state loaded"), "{log}");
     }
 }
+
+/// A file and a folder synced and *then* excluded are recorded as excluded
+/// (as Syncthing records an ignored file): their copies stay on the Disk and
+/// the next idle cycles read only the seal. On 85882de their records kept
+/// their folders' prints different from the walk's, and every idle cycle
+/// read the whole state and listed those folders again, for good (design
+/// review 3, §2 claim 4). Lifting the exclusion sends nothing again.
+#[test]
+fn synced_then_excluded_the_next_idle_cycle_reads_only_the_seal() {
+    let fx = Fixture::new("");
+    fx.write("d/a.txt", "a");
+    fx.write("d/x.tmp", "x");
+    fx.write("cache/thumb.jpg", "t");
+    fx.sync();
+    fx.configure("exclude = *.tmp\nexclude = cache/");
+    fx.sync();
+    let idle = |fx: &Fixture| {
+        fx.emu.reset_counts();
+        let out = fx.ysync(&["-v", "once"]);
+        let log = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{log}");
+        assert!(log.contains("state seal read and compared") && log.contains(": same"), "{log}");
+        assert!(!log.contains("state read:") && !log.contains("state loaded"), "{log}");
+        assert_eq!(fx.emu.total_requests(), 0, "{:?}", fx.emu.counts());
+    };
+    for _ in 0..2 {
+        idle(&fx);
+    }
+    assert!(fx.emu.exists("/Backup/d/x.tmp") && fx.emu.exists("/Backup/cache/thumb.jpg"), "the copies stay");
+    let conf = fs::read_to_string(&fx.conf).unwrap();
+    fs::write(&fx.conf, conf.lines().filter(|l| !l.starts_with("exclude")).collect::<Vec<_>>().join("\n")).unwrap();
+    fx.emu.reset_counts();
+    fx.sync();
+    assert_eq!(fx.emu.uploaded_bytes(), 0, "nothing sent again: {:?}", fx.emu.counts());
+    idle(&fx);
+    fx.assert_mirror();
+}
