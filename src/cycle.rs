@@ -99,7 +99,7 @@ pub enum Verdict {
 /// written ends the cycle before any of these: see `run_actions`.)
 pub fn policy(err: &Error, action: &Action) -> Verdict {
     match err {
-        Error::Unauthorized | Error::Forbidden(_) => Verdict::StopCycle,
+        e if e.is_rejection() => Verdict::StopCycle,
         Error::InsufficientStorage => Verdict::StopUploads,
         Error::TooLarge => Verdict::TooLarge,
         Error::ParentMissing => Verdict::Relist,
@@ -673,7 +673,7 @@ impl<'a> Cycle<'a> {
                 Ok(Root::There)
             }
             Ok(None) => Ok(Root::Missing),
-            Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => Err(e),
+            Err(e) if e.is_rejection() => Err(e),
             Err(e) => {
                 log::warn!("listing {} failed ({e}); trying again next cycle", self.cfg.remote_dir);
                 Ok(Root::Unknown)
@@ -778,7 +778,7 @@ impl<'a> Cycle<'a> {
             };
             let items = match listed {
                 Ok(items) => items.unwrap_or_default(),
-                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+                Err(e) if e.is_rejection() => return Err(e),
                 Err(e) => {
                     log::warn!("listing {} failed ({e}); trying again next cycle", remote::join(&self.cfg.remote_dir, f));
                     l.failed = true;

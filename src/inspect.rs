@@ -280,7 +280,7 @@ pub fn check(cfg: &Config, config_path: &std::path::Path, disk: &mut dyn Remote)
                 human_bytes(d.max_file_size)
             ),
         ),
-        Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
+        Err(e) if e.is_rejection() => {
             row("account", false, e.to_string());
             if let Some(expired) = keeper.expired() {
                 println!("   {expired}; run `ysync login` for a new one");
@@ -351,7 +351,7 @@ pub fn verify(cfg: &Config, disk: &mut dyn Remote) -> Exit {
             println!("missing: the folder disk:{} is not on the Disk", cfg.remote_dir);
             return Exit::Failed;
         }
-        Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
+        Err(e) if e.is_rejection() => {
             eprintln!("ysync: {e}");
             return Exit::Rejected;
         }

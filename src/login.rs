@@ -292,7 +292,7 @@ fn verify(app: &Login, token: &str) -> Exit {
             );
             Exit::Ok
         }
-        Err(e @ (remote::Error::Unauthorized | remote::Error::Forbidden(_))) => {
+        Err(e) if e.is_rejection() => {
             eprintln!(
                 "ysync: the token was issued, but the Disk refuses it ({e}). The app needs the permissions \
                  cloud_api:disk.read, cloud_api:disk.write and cloud_api:disk.info; add them at https://oauth.yandex.ru/, \

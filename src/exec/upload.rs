@@ -268,7 +268,7 @@ impl Executor<'_> {
         if self.room.is_none() {
             self.room = Some(match self.remote.disk_info() {
                 Ok(d) => Some(d),
-                Err(e @ (Error::Unauthorized | Error::Forbidden(_))) => return Err(e),
+                Err(e) if e.is_rejection() => return Err(e),
                 Err(e) => {
                     log::debug!("asking for the free space failed ({e}); uploading without knowing it");
                     None
