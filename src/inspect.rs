@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use crate::config::Config;
 use crate::exit::Exit;
-use crate::remote::{self, Remote};
+use crate::remote::Remote;
 use crate::scan::{self, Kind};
 use crate::state::{self, State};
 use crate::units::human_bytes;

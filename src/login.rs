@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use crate::config::{App, Login};
 use crate::exit::Exit;
-use crate::remote::{self, Remote};
+use crate::remote::Remote;
 use crate::token::{self, Issued};
 use crate::units::human_bytes;
 use crate::yandex::{self, Yandex};
