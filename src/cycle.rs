@@ -18,7 +18,7 @@ use crate::exit::Exit;
 use crate::guard;
 use crate::plan::{self, Action};
 use crate::remote::{self, Error, Remote};
-use crate::scan::{self, Scan, Walk};
+use crate::scan::{self, Kind, Scan, Walk};
 use crate::state::{self, Change, LastCycle, Store};
 use crate::units::{self, human_bytes, now_ns, now_secs};
 
@@ -433,7 +433,7 @@ impl<'a> Cycle<'a> {
                 };
                 let mut scan = self.scan_of(walk, part);
                 let view = self.exec.store().view(part, Some(&scan));
-                scan.drop_same(self.exec.store().state());
+                drop_same(&mut scan, self.exec.store().state());
                 let planned = plan::plan_owned(&scan, view, tree.as_ref(), &opts);
                 drop(tree);
                 drop(scan);
@@ -541,7 +541,7 @@ impl<'a> Cycle<'a> {
             self.exec.store().load_folders(part)?;
             let mut scan = self.scan_of(walk, part);
             let view = self.exec.store().view(part, Some(&scan));
-            scan.drop_same(self.exec.store().state());
+            drop_same(&mut scan, self.exec.store().state());
             // Without the Disk's listing: that turns uploads into adoptions
             // only, and a new file like a vanished one into an adoption
             // rather than a move, so what crosses here is a superset.
@@ -841,6 +841,16 @@ fn in_parts(folders: &[String], size: impl Fn(&str) -> u64, max: u64) -> Vec<Vec
         parts.last_mut().expect("one at least").push(f.clone());
     }
     parts
+}
+
+/// Drops from `scan` the files the state records as they are (same stat, no
+/// unsettled upload): no plan acts on them. Counted in `unlisted`.
+pub fn drop_same(scan: &mut Scan, state: &state::State) {
+    let before = scan.entries.len();
+    scan.entries.retain(|e| {
+        e.kind == Kind::Dir || state.pending.contains_key(&e.path) || state.files.get(&e.path).is_none_or(|r| r.stat != e.stat)
+    });
+    scan.unlisted += (before - scan.entries.len()) as u64;
 }
 
 /// Is a full comparison of the Disk with the state due (`reconcile`)?

@@ -9,13 +9,13 @@ mod exit;
 mod fsutil;
 mod glob;
 mod guard;
-mod history;
 mod hook;
 mod inspect;
 mod logging;
 mod login;
 mod media;
 mod plan;
+mod print;
 mod progress;
 mod remote;
 mod restore;
@@ -360,7 +360,7 @@ fn main() {
             let mut disk = yandex::Yandex::new(&cfg.api_url, cfg.token.secret(), cfg.timeout);
             let p = args.path.as_deref().unwrap_or_default();
             match args.command.as_str() {
-                "versions" => history::versions(&cfg, &mut disk, p).now(),
+                "versions" => restore::history::versions(&cfg, &mut disk, p).now(),
                 _ => {
                     let c = restore::Command {
                         path: args.path.as_deref(),

@@ -66,6 +66,10 @@ pub fn is_throttled(path: &str, extra: &[String]) -> bool {
 /// locally only [`crate::scan::is_own_temporary`].
 pub const TEMP_PREFIX: &str = ".ysync-";
 
+/// The name that every kept-aside folder starts with (after `.ysync-`):
+/// the walk never mirrors it ([`crate::scan::is_own_temporary`]).
+pub const ASIDE_PREFIX: &str = "replaced-";
+
 /// The temporary name for `path` (relative): a hidden `.txt` file (a
 /// `document`, never throttled) in the same folder, the same for every try,
 /// so that a crash leaves a name the next run knows to remove.

@@ -485,7 +485,7 @@ pub fn reconcile(state: &State, folders: &[String], tree: &Tree, there: &BTreeSe
         let same = tree.get(p).filter(|i| !i.dir && i.file.size == r.stat.size && i.file.sha256.is_none_or(|h| h == r.sha256));
         if let Some(i) = same {
             // Uploaded before ysync kept dates, or its date lost since.
-            if i.file.dates.mtime_ns != Some(r.stat.mtime_ns) && r.stat.mtime_ns != crate::exec::UNDATED {
+            if i.file.dates.mtime_ns != Some(r.stat.mtime_ns) && r.stat.mtime_ns != crate::state::UNDATED {
                 undated.push((p.clone(), r.stat.mtime_ns));
             }
         } else {

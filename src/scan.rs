@@ -34,25 +34,15 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashSet;
 
+pub use crate::config::Exclude;
 use crate::fsutil::{Dir, Kind as FsKind, Meta};
-use crate::glob::Glob;
-use crate::state::{PrintBuilder, Prints};
+use crate::print::{PrintBuilder, Prints};
+pub use crate::print::{Stat, is_under};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     File,
     Dir,
-}
-
-/// What decides whether a file needs a look: the scan reads it, the state
-/// records it, and the two are compared as a whole (never field by field).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stat {
-    pub size: u64,
-    /// Nanoseconds since the Unix epoch (negative before 1970).
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub ino: u64,
 }
 
 /// What the scan saw at one path (folders have an all-zero `stat`).
@@ -124,7 +114,7 @@ impl Scan {
     /// [`walk`] and a [`list`]; this is its model, for tests.)
     #[cfg(test)]
     pub fn part(&self, changed: &[String]) -> Scan {
-        let in_changed = |p: &str| crate::state::in_folders(changed, p);
+        let in_changed = |p: &str| crate::print::in_folders(changed, p);
         let (entries, rest): (Vec<Entry>, Vec<Entry>) =
             self.entries.iter().cloned().partition(|e| e.kind == Kind::Dir || in_changed(&e.path));
         Scan { entries, unlisted: self.unlisted + rest.len() as u64, listed: Some(changed.to_vec()), ..self.clone() }
@@ -141,16 +131,6 @@ impl Scan {
         self.entries.binary_search_by(|e| e.path.as_str().cmp(path)).ok().map(|i| &self.entries[i])
     }
 
-    /// Drops the files the state records as they are (same stat, no
-    /// unsettled upload): no plan acts on them. Counted in `unlisted`.
-    pub fn drop_same(&mut self, state: &crate::state::State) {
-        let before = self.entries.len();
-        self.entries.retain(|e| {
-            e.kind == Kind::Dir || state.pending.contains_key(&e.path) || state.files.get(&e.path).is_none_or(|r| r.stat != e.stat)
-        });
-        self.unlisted += (before - self.entries.len()) as u64;
-    }
-
     /// Are the files of folder `dir` in `entries`?
     pub fn lists(&self, dir: &str) -> bool {
         self.listed.as_ref().is_none_or(|l| l.binary_search_by(|d| d.as_str().cmp(dir)).is_ok())
@@ -160,12 +140,6 @@ impl Scan {
     pub fn keeps_under(&self, dir: &str) -> bool {
         self.unreadable.iter().chain(&self.excluded).any(|k| is_under(k, dir))
     }
-}
-
-/// Is the relative path `p` strictly below the folder `dir`? (`ab` is not
-/// below `a`.)
-pub fn is_under(p: &str, dir: &str) -> bool {
-    p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
 }
 
 /// Why `local_dir` itself could not be scanned. Never a reason to delete.
@@ -343,14 +317,6 @@ pub fn open(root: &Dir, e: &Entry) -> io::Result<Opened> {
 struct Folder {
     files: Vec<Entry>,
     dirs: Vec<(String, u64)>,
-}
-
-/// What the walk leaves out: paths matching `globs` (`exclude`), and
-/// folders holding a file named one of `markers` (`exclude_if_present`).
-#[derive(Clone, Copy)]
-pub struct Exclude<'a> {
-    pub globs: &'a [Glob],
-    pub markers: &'a [String],
 }
 
 impl Exclude<'_> {
@@ -540,9 +506,8 @@ fn folder_error(e: &io::Error) -> String {
 /// (`.ysync-replaced-*`) and an older version's write probe
 /// (`.ysync-probe-*`). Never mirrored, and kept like excluded names.
 pub fn is_own_temporary(name: &str) -> bool {
-    name.strip_prefix(crate::media::TEMP_PREFIX).is_some_and(|rest| {
-        rest.starts_with("restore-") || rest.starts_with("probe-") || rest.starts_with(crate::restore::write::ASIDE_PREFIX)
-    })
+    name.strip_prefix(crate::media::TEMP_PREFIX)
+        .is_some_and(|rest| rest.starts_with("restore-") || rest.starts_with("probe-") || rest.starts_with(crate::media::ASIDE_PREFIX))
 }
 
 pub fn file_entry(path: String, m: &Meta) -> Entry {
@@ -575,6 +540,7 @@ fn special_kind(kind: FsKind) -> &'static str {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+    use crate::glob::Glob;
     use std::cell::RefCell;
     use std::fs;
     use std::os::unix::fs::symlink;

@@ -7,7 +7,9 @@
 mod file;
 #[cfg(test)]
 mod tests;
+pub mod token_file;
 mod values;
+pub mod words;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -105,6 +107,14 @@ pub struct App {
     pub oauth_url: String,
 }
 
+/// What the walk leaves out: paths matching `globs` (`exclude`), and
+/// folders holding a file named one of `markers` (`exclude_if_present`).
+#[derive(Clone, Copy)]
+pub struct Exclude<'a> {
+    pub globs: &'a [Glob],
+    pub markers: &'a [String],
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub token: Token,
@@ -162,8 +172,8 @@ pub struct Config {
 
 impl Config {
     /// What the walk leaves out.
-    pub fn excludes(&self) -> crate::scan::Exclude<'_> {
-        crate::scan::Exclude { globs: &self.exclude, markers: &self.exclude_if_present }
+    pub fn excludes(&self) -> Exclude<'_> {
+        Exclude { globs: &self.exclude, markers: &self.exclude_if_present }
     }
 }
 
@@ -325,11 +335,11 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let app = parse_app(&settings)?;
     let path_var = env("PATH");
     let hook = |o: &Origin, v: &str| -> Result<Option<Command>, ConfigError> {
-        let mut words = crate::hook::split_words(v).map_err(|e| o.err(format!("{e}; put '…' or \"…\" around a word with spaces")))?;
+        let mut words = words::split_words(v).map_err(|e| o.err(format!("{e}; put '…' or \"…\" around a word with spaces")))?;
         if words.is_empty() {
             return Ok(None);
         }
-        let program = crate::hook::find_program(&words[0], path_var.as_deref()).map_err(|e| o.err(e))?;
+        let program = words::find_program(&words[0], path_var.as_deref()).map_err(|e| o.err(e))?;
         words[0] = program.display().to_string();
         Ok(Some(Command(words)))
     };
@@ -339,7 +349,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let progress = s.value("progress", Duration::from_secs(30), period)?;
     let backup_dir = s.value("backup_dir", None, |o, v| {
         let b = normalize_remote_dir(o, v)?;
-        let under = |a: &str, b: &str| a == b || b == "/" || crate::scan::is_under(a, b);
+        let under = |a: &str, b: &str| a == b || b == "/" || crate::print::is_under(a, b);
         if under(&b, &remote_dir) || under(&remote_dir, &b) {
             return Err(o.err(format!(
                 "disk:{b} overlaps remote_dir disk:{remote_dir}; the versions must be kept outside the mirror (e.g. disk:/Versions/…), \

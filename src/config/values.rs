@@ -33,7 +33,7 @@ pub fn read_token_file(o: &Origin, v: &str) -> Result<Token, ConfigError> {
     {
         log::warn!("{v} holds the token and can be read by other users; run: chmod 600 {v}");
     }
-    let file = crate::token::TokenFile::parse(&text).map_err(|e| Origin { place: v.to_string(), key: String::new() }.err(e))?;
+    let file = super::token_file::TokenFile::parse(&text).map_err(|e| Origin { place: v.to_string(), key: String::new() }.err(e))?;
     Ok(Token(file.token))
 }
 

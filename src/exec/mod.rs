@@ -26,6 +26,7 @@ use crate::progress::Progress;
 use crate::remote::{self, DiskInfo, Error, OpStatus, Remote, RemoteFile};
 use crate::retry::Poll;
 use crate::scan::{self, Entry, Kind};
+pub use crate::state::UNDATED;
 use crate::state::{Change, FileRec, Mark, Moving, Pending, Store};
 use crate::units::now_secs;
 
@@ -499,11 +500,6 @@ impl<'a> Executor<'a> {
 fn settle_limit(size: u64) -> Duration {
     Duration::from_secs(5 + (size.saturating_mul(120) >> 30))
 }
-
-/// The modification time of a record whose date the Disk does not keep
-/// yet: no file has it, so the next scan sees the file changed, hashes it,
-/// finds the content recorded and sets the date ([`Executor::date`]).
-pub const UNDATED: i64 = i64::MIN;
 
 /// The record of what was sent (or found) for `e`.
 fn record(e: &Entry, d: &Digests) -> FileRec {

@@ -573,7 +573,7 @@ fn the_part_plans_as_the_whole(scan: &Scan, state: &State, opts: &Options) -> Re
     // And without the files both show as they are.
     let mut lean = scan.part(&changed);
     let lean_state = state.part_beside(&changed, &lean);
-    lean.drop_same(state);
+    crate::cycle::drop_same(&mut lean, state);
     if plan(&lean, &lean_state, None, opts) != whole {
         return Err(format!(
             "without the files both show as they are, the changed folders {changed:?} plan otherwise than the whole {whole:?}"
@@ -603,7 +603,7 @@ fn parts_plan_as_the_whole(scan: &Scan, state: &State, listing: Option<&Tree>, o
     let halves = [&one, &two].map(|h| {
         let mut s = scan.part(h);
         let st = state.part_beside(h, &s);
-        s.drop_same(state);
+        crate::cycle::drop_same(&mut s, state);
         plan(&s, &st, listing, opts)
     });
     if crosses(&whole) {

@@ -880,7 +880,7 @@ fn the_files_left_out_of_a_plan_are_only_those_settled_alike() {
     st.pending.insert("a".into(), Pending { mark: Some(crate::state::Mark::Sha256(Hex(OLD))), ..Pending::new(5, None, None, 1) });
     let mut s = scan_of(entries);
     let lean = st.part_beside(&[String::new()], &s);
-    s.drop_same(&st);
+    crate::cycle::drop_same(&mut s, &st);
     assert_eq!(s.entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["a"]);
     assert_eq!((lean.files.keys().map(String::as_str).collect::<Vec<_>>(), lean.elsewhere, s.unlisted), (vec!["a"], 1, 1));
     assert_eq!(run(&s, &lean), ["upload a (5 B)"]);

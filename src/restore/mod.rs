@@ -20,6 +20,7 @@
 //! comes back under its current name, since the Disk keeps no trace of the
 //! old one.
 
+pub mod history;
 pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -187,7 +188,7 @@ impl Records<'_> {
         let state =
             self.state.get_or_insert_with(|| crate::state::peek(&cfg.state_file).ok().flatten().filter(|s| s.remote_dir == cfg.remote_dir));
         // A record of content whose date is not on the Disk yet has none.
-        state.as_ref()?.files.get(rel).filter(|r| r.sha256 == sha256 && r.stat.mtime_ns != crate::exec::UNDATED).map(|r| r.stat.mtime_ns)
+        state.as_ref()?.files.get(rel).filter(|r| r.sha256 == sha256 && r.stat.mtime_ns != crate::state::UNDATED).map(|r| r.stat.mtime_ns)
     }
 }
 
@@ -612,7 +613,7 @@ pub fn command(cfg: &Config, disk: &mut dyn Remote, c: &Command) -> Exit {
     };
     let folder = match c.path {
         None => String::new(),
-        Some(p) => match crate::history::relative(cfg, p) {
+        Some(p) => match history::relative(cfg, p) {
             Ok(rel) => rel,
             Err(e) => {
                 eprintln!("ysync: {e}");
@@ -628,8 +629,8 @@ pub fn command(cfg: &Config, disk: &mut dyn Remote, c: &Command) -> Exit {
         }
     };
     if !is_tree {
-        let r = crate::history::Restore { path: c.path.unwrap_or_default(), date: c.date, to: c.to, force: c.force };
-        return crate::history::restore(cfg, disk, &r);
+        let r = history::Restore { path: c.path.unwrap_or_default(), date: c.date, to: c.to, force: c.force };
+        return history::restore(cfg, disk, &r);
     }
     tree(cfg, disk, &Ask { folder: &folder, to: c.to, as_of, dry_run: c.dry_run, force: c.force })
 }

@@ -19,9 +19,7 @@ use crate::digest::Hex;
 use crate::fsutil::Dir;
 use crate::remote::Remote;
 
-/// The name that every kept-aside folder starts with (after `.ysync-`):
-/// the walk never mirrors it ([`crate::scan::is_own_temporary`]).
-pub const ASIDE_PREFIX: &str = "replaced-";
+use crate::media::ASIDE_PREFIX;
 
 /// A folder a restore writes in, open, and what its files get there: the
 /// folder's own read and write bits (a file is no more readable than the

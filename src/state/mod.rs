@@ -20,6 +20,11 @@ pub use seal::{FilesPrint, PrintBuilder, Prints, in_folders, split, unchanged};
 pub use seal::{prints_of, seal_of};
 pub use store::{Error, Store, peek};
 
+/// The modification time of a record whose date the Disk does not keep
+/// yet: no file has it, so the next scan sees the file changed, hashes it,
+/// finds the content recorded and sets the date (`Executor::date`).
+pub const UNDATED: i64 = i64::MIN;
+
 /// The version of the state files; another one is refused, not rewritten.
 pub const VERSION: u32 = 2;
 

@@ -209,13 +209,67 @@ fn the_architecture_names_files_and_constants_that_exist() {
         }
         let file = q.trim_end_matches(['/', ',']);
         if (file.ends_with(".rs") || q.ends_with('/')) && !file.contains([' ', ':']) {
-            let here = ["src", "src/state", "src/exec", "src/plan", "src/config", "src/fsutil", "tests/it", "tests", ""]
+            let here = ["src", "src/state", "src/exec", "src/plan", "src/config", "src/fsutil", "src/restore", "tests/it", "tests", ""]
                 .iter()
                 .any(|d| root.join(d).join(file).exists());
             assert!(here, "ARCHITECTURE.md names {q}, which is not there");
         }
     }
     assert!(constants >= 6, "the bounds are quoted with their values");
+}
+
+/// The rooms of src/ (a top-level file or folder) and whom each imports
+/// (`crate::NAME`, outside comments and tests).
+fn imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut graph = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut todo = vec![src.clone()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            if p.is_dir() {
+                todo.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&src).unwrap();
+            let room = rel.iter().next().unwrap().to_str().unwrap().trim_end_matches(".rs").to_string();
+            if ["tests.rs", "testkit.rs", "props.rs", "swaps.rs", "main.rs"].contains(&name.as_str()) {
+                continue;
+            }
+            let text = fs::read_to_string(&p).unwrap();
+            let code = text.replace("#[cfg(test)]\npub mod tests", "#[cfg(test)]\nmod tests");
+            let code = code.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let mine = graph.entry(room.clone()).or_default();
+            for line in code.lines().map(|l| l.split("//").next().unwrap()) {
+                for (i, _) in line.match_indices("crate::") {
+                    let used: String = line[i + 7..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+                    if used != room {
+                        mine.insert(used);
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// The import graph has no circle, and the leaves (config among them)
+/// import nothing but leaves: as ARCHITECTURE.md states it.
+#[test]
+fn the_house_has_no_circle_and_its_leaves_stand_on_leaves() {
+    let graph = imports();
+    let leaves = ["config", "digest", "exit", "fsutil", "glob", "print", "units"];
+    for leaf in leaves {
+        let up: Vec<&String> = graph[leaf].iter().filter(|u| !leaves.contains(&u.as_str())).collect();
+        assert!(up.is_empty(), "{leaf} is meant as a leaf and imports {up:?}");
+    }
+    // Kahn: rooms with no import left are taken away until none remain.
+    let mut left = graph.clone();
+    while let Some(room) = left.iter().find(|(_, i)| i.iter().all(|u| !left.contains_key(u))).map(|(r, _)| r.clone()) {
+        left.remove(&room);
+    }
+    assert!(left.is_empty(), "a circle of imports among {:?}", left.keys().collect::<Vec<_>>());
 }
 
 /// Finding 23 of the security review: the README's Telegram example sent

@@ -7,12 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::write::{self, Aside, Fetch, Target, Want, fetch};
 use crate::config::Config;
 use crate::digest::Hex;
 use crate::exit::Exit;
 use crate::logging;
 use crate::remote::{self, Error, Remote};
-use crate::restore::write::{self, Aside, Fetch, Target, Want, fetch};
 use crate::units::human_bytes;
 
 /// One kept version of a file.
