@@ -211,7 +211,7 @@ install-files:
 	    $(DESTDIR)$(DATADIR)/entware $(DESTDIR)$(SYSCONFDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/ysync
 	install -m 644 ysync.1 $(DESTDIR)$(MANDIR)/man1/ysync.1
-	install -m 644 ysync.conf.example README.md $(DESTDIR)$(DATADIR)/
+	install -m 644 ysync.conf.example README.md GUIDE.md $(DESTDIR)$(DATADIR)/
 	@# The service files name the binary where this install puts it.
 	for f in contrib/systemd/* contrib/cron/ysync.cron contrib/openrc/ysync; do \
 	    sed 's|/usr/local/bin/ysync|$(PREFIX)/bin/ysync|g' $$f > $(DESTDIR)$(DATADIR)/$${f#contrib/}; done

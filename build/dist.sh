@@ -1,6 +1,6 @@
 #!/bin/sh
 # make dist: for each static target a tarball (the binary, the man page, the
-# example config, contrib/, the README), a .deb for amd64, arm64 and armhf,
+# example config, contrib/, the README and the guide), a .deb for amd64, arm64 and armhf,
 # and SHA256SUMS over them, in dist/. Reproducible: the same commit gives the
 # same bytes (files dated at the commit, owned by root, sorted; gzip without
 # names or times; the binaries built with their paths remapped).
@@ -21,7 +21,7 @@ for pair in x86_64-unknown-linux-musl:amd64 aarch64-unknown-linux-musl:arm64 \
 	d=$work/$name
 	install -d "$d/contrib"
 	install -m 755 "$bin" "$d/ysync"
-	install -m 644 ysync.1 ysync.conf.example README.md "$d/"
+	install -m 644 ysync.1 ysync.conf.example README.md GUIDE.md "$d/"
 	# contrib/ as the repository has it (scripts 755, the rest 644).
 	git ls-files -s contrib | while read -r mode _ _ path; do
 		install -D -m "$( [ "$mode" = 100755 ] && echo 755 || echo 644 )" "$path" "$d/$path"

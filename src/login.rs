@@ -233,7 +233,7 @@ fn refusal(app: &App, url: &str, status: u16, body: &str) -> Failure {
     if a.error == "invalid_client" || status == 401 {
         Failure::Config(format!(
             "Yandex OAuth does not know client_id {} ({why}); copy the ClientID of your app from https://oauth.yandex.ru/ \
-             and check that the app has the Disk permissions (README, \"Getting a token\")",
+             and check that the app has the Disk permissions (GUIDE.md, \"Getting a token\")",
             app.client_id
         ))
     } else if status == 404 {

@@ -164,7 +164,7 @@ usage: ysync [-c FILE] login [--print]
 Gets an OAuth token for a box without a browser (the device flow of
 Yandex ID). Needs client_id and client_secret of an app you registered at
 https://oauth.yandex.ru/client/new with the permissions cloud_api:disk.read,
-cloud_api:disk.write and cloud_api:disk.info (README, \"Getting a token\").
+cloud_api:disk.write and cloud_api:disk.info (GUIDE.md, \"Getting a token\").
 ysync shows a short code; open the link it prints on any phone or
 computer, sign in, enter the code and allow access. The token is written
 to token_file, readable by its owner only (when root runs this, the file

@@ -279,7 +279,7 @@ impl fmt::Display for Error {
         match self {
             Error::Unauthorized => write!(
                 f,
-                "the token was rejected (401 UnauthorizedError): it is wrong, expired or revoked; get a new one (see README, \"Getting a token\") and put it in `token`/`token_file`"
+                "the token was rejected (401 UnauthorizedError): it is wrong, expired or revoked; get a new one (see GUIDE.md, \"Getting a token\") and put it in `token`/`token_file`"
             ),
             Error::Forbidden(name) => write!(
                 f,

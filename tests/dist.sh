@@ -13,7 +13,7 @@ cmp -s "$first" dist/SHA256SUMS || { echo "test-dist: a second make dist gave ot
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf arm-unknown-linux-musleabihf; do
 	list=$(tar tzvf "dist/ysync-$version-$t.tar.gz")
-	for f in ysync ysync.1 ysync.conf.example README.md contrib/systemd/ysync@.service contrib/openwrt/ysync \
+	for f in ysync ysync.1 ysync.conf.example README.md GUIDE.md contrib/systemd/ysync@.service contrib/openwrt/ysync \
 	         contrib/entware/S99ysync contrib/openrc/ysync contrib/cron/ysync.cron contrib/container/Dockerfile; do
 		echo "$list" | grep -q " ysync-$version-$t/$f\$" || { echo "test-dist: $f is not in the $t tarball"; exit 1; }
 	done

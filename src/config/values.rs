@@ -11,7 +11,7 @@ use super::{ConfigError, MaxDelete, Token};
 
 pub fn token_value(o: &Origin, v: &str) -> Result<Token, ConfigError> {
     if v.is_empty() {
-        return Err(o.err("the token is empty; see the README on how to get one"));
+        return Err(o.err("the token is empty; see GUIDE.md, \"Getting a token\", on how to get one"));
     }
     if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(o.err("the token contains white space; paste it again without spaces"));

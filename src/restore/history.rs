@@ -80,7 +80,9 @@ pub fn find(cfg: &Config, disk: &mut dyn Remote, rel: &str) -> Result<Vec<Versio
 /// backup_dir or a bad path, 3 token rejected.
 pub fn versions(cfg: &Config, disk: &mut dyn Remote, path: &str) -> Exit {
     let Some(backup) = &cfg.backup_dir else {
-        eprintln!("ysync: no backup_dir in the config, so no versions are kept; set backup_dir = disk:/… (see the README)");
+        eprintln!(
+            "ysync: no backup_dir in the config, so no versions are kept; set backup_dir = disk:/… (see GUIDE.md, \"Versions and ransomware\")"
+        );
         return Exit::Usage;
     };
     let rel = match relative(cfg, path) {

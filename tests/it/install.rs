@@ -33,6 +33,7 @@ fn install_lays_out_the_files_and_never_overwrites_the_config() {
         "usr/local/share/man/man1/ysync.1",
         "usr/local/share/ysync/ysync.conf.example",
         "usr/local/share/ysync/README.md",
+        "usr/local/share/ysync/GUIDE.md",
         "usr/local/share/ysync/systemd/ysync.service",
         "usr/local/share/ysync/systemd/ysync-once.service",
         "usr/local/share/ysync/systemd/ysync-once.timer",
@@ -127,7 +128,7 @@ fn service_files_pass_their_validators() {
 fn help_man_page_and_readme_agree() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let man = fs::read_to_string(root.join("ysync.1")).unwrap();
-    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = fs::read_to_string(root.join("GUIDE.md")).unwrap();
     let cli = readme.split("## Command line").nth(1).unwrap().split("### Exit status").next().unwrap();
     let help = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_ysync")).args(args).output().unwrap();
@@ -138,7 +139,7 @@ fn help_man_page_and_readme_agree() {
     let commands = ["run", "once", "status", "verify", "check", "login", "versions", "restore", "help"];
     for c in commands {
         assert!(usage.contains(&format!("\n  {c} ")), "{c} in --help");
-        assert!(cli.contains(&format!("\n  {c} ")), "{c} in the README's command line");
+        assert!(cli.contains(&format!("\n  {c} ")), "{c} in the guide's command line");
         assert!(man.contains(&format!(".B {c}")), "{c} in the man page");
         if c != "help" {
             let own = help(&[c, "--help"]);
@@ -156,7 +157,7 @@ fn help_man_page_and_readme_agree() {
     assert!(keys.len() > 15 && keys.contains(&"reconcile"), "{keys:?}");
     for k in keys {
         let row = |l: &str| l.starts_with("| `") && l.split(" | ").next().is_some_and(|cell| cell.contains(&format!("`{k}`")));
-        assert!(readme.lines().any(row), "{k} in the README's configuration table");
+        assert!(readme.lines().any(row), "{k} in the guide's configuration table");
         let tag = |l: &str| (l.starts_with(".B ") || l.starts_with(".BR ")) && l.split_whitespace().any(|w| w == k);
         assert!(man.lines().any(tag), "{k} in the man page");
     }
@@ -176,7 +177,7 @@ fn help_man_page_and_readme_agree() {
     ] {
         let roff = option.replace('-', "\\-");
         assert!(usage.contains(option), "{option} in --help");
-        assert!(cli.contains(option), "{option} in the README");
+        assert!(cli.contains(option), "{option} in the guide");
         assert!(man.contains(&roff), "{option} in the man page");
     }
 }
@@ -279,7 +280,7 @@ fn the_house_has_no_circle_and_its_leaves_stand_on_leaves() {
 #[test]
 fn the_readmes_hook_examples_encode_what_they_send() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = fs::read_to_string(root.join("GUIDE.md")).unwrap();
     let sends: Vec<&str> = readme.lines().filter(|l| l.contains("$YSYNC_MESSAGE") && l.contains("curl")).collect();
     assert!(!sends.is_empty(), "the Telegram example is there");
     for l in sends {
