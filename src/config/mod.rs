@@ -240,7 +240,7 @@ pub fn load_login(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<L
     Ok(login)
 }
 
-const REGISTER: &str = "register an app at https://oauth.yandex.ru/client/new (see the README, \"Getting a token\")";
+const REGISTER: &str = "register an app at https://oauth.yandex.ru/client/new (see GUIDE.md, \"Getting a token\")";
 
 pub fn parse_login(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Login, ConfigError> {
     let s = Settings::read(path, text, env)?;
