@@ -155,3 +155,8 @@ pub fn split(path: &str) -> (&str, &str) {
 pub fn is_under(p: &str, dir: &str) -> bool {
     p.len() > dir.len() && p.starts_with(dir) && p.as_bytes()[dir.len()] == b'/'
 }
+
+/// Is `path`, or a folder above it, in `set`? A lookup per ancestor.
+pub fn at_or_below_any(set: &std::collections::BTreeSet<String>, path: &str) -> bool {
+    !set.is_empty() && (set.contains(path) || path.match_indices('/').any(|(i, _)| set.contains(&path[..i])))
+}

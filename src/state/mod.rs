@@ -602,7 +602,6 @@ impl State {
     /// Is `path` at or below a path recorded as excluded ([`State::excluded`])?
     /// Such records are left out of the state's prints.
     pub fn hides(&self, path: &str) -> bool {
-        !self.excluded.is_empty()
-            && (self.excluded.contains(path) || path.match_indices('/').any(|(i, _)| self.excluded.contains(&path[..i])))
+        crate::print::at_or_below_any(&self.excluded, path)
     }
 }

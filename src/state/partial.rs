@@ -31,7 +31,7 @@ pub(super) struct Partial {
 
 impl Partial {
     pub(super) fn masks(&self, p: &str) -> bool {
-        !self.masked.is_empty() && (self.masked.contains(p) || p.match_indices('/').any(|(i, _)| self.masked.contains(&p[..i])))
+        crate::print::at_or_below_any(&self.masked, p)
     }
 
     /// Notes the folders whose records `change` changes.
